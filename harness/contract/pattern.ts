@@ -1,7 +1,8 @@
 // The dmahil test pattern, host side. Must match guest-driver/common/dmahil_pattern.h byte for byte;
 // specs/contract/pattern.spec.ts checks both against pattern-vectors.json.
 
-export const FILL_BYTE = 0xa5;
+export const FILL_BYTE = 0xa5; // a destination before the device writes
+export const STALE_BYTE = 0x3c; // a client source before the CPU writes the pattern
 
 export function patternWord(seed: number, k: number): number {
   let x = (seed ^ Math.imul(k, 0x9e3779b1)) >>> 0;

@@ -1,0 +1,208 @@
+// Parse and check what dmactl printed. Nothing here reads memory: the checks make sure that when the
+// host later reads the pages a guest reported, it reads only guest RAM, and only what the scenario covers.
+import AjvModule from 'ajv';
+import schema from './result.schema.json' with { type: 'json' };
+import { GuestContractError } from '../errors.js';
+import { EDU_MAX_OP, PAGE_SIZE, type Scenario } from './scenario.js';
+
+// ajv is CommonJS; under NodeNext its class is the default export's `default`.
+const Ajv = AjvModule.default;
+const validateSchema = new Ajv({ allErrors: false, strict: false }).compile(schema);
+
+export type BufferRole = 'source' | 'destination';
+export type BufferKind = 'client' | 'staging' | 'readback' | 'common';
+
+export interface Segment {
+  offset: number;
+  length: number;
+  /** The address the device was programmed with. */
+  device: number;
+}
+
+export interface BufferReport {
+  role: BufferRole;
+  kind: BufferKind;
+  offset: number;
+  length: number;
+  bounced: boolean;
+  /** CPU physical address of each page. */
+  pages: number[];
+  segments: Segment[];
+}
+
+export interface DriverReport {
+  name: string;
+  version: string;
+  api: string;
+  dmaMaskBits?: number;
+  adapterVersion?: number;
+  dmaOpsSize?: number;
+  flushDmaBuffer?: boolean;
+  device?: string;
+}
+
+export interface CallReport {
+  name: string;
+  count: number;
+  status?: number;
+}
+
+export interface GuestError {
+  code: string;
+  message: string;
+}
+
+export interface RunResult {
+  ok: boolean;
+  os: 'linux' | 'windows';
+  driver: DriverReport;
+  scenario: Scenario;
+  handle?: number;
+  buffers: BufferReport[];
+  calls: CallReport[];
+  timings: { toDeviceUs?: number; fromDeviceUs?: number; totalUs?: number; eduOps?: number };
+  error: GuestError | null;
+}
+
+export interface InfoResult {
+  ok: boolean;
+  os: 'linux' | 'windows';
+  driver: DriverReport;
+  faults: string[];
+  methods: string[];
+  maxSize: number;
+  held: number;
+  error: GuestError | null;
+}
+
+/** Answers whether [gpa, gpa + length) lies wholly in guest RAM. */
+export type RamPredicate = (gpa: number, length: number) => boolean;
+
+function fail(what: string): never {
+  throw new GuestContractError(`guest result rejected: ${what}`, {
+    hint: 'the guest tool or driver reported something impossible; no guest memory was read for it',
+  });
+}
+
+function hexToNumber(field: string, hex: string): number {
+  const value = BigInt(hex);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) fail(`${field} ${hex} is beyond any physical address`);
+  return Number(value);
+}
+
+/** The last line of dmactl output that parses as a JSON object. */
+export function parseDmactlOutput(stdout: string): Record<string, unknown> {
+  const lines = stdout.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.startsWith('{'));
+  const last = lines.at(-1);
+  if (last === undefined) fail(`no JSON object in dmactl output ${JSON.stringify(stdout.slice(0, 200))}`);
+  try {
+    return JSON.parse(last) as Record<string, unknown>;
+  } catch (e) {
+    fail(`dmactl output is not valid JSON (${(e as Error).message}): ${last.slice(0, 200)}`);
+  }
+}
+
+function checkSchema(raw: unknown, command: string): void {
+  if (!validateSchema(raw)) {
+    const err = validateSchema.errors?.[0];
+    fail(`does not match the result schema: ${err?.instancePath || '/'} ${err?.message ?? ''}`.trim());
+  }
+  const cmd = (raw as { command: string }).command;
+  if (cmd !== command && cmd !== 'usage') fail(`answered command "${cmd}", expected "${command}"`);
+}
+
+function checkBuffer(b: BufferReport, expected: Scenario, inRam: RamPredicate, where: string): void {
+  if (b.length !== expected.size) fail(`${where} length ${b.length} is not the scenario size ${expected.size}`);
+  const pageCount = Math.ceil((b.offset + b.length) / PAGE_SIZE);
+  if (b.pages.length !== pageCount) {
+    fail(`${where} reports ${b.pages.length} pages; offset ${b.offset} + length ${b.length} needs ${pageCount}`);
+  }
+  b.pages.forEach((p, i) => {
+    if (p % PAGE_SIZE !== 0) fail(`${where} page ${i} at 0x${p.toString(16)} is not page aligned`);
+    if (!inRam(p, PAGE_SIZE)) fail(`${where} page ${i} at 0x${p.toString(16)} is outside guest RAM`);
+  });
+  let next = 0;
+  b.segments.forEach((s, i) => {
+    if (s.offset !== next) fail(`${where} segment ${i} starts at ${s.offset}, expected ${next} (gap or overlap)`);
+    if (s.length < 1 || s.length > EDU_MAX_OP) fail(`${where} segment ${i} length ${s.length} is outside 1..${EDU_MAX_OP}`);
+    next += s.length;
+  });
+  if (next !== b.length) fail(`${where} segments cover ${next} bytes of ${b.length}`);
+}
+
+function toBuffer(raw: Record<string, unknown>, i: number): BufferReport {
+  const r = raw as unknown as {
+    role: BufferRole; kind: BufferKind; offset: number; length: number; bounced: boolean;
+    pages: string[]; segments: Array<{ offset: number; length: number; device: string }>;
+  };
+  return {
+    role: r.role,
+    kind: r.kind,
+    offset: r.offset,
+    length: r.length,
+    bounced: r.bounced,
+    pages: r.pages.map((p, j) => hexToNumber(`buffer ${i} page ${j}`, p)),
+    segments: r.segments.map((s, j) => ({
+      offset: s.offset,
+      length: s.length,
+      device: hexToNumber(`buffer ${i} segment ${j} device address`, s.device),
+    })),
+  };
+}
+
+/**
+ * A checked run result. A result with ok=false is returned (the caller reports the guest's error),
+ * but every buffer it names is still checked, since the host may read it to explain the failure.
+ */
+export function parseRunResult(raw: unknown, expected: Scenario, inRam: RamPredicate): RunResult {
+  checkSchema(raw, 'run');
+  const r = raw as Record<string, unknown> & { scenario?: Scenario; buffers?: Record<string, unknown>[] };
+  if ((r as { command: string }).command === 'usage') {
+    const err = r.error as GuestError | null;
+    fail(`dmactl refused its arguments: ${err?.message ?? 'usage error'}`);
+  }
+  if (!r.driver) fail('no driver description');
+  if (r.scenario) {
+    for (const key of Object.keys(expected) as (keyof Scenario)[]) {
+      if (r.scenario[key] !== expected[key]) {
+        fail(`scenario ${key} came back as ${JSON.stringify(r.scenario[key])}, asked for ${JSON.stringify(expected[key])}`);
+      }
+    }
+  } else if (r.ok) {
+    fail('no scenario echo');
+  }
+  const buffers = (r.buffers ?? []).map(toBuffer);
+  buffers.forEach((b, i) => checkBuffer(b, expected, inRam, `buffer ${i} (${b.role})`));
+  const roles = buffers.map((b) => b.role);
+  if (new Set(roles).size !== roles.length) fail('two buffers with the same role');
+  if (r.ok && !(roles.includes('source') && roles.includes('destination'))) {
+    fail('ok without both a source and a destination buffer');
+  }
+  return {
+    ok: r.ok as boolean,
+    os: (r.os as 'linux' | 'windows') ?? fail('no os'),
+    driver: r.driver as DriverReport,
+    scenario: r.scenario ?? expected,
+    handle: r.handle as number | undefined,
+    buffers,
+    calls: (r.calls as CallReport[]) ?? [],
+    timings: (r.timings as RunResult['timings']) ?? {},
+    error: (r.error as GuestError | null) ?? null,
+  };
+}
+
+export function parseInfoResult(raw: unknown): InfoResult {
+  checkSchema(raw, 'info');
+  const r = raw as Record<string, unknown>;
+  if (r.ok && !r.driver) fail('info without a driver description');
+  return {
+    ok: r.ok as boolean,
+    os: (r.os as 'linux' | 'windows') ?? fail('no os'),
+    driver: r.driver as DriverReport,
+    faults: (r.faults as string[]) ?? [],
+    methods: (r.methods as string[]) ?? [],
+    maxSize: (r.maxSize as number) ?? 0,
+    held: (r.held as number) ?? 0,
+    error: (r.error as GuestError | null) ?? null,
+  };
+}

@@ -1,0 +1,37 @@
+import type { GuestError, RunResult } from '../contract/result.js';
+import type { Scenario } from '../contract/scenario.js';
+import type { Mismatch } from './compare.js';
+import type { Finding, FindingKind } from './explain.js';
+
+/**
+ * pass: the host read the right bytes and nothing went wrong on the way.
+ * fail: the host found wrong bytes or a DMA fault.
+ * error: the scenario could not be judged (the guest refused or broke).
+ * skip: the driver does not implement this scenario.
+ */
+export type Status = 'pass' | 'fail' | 'error' | 'skip';
+
+export interface Verdict {
+  name: string;
+  scenario: Scenario;
+  expectSeed: number;
+  status: Status;
+  /** One line: what happened. */
+  summary: string;
+  findings: Finding[];
+  mismatch: Mismatch | null;
+  result?: RunResult;
+  guestError?: GuestError;
+  durationMs: number;
+  /** For a negative control: the finding the harness must report. */
+  expectFinding?: FindingKind;
+}
+
+/** A negative control passes when it is caught for the right reason. */
+export function outcome(v: Verdict): 'ok' | 'not-ok' | 'skipped' {
+  if (v.status === 'skip') return 'skipped';
+  if (v.expectFinding) {
+    return v.status === 'fail' && v.findings.some((f) => f.kind === v.expectFinding) ? 'ok' : 'not-ok';
+  }
+  return v.status === 'pass' ? 'ok' : 'not-ok';
+}

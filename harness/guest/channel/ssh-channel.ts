@@ -1,0 +1,235 @@
+// One SSH connection to a guest, reused for every command and upload: exec with a time limit and exit
+// status, a held exec (the guest keeps a resource until the host says so), and SFTP upload.
+import { setTimeout as sleep } from 'node:timers/promises';
+import ssh2 from 'ssh2';
+import type { ClientChannel, SFTPWrapper } from 'ssh2';
+import { probeBanner } from './banner-probe.js';
+import { GuestCommandTimeoutError, GuestConnectionError, GuestNotReadyError } from './errors.js';
+
+const { Client } = ssh2;
+
+export interface SshTarget {
+  host: string;
+  port: number;
+  username: string;
+  /** OpenSSH-format private key. */
+  privateKey: string;
+  /** "ssh-ed25519 AAAA…": when given, the guest must present exactly this host key. */
+  hostPublicKey?: string;
+}
+
+export interface ReadyOptions {
+  timeoutMs: number;
+  /** False once the machine behind the port is gone: stop waiting at once. */
+  isAlive?: () => boolean;
+  /** Named in the error when the guest never becomes ready. */
+  logFile?: string;
+}
+
+export interface ExecOptions {
+  timeoutMs: number;
+  stdin?: string;
+}
+
+export interface ExecResult {
+  command: string;
+  stdout: string;
+  stderr: string;
+  code: number | null;
+  signal?: string;
+}
+
+/** A command that printed its first line and now waits for the host to release it. */
+export interface HeldExec {
+  firstLine: string;
+  /** Send a line on stdin, close it, and wait for the command to end. */
+  release(timeoutMs: number): Promise<ExecResult>;
+}
+
+function hostKeyMatches(expected: string | undefined): ((key: Buffer) => boolean) | undefined {
+  if (!expected) return undefined;
+  const blob = expected.trim().split(/\s+/)[1];
+  return (key: Buffer) => key.toString('base64') === blob;
+}
+
+export class SshChannel {
+  private closed = false;
+  private lastError?: Error;
+
+  private constructor(
+    private readonly client: InstanceType<typeof Client>,
+    readonly target: SshTarget,
+  ) {
+    client.on('error', (e: Error) => (this.lastError = e));
+    client.on('close', () => (this.closed = true));
+  }
+
+  /** Wait for the SSH banner, then log in and run `true`: only then is the guest ready. */
+  static async waitReady(target: SshTarget, opts: ReadyOptions): Promise<SshChannel> {
+    const deadline = Date.now() + opts.timeoutMs;
+    const where = `${target.host}:${target.port}`;
+    const notReady = (why: string): GuestNotReadyError =>
+      new GuestNotReadyError(`guest SSH at ${where} not ready after ${Math.round(opts.timeoutMs / 1000)} s: ${why}`, {
+        hint: 'the guest did not finish booting; read its serial console',
+        logFile: opts.logFile,
+      });
+    let lastWhy = 'no SSH banner';
+    while (Date.now() < deadline) {
+      if (opts.isAlive && !opts.isAlive()) {
+        throw new GuestNotReadyError(`the machine exited while waiting for SSH at ${where}`, {
+          hint: 'QEMU or the guest stopped during boot; read the logs',
+          logFile: opts.logFile,
+        });
+      }
+      if (await probeBanner(target.host, target.port, 1000)) {
+        try {
+          const channel = await SshChannel.connect(target, Math.max(1000, Math.min(15000, deadline - Date.now())));
+          const r = await channel.exec('true', { timeoutMs: Math.max(1000, deadline - Date.now()) });
+          if (r.code === 0) return channel;
+          channel.close();
+          lastWhy = `"true" exited with ${r.code}`;
+        } catch (e) {
+          lastWhy = (e as Error).message;
+        }
+      }
+      await sleep(100);
+    }
+    throw notReady(lastWhy);
+  }
+
+  static connect(target: SshTarget, readyTimeoutMs: number): Promise<SshChannel> {
+    return new Promise((resolve, reject) => {
+      const client = new Client();
+      const onError = (e: Error): void => {
+        client.end();
+        reject(new GuestConnectionError(`SSH login to ${target.username}@${target.host}:${target.port} failed: ${e.message}`, { cause: e }));
+      };
+      client.once('error', onError);
+      client.once('ready', () => {
+        client.off('error', onError);
+        resolve(new SshChannel(client, target));
+      });
+      client.connect({
+        host: target.host,
+        port: target.port,
+        username: target.username,
+        privateKey: target.privateKey,
+        readyTimeout: readyTimeoutMs,
+        keepaliveInterval: 5000,
+        keepaliveCountMax: 3,
+        hostVerifier: hostKeyMatches(target.hostPublicKey),
+      });
+    });
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  private start(command: string): Promise<ClientChannel> {
+    if (this.closed) {
+      return Promise.reject(new GuestConnectionError(`SSH connection to the guest is closed${this.lastError ? `: ${this.lastError.message}` : ''}`));
+    }
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err, stream) => {
+        if (err) reject(new GuestConnectionError(`could not start "${command}" in the guest: ${err.message}`, { cause: err }));
+        else resolve(stream);
+      });
+    });
+  }
+
+  /** Run a command to its end; a time limit closes the channel and throws. */
+  async exec(command: string, opts: ExecOptions): Promise<ExecResult> {
+    const stream = await this.start(command);
+    if (opts.stdin !== undefined) stream.end(opts.stdin);
+    return this.collect(command, stream, opts.timeoutMs);
+  }
+
+  /** Run a command until it prints its first line, and leave it running until released. */
+  async execHeld(command: string, timeoutMs: number): Promise<HeldExec> {
+    const stream = await this.start(command);
+    const outcome = this.collect(command, stream, timeoutMs);
+    outcome.catch(() => undefined);
+    const firstLine = await new Promise<string>((resolve, reject) => {
+      let seen = '';
+      const onData = (d: Buffer): void => {
+        seen += d.toString('utf8');
+        const nl = seen.indexOf('\n');
+        if (nl >= 0) {
+          stream.stdout.off('data', onData);
+          resolve(seen.slice(0, nl));
+        }
+      };
+      stream.stdout.on('data', onData);
+      outcome.then(
+        (r) => resolve(r.stdout.split('\n')[0] ?? ''),
+        (e) => reject(e),
+      );
+    });
+    return {
+      firstLine,
+      release: async (releaseTimeoutMs: number) => {
+        stream.end('release\n');
+        const deadline = sleep(releaseTimeoutMs).then(() => {
+          stream.close();
+          throw new GuestCommandTimeoutError(`"${command}" did not end within ${releaseTimeoutMs} ms of its release`);
+        });
+        return Promise.race([outcome, deadline]);
+      },
+    };
+  }
+
+  private collect(command: string, stream: ClientChannel, timeoutMs: number): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let code: number | null = null;
+      let signal: string | undefined;
+      const timer = setTimeout(() => {
+        stream.close();
+        reject(new GuestCommandTimeoutError(`guest command "${command}" ran past ${timeoutMs} ms`, {
+          hint: 'the guest or its driver hangs; read the serial console',
+        }));
+      }, timeoutMs);
+      stream.on('data', (d: Buffer) => out.push(d));
+      stream.stderr.on('data', (d: Buffer) => err.push(d));
+      stream.on('exit', (c: number | null, s?: string) => {
+        code = c;
+        signal = s;
+      });
+      stream.on('close', () => {
+        clearTimeout(timer);
+        if (code === null && signal === undefined && this.closed) {
+          reject(new GuestConnectionError(`SSH connection dropped while "${command}" ran`, { cause: this.lastError }));
+          return;
+        }
+        resolve({ command, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), code, signal });
+      });
+    });
+  }
+
+  private sftp(): Promise<SFTPWrapper> {
+    return new Promise((resolve, reject) => {
+      this.client.sftp((err, sftp) => (err ? reject(new GuestConnectionError(`SFTP unavailable in the guest: ${err.message}`, { cause: err })) : resolve(sftp)));
+    });
+  }
+
+  /** Copy a host file into the guest. */
+  async upload(localPath: string, remotePath: string, mode = 0o644): Promise<void> {
+    const sftp = await this.sftp();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        sftp.fastPut(localPath, remotePath, { mode }, (err) =>
+          err ? reject(new GuestConnectionError(`upload of ${localPath} to ${remotePath} failed: ${err.message}`, { cause: err })) : resolve(),
+        );
+      });
+    } finally {
+      sftp.end();
+    }
+  }
+
+  close(): void {
+    if (!this.closed) this.client.end();
+    this.closed = true;
+  }
+}

@@ -1,0 +1,42 @@
+// What every guest profile gives the DMA layer, whatever the OS: a booted machine with the test
+// driver loaded, its memory, and dmactl. The DMA layer never asks which OS it talks to.
+import type { InfoResult, RunResult } from '../contract/result.js';
+import type { Scenario } from '../contract/scenario.js';
+
+/** Guest RAM as the host reads it; every read is bounds-checked by the implementation. */
+export interface SessionMemory {
+  read(gpa: number, length: number): Promise<Buffer>;
+  contains(gpa: number, length: number): boolean;
+  readonly kind: string;
+}
+
+/** A QEMU device-model message seen on its stdout/stderr. */
+export interface DeviceModelEvent {
+  atMs: number;
+  kind: string;
+  line: string;
+  from?: number;
+  to?: number;
+}
+
+/** A scenario the driver ran and whose buffers it still holds. */
+export interface HeldRun {
+  result: RunResult;
+  raw: string;
+  /** Let the guest free the buffers. */
+  release(): Promise<void>;
+}
+
+export interface GuestSession {
+  readonly profile: string;
+  readonly memory: SessionMemory;
+  /** Where this session's logs go. */
+  readonly artifactsDir: string;
+  info(): Promise<InfoResult>;
+  run(scenario: Scenario): Promise<HeldRun>;
+  /** Device-model messages since a time (Date.now() based). */
+  deviceModelEvents(sinceMs: number): DeviceModelEvent[];
+  /** Copy the guest's driver log and similar into the artifacts. */
+  collectLogs(): Promise<void>;
+  close(): Promise<void>;
+}
