@@ -21,6 +21,7 @@
 #define DMAHIL_EDU_BUF_ADDR   0x40000u        /* the edu's internal DMA buffer */
 #define DMAHIL_EDU_DMA_BITS   28u             /* the edu's default DMA mask */
 #define DMAHIL_FILL_BYTE      0xA5u           /* what a destination holds before the device writes */
+#define DMAHIL_STALE_BYTE     0x3Cu           /* what a client source holds before the CPU writes the pattern */
 #define DMAHIL_MAX_CALLS      12u
 
 enum dmahil_direction {
