@@ -6,7 +6,7 @@ NODE_MODULES_STAMP := node_modules/.package-lock.json
 MOCHA := node_modules/.bin/mocha
 TSC := node_modules/.bin/tsc
 
-.PHONY: run test deps build driver driver-linux bench clean help
+.PHONY: run test deps-run deps-test build driver driver-linux bench clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -15,9 +15,12 @@ help:
 	@echo "make driver  build the Windows driver package (build/windows/{x64,x86})"
 	@echo "make bench   run the benchmarks (writes reports/bench.json)"
 
-# Debian packages (when root or with sudo) and npm packages.
-deps:
-	@scripts/install-deps.sh
+# Debian packages (when root or with sudo); npm packages come with the node_modules rule below.
+deps-run:
+	@scripts/install-deps.sh run
+
+deps-test:
+	@scripts/install-deps.sh test
 
 $(NODE_MODULES_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -26,14 +29,14 @@ $(NODE_MODULES_STAMP): package.json package-lock.json
 build: $(NODE_MODULES_STAMP)
 	$(TSC) -p tsconfig.json
 
-run: deps build
+run: deps-run build
 	node dist/harness/cli/main.js run $(ARGS)
 
-test: deps build driver-linux driver
+test: deps-test build driver-linux driver
 	@mkdir -p reports
 	$(MOCHA) $(MOCHA_ARGS)
 
-bench: deps build driver-linux
+bench: deps-run build driver-linux
 	node dist/bench/run.js
 
 include guest-driver/linux/linux.mk

@@ -1,0 +1,98 @@
+// Command-line parsing with node:util parseArgs (strict: unknown options are errors).
+import { parseArgs } from 'node:util';
+import { UsageError } from '../errors.js';
+
+export const USAGE = `Usage: dmahil <command> [options]
+
+Commands:
+  run                 boot the guest, run the DMA scenarios, verify every byte from the host, print the verdict
+  help                show this text
+
+Options for run:
+  --image <name>      guest to test: "linux" (default), the reference guest built from Debian packages
+  --all               run the full scenario catalog (default: the quick set)
+  --grep <regex>      only scenarios whose name matches
+  --json              print the results as JSON on stdout (progress stays on stderr)
+  --accel <mode>      auto (default: KVM when /dev/kvm is usable, else TCG), kvm or tcg
+  --artifacts <dir>   where logs and results go (default: reports/runs/<time>)
+  --boot-timeout <s>  seconds to wait for the guest's SSH login (default: 120)
+  --version           print the version
+  -h, --help          show this text
+
+Exit status: 0 when every scenario verified (and every negative control was caught),
+1 when any did not, 2 on bad input or a missing tool.`;
+
+export interface RunOptions {
+  command: 'run';
+  image: 'linux';
+  all: boolean;
+  grep?: RegExp;
+  json: boolean;
+  accel: 'auto' | 'kvm' | 'tcg';
+  artifacts?: string;
+  bootTimeoutMs: number;
+}
+
+export type Command = RunOptions | { command: 'help' } | { command: 'version' };
+
+export function parseCommandLine(argv: string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        image: { type: 'string' },
+        all: { type: 'boolean', default: false },
+        grep: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        accel: { type: 'string', default: 'auto' },
+        artifacts: { type: 'string' },
+        'boot-timeout': { type: 'string', default: '120' },
+        version: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify.*$/, ''), { hint: 'run "dmahil --help" for the options' });
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { command: 'help' };
+  if (values.version) return { command: 'version' };
+  const command = positionals[0] ?? 'run';
+  if (command === 'help') return { command: 'help' };
+  if (command !== 'run') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, help' });
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, { hint: 'run "dmahil --help" for the options' });
+
+  const image = values.image ?? 'linux';
+  if (image !== 'linux') {
+    throw new UsageError(`unknown image "${image}"`, { hint: 'the only guest so far is "linux", the reference guest; Windows images are not supported yet' });
+  }
+  const accel = values.accel;
+  if (accel !== 'auto' && accel !== 'kvm' && accel !== 'tcg') {
+    throw new UsageError(`--accel "${accel}" is not one of auto, kvm, tcg`);
+  }
+  const bootTimeout = Number(values['boot-timeout']);
+  if (!Number.isFinite(bootTimeout) || bootTimeout <= 0) {
+    throw new UsageError(`--boot-timeout "${values['boot-timeout']}" is not a positive number of seconds`);
+  }
+  let grep: RegExp | undefined;
+  if (values.grep !== undefined) {
+    try {
+      grep = new RegExp(values.grep, 'i');
+    } catch (e) {
+      throw new UsageError(`--grep "${values.grep}" is not a valid regular expression: ${(e as Error).message}`);
+    }
+  }
+  return {
+    command: 'run',
+    image,
+    all: values.all ?? false,
+    grep,
+    json: values.json ?? false,
+    accel,
+    artifacts: values.artifacts,
+    bootTimeoutMs: bootTimeout * 1000,
+  };
+}

@@ -1,0 +1,69 @@
+// The DMA scenarios dmahil runs, for every guest. Each guest variant is booted once and runs its list.
+// A negative control names the finding the harness must report; it passes only when caught for that reason.
+import { makeScenario, type Scenario } from '../contract/scenario.js';
+import type { ScenarioCase } from './run-scenario.js';
+
+export interface GuestVariant {
+  /** Short id used in names and artifact folders. */
+  id: 'direct' | 'bounce';
+  /**
+   * bounce: every DMA goes through a bounce buffer (Linux swiotlb=force; Windows a DMA address width
+   * below the guest's RAM, so map registers) — the only way a missing sync or flush shows on x86.
+   */
+  forceBounce: boolean;
+  description: string;
+}
+
+export const VARIANTS: Record<GuestVariant['id'], GuestVariant> = {
+  direct: { id: 'direct', forceBounce: false, description: 'device addresses are the CPU pages' },
+  bounce: { id: 'bounce', forceBounce: true, description: 'every mapping bounced (swiotlb=force / map registers)' },
+};
+
+export interface CatalogEntry extends ScenarioCase {
+  variant: GuestVariant['id'];
+  /** Part of the quick default set that `dmahil run` uses. */
+  quick: boolean;
+}
+
+function entry(variant: GuestVariant['id'], quick: boolean, name: string, s: Partial<Scenario>, extra: Partial<ScenarioCase> = {}): CatalogEntry {
+  return { variant, quick, name, scenario: makeScenario(s), ...extra };
+}
+
+const KiB = 1024;
+
+export const CATALOG: CatalogEntry[] = [
+  // Round trips of every size that matters to the edu's 4095-byte operations.
+  entry('direct', true, 'round-trip 1 B', { size: 1, seed: 11 }),
+  entry('direct', false, 'round-trip 512 B', { size: 512, seed: 12 }),
+  entry('direct', true, 'round-trip 4095 B', { size: 4095, seed: 13 }),
+  entry('direct', true, 'round-trip 4096 B', { size: 4096, seed: 14 }),
+  entry('direct', false, 'round-trip 64 KiB', { size: 64 * KiB, seed: 15 }),
+  entry('direct', false, 'round-trip 1 MiB', { size: 1024 * KiB, seed: 16 }),
+  // Unaligned data.
+  entry('direct', true, 'round-trip 4095 B at offset 1', { size: 4095, offset: 1, seed: 17 }),
+  entry('direct', false, 'round-trip 8 KiB at offset 4095', { size: 8 * KiB, offset: 4095, seed: 18 }),
+  // Each direction and method.
+  entry('direct', true, 'to-device 4096 B', { direction: 'to-device', size: 4096, seed: 21 }),
+  entry('direct', true, 'from-device 4096 B at offset 100', { direction: 'from-device', size: 4096, offset: 100, seed: 22 }),
+  entry('direct', false, 'scatter-gather round-trip 12 KiB', { method: 'scatter-gather', size: 12 * KiB, offset: 7, seed: 23 }),
+  entry('direct', false, 'common-buffer round-trip 8 KiB', { method: 'common-buffer', size: 8 * KiB, seed: 24 }),
+  // Negative controls the host catches on its own.
+  entry('direct', true, 'control: wrong seed', { size: 4096, seed: 31 }, { expectSeed: 32, expectFinding: 'wrong-seed' }),
+  entry('direct', true, 'control: address beyond the 28-bit mask', { size: 4096, seed: 33, fault: 'addr-beyond-mask' }, { expectFinding: 'device-model-clamp' }),
+
+  // Bounce buffers: correct drivers still pass ...
+  entry('bounce', true, 'bounced round-trip 4096 B', { size: 4096, seed: 41 }),
+  entry('bounce', false, 'bounced round-trip 64 KiB, minimal sync', { size: 64 * KiB, sync: 'minimal', seed: 42 }),
+  entry('bounce', false, 'bounced from-device 5000 B at offset 3', { direction: 'from-device', size: 5000, offset: 3, seed: 43 }),
+  entry('bounce', false, 'bounced to-device 4096 B', { direction: 'to-device', size: 4096, seed: 44 }),
+  entry('bounce', false, 'bounced scatter-gather 12 KiB', { method: 'scatter-gather', size: 12 * KiB, offset: 5, seed: 45 }),
+  // ... and the coherency bugs they hide without bouncing become visible.
+  entry('bounce', true, 'control: skipped sync after the device wrote', { direction: 'from-device', size: 4095, seed: 51, fault: 'skip-sync' }, { expectFinding: 'stale-client-buffer' }),
+  entry('bounce', false, 'control: skipped sync before the device read', { direction: 'to-device', size: 4096, seed: 52, fault: 'skip-sync' }, { expectFinding: 'stale-source-bounce' }),
+  entry('bounce', false, 'control: destination mapped in the wrong direction', { size: 4096, seed: 53, fault: 'wrong-direction' }, { expectFinding: 'stale-client-buffer' }),
+  entry('bounce', false, 'control: CPU read before completion', { direction: 'from-device', size: 4096, seed: 54, fault: 'read-before-completion' }, { expectFinding: 'stale-client-buffer' }),
+];
+
+export function selectCatalog(opts: { all: boolean; grep?: RegExp }): CatalogEntry[] {
+  return CATALOG.filter((e) => (opts.all || e.quick) && (!opts.grep || opts.grep.test(e.name)));
+}

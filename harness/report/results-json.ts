@@ -1,0 +1,33 @@
+// The machine-readable result of a run (--json, and results.json in the artifacts).
+import { outcome } from '../dma/verdict.js';
+import type { SuiteVerdict } from '../dma/run-suite.js';
+import { tally } from './verdict-table.js';
+
+export function resultsJson(verdicts: SuiteVerdict[], meta: { version: string; artifacts: string }) {
+  const t = tally(verdicts);
+  return {
+    tool: 'dmahil',
+    version: meta.version,
+    artifacts: meta.artifacts,
+    ok: t.notOk === 0 && t.ok > 0,
+    counts: t,
+    scenarios: verdicts.map((v) => ({
+      name: v.name,
+      guest: v.variant,
+      scenario: v.scenario,
+      expectSeed: v.expectSeed,
+      expectFinding: v.expectFinding ?? null,
+      status: v.status,
+      outcome: outcome(v),
+      summary: v.summary,
+      findings: v.findings,
+      mismatch: v.mismatch,
+      guestError: v.guestError ?? null,
+      durationMs: v.durationMs,
+      driver: v.result?.driver ?? null,
+      buffers: v.result?.buffers.map((b) => ({ ...b, pages: b.pages.map((p) => `0x${p.toString(16)}`), segments: b.segments.map((s) => ({ ...s, device: `0x${s.device.toString(16)}` })) })) ?? null,
+      calls: v.result?.calls ?? null,
+      timings: v.result?.timings ?? null,
+    })),
+  };
+}

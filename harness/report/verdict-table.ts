@@ -1,0 +1,48 @@
+// The verdict as a person reads it in a terminal.
+import { outcome, type Verdict } from '../dma/verdict.js';
+
+export interface TableRow extends Verdict {
+  variant: string;
+}
+
+const MARK = { ok: 'ok', 'not-ok': 'FAILED', skipped: 'skipped' } as const;
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+export function verdictTable(rows: TableRow[]): string {
+  const header = ['guest', 'scenario', 'expected', 'verdict', 'time', ''];
+  const body = rows.map((r) => [
+    r.variant,
+    r.name,
+    r.expectFinding ? `caught: ${r.expectFinding}` : 'pass',
+    r.status,
+    seconds(r.durationMs),
+    MARK[outcome(r)],
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i]!)).join('  ').trimEnd();
+  const out = [line(header), line(widths.map((w) => '-'.repeat(w)))];
+  for (let i = 0; i < rows.length; i++) {
+    out.push(line(body[i]!));
+    const r = rows[i]!;
+    if (outcome(r) !== 'ok' || r.expectFinding) out.push(`    ${r.summary}`);
+  }
+  return out.join('\n');
+}
+
+export function tally(rows: Verdict[]): { ok: number; notOk: number; skipped: number } {
+  const t = { ok: 0, notOk: 0, skipped: 0 };
+  for (const r of rows) {
+    const o = outcome(r);
+    if (o === 'ok') t.ok++;
+    else if (o === 'skipped') t.skipped++;
+    else t.notOk++;
+  }
+  return t;
+}
