@@ -1,0 +1,76 @@
+// The explanation rules on synthetic evidence; the same rules run on real guest memory in
+// specs/e2e (negative controls), so these fakes only pin down the wording and the order of the rules.
+import { expect } from 'chai';
+import { FILL_BYTE, pattern, STALE_BYTE } from '../../harness/contract/pattern.js';
+import type { BufferReport, RunResult } from '../../harness/contract/result.js';
+import { makeScenario } from '../../harness/contract/scenario.js';
+import { compareBytes, describeMismatch } from '../../harness/dma/compare.js';
+import { explain, type Evidence } from '../../harness/dma/explain.js';
+
+const size = 4096;
+const buf = (role: 'source' | 'destination', cpu: number, device: number): BufferReport => ({
+  role, kind: 'client', offset: 0, length: size, bounced: cpu !== device, pages: [cpu],
+  segments: [{ offset: 0, length: 4095, device }, { offset: 4095, length: 1, device: device + 4095 }],
+});
+
+function evidence(over: Partial<Evidence> & { destinationCpu: Buffer }, seed = 5): Evidence {
+  const destination = over.destination ?? buf('destination', 0x200000, 0x200000);
+  const result: RunResult = {
+    ok: true, os: 'linux', driver: { name: 'edudma', version: '0', api: 'linux-dma-api', dmaMaskBits: 28 },
+    scenario: makeScenario({ size, seed }), buffers: [over.source ?? buf('source', 0x100000, 0x100000), destination],
+    calls: [{ name: 'dma_map_single', count: 2 }], timings: {}, error: null,
+  };
+  return {
+    result, expectSeed: seed, destination, mismatch: compareBytes(pattern(seed, size), over.destinationCpu),
+    destinationDevice: null, sourceCpu: null, sourceDevice: null, clamps: [], dmaMaskBits: 28, ...over,
+  };
+}
+
+describe('dma: explaining a mismatch', () => {
+  it('finds nothing when the bytes are right', () => {
+    expect(explain(evidence({ destinationCpu: pattern(5, size) }))).to.deep.equal([]);
+  });
+
+  it('names stale data in the client buffer when only the bounce buffer holds the pattern', () => {
+    const destination = buf('destination', 0x200000, 0xb200000);
+    const [f] = explain(evidence({ destination, destinationCpu: Buffer.alloc(size, FILL_BYTE), destinationDevice: pattern(5, size) }));
+    expect(f!.kind).to.equal('stale-client-buffer');
+    expect(f!.message).to.match(/bounce buffer at 0xb200000/).and.match(/client buffer at 0x200000/).and.match(/dma_sync_single_for_cpu/);
+  });
+
+  it('names the wrong seed when the data is the pattern of the seed the guest used', () => {
+    const e = evidence({ destinationCpu: pattern(5, size) }, 5);
+    const [f] = explain({ ...e, expectSeed: 6, mismatch: compareBytes(pattern(6, size), e.destinationCpu) });
+    expect(f!.kind).to.equal('wrong-seed');
+    expect(f!.message).to.contain('seed 5').and.contain('seed 6');
+  });
+
+  it('names a destination the device never wrote', () => {
+    expect(explain(evidence({ destinationCpu: Buffer.alloc(size, FILL_BYTE) }))[0]!.kind).to.equal('never-written');
+  });
+
+  it('names a stale source bounce buffer', () => {
+    const source = buf('source', 0x100000, 0xb100000);
+    const [f] = explain(evidence({ source, destinationCpu: Buffer.alloc(size, STALE_BYTE), sourceCpu: pattern(5, size), sourceDevice: Buffer.alloc(size, STALE_BYTE) }));
+    expect(f!.kind).to.equal('stale-source-bounce');
+    expect(f!.message).to.contain('dma_sync_single_for_device');
+  });
+
+  it('reports an address beyond the DMA mask and QEMU clamping even when the data is right', () => {
+    const destination = buf('destination', 0x200000, 0x10200000);
+    const kinds = explain(evidence({ destination, destinationCpu: pattern(5, size), clamps: [{ from: 0x10200000, to: 0x200000, line: 'EDU: clamping DMA 0x0000000010200000 to 0x0000000000200000!' }] })).map((f) => f.kind);
+    expect(kinds).to.include('beyond-dma-mask').and.include('device-model-clamp');
+  });
+
+  it('says where bytes differ', () => {
+    const actual = pattern(5, size);
+    actual[10] ^= 1;
+    actual.fill(0, 100, 200);
+    const m = compareBytes(pattern(5, size), actual)!;
+    expect(m.firstOffset).to.equal(10);
+    expect(m.ranges[0]).to.deep.equal({ start: 10, end: 11 });
+    expect(m.differing).to.be.within(100, 101);
+    expect(describeMismatch(m)).to.match(/of 4096 bytes differ, first at offset 10/);
+    expect(m.excerpt.expected).to.not.equal(m.excerpt.actual);
+  });
+});
