@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+/*
+ * How dmactl talks to the Linux edudma driver: ioctls on /dev/edudma.
+ * The structs they carry are the OS-independent ABI in dmahil_abi.h.
+ *
+ *   EDUDMA_IOC_INFO     fills struct dmahil_info.
+ *   EDUDMA_IOC_RUN      arg: struct edudma_run_args. The result (~25 KB) is too
+ *                       big for the ioctl size field, so it travels by pointer.
+ *                       Returns 0 whenever the driver looked at the scenario;
+ *                       the outcome is in dmahil_result.status. A negative
+ *                       errno means the request itself was unusable (EFAULT,
+ *                       EINVAL for a short result_size, ENODEV, EINTR).
+ *   EDUDMA_IOC_RELEASE  arg: pointer to the uint32_t handle of a held scenario.
+ *                       Frees its buffers (unmapping first where a fault
+ *                       deferred the unmap). ENOENT if no such handle is held.
+ *
+ * A run's buffers are held, allocated and untouched, until RELEASE or until
+ * the file that ran it is closed. Handles are global, so any open file may
+ * release any handle.
+ */
+#ifndef EDUDMA_IOCTL_H
+#define EDUDMA_IOCTL_H
+
+#if defined(__KERNEL__)
+#include <linux/ioctl.h>
+#else
+#include <sys/ioctl.h>
+#endif
+#include "dmahil_abi.h"
+
+#define EDUDMA_DEVICE_PATH "/dev/edudma"
+#define EDUDMA_DRIVER_VERSION "0.1.0"
+#define EDUDMA_API "linux-dma-api"
+#define EDUDMA_MAX_HELD 8u                  /* held scenarios, E_BUSY beyond */
+#define EDUDMA_DEFAULT_TIMEOUT_MS 5000u     /* per edu operation when timeout_ms = 0 */
+#define EDUDMA_MAX_TIMEOUT_MS 600000u       /* larger timeout_ms is E_INVALID */
+
+struct edudma_run_args {
+	uint64_t scenario;    /* user pointer to struct dmahil_scenario (in) */
+	uint64_t result;      /* user pointer to struct dmahil_result (out) */
+	uint32_t result_size; /* sizeof(struct dmahil_result) as the caller knows it */
+	uint32_t reserved;    /* 0 */
+};
+DMAHIL_STATIC_ASSERT(sizeof(struct edudma_run_args) == 24, "edudma_run_args layout");
+
+#define EDUDMA_IOC_MAGIC 0xED
+#define EDUDMA_IOC_INFO _IOR(EDUDMA_IOC_MAGIC, 1, struct dmahil_info)
+#define EDUDMA_IOC_RUN _IOW(EDUDMA_IOC_MAGIC, 2, struct edudma_run_args)
+#define EDUDMA_IOC_RELEASE _IOW(EDUDMA_IOC_MAGIC, 3, uint32_t)
+
+#endif /* EDUDMA_IOCTL_H */

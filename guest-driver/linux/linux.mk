@@ -1,0 +1,47 @@
+# guest-driver/linux/linux.mk: the Linux guest side, built on the host.
+#   driver-linux   build/linux/edudma.ko (against /lib/modules/$(KVER)/build) and build/linux/dmactl (static)
+# Included by the top-level Makefile (DMAHIL_ROOT = the repo root) and by guest-driver/linux/Makefile.
+# KVER defaults to the newest kernel in /lib/modules that has a build directory (its headers).
+
+DMAHIL_ROOT ?= $(CURDIR)
+LINUX_SRC := $(DMAHIL_ROOT)/guest-driver/linux
+LINUX_COMMON := $(DMAHIL_ROOT)/guest-driver/common
+LINUX_OUT := $(DMAHIL_ROOT)/build/linux
+
+ifeq ($(origin KVER),undefined)
+KVER := $(shell for d in /lib/modules/*/build; do [ -e "$$d/Makefile" ] && basename "$${d%/build}"; done | sort -V | tail -n 1)
+endif
+KDIR ?= /lib/modules/$(KVER)/build
+
+EDUDMA_OBJDIR := $(LINUX_OUT)/kmod-$(KVER)
+EDUDMA_DEPS := $(LINUX_SRC)/edudma.c $(LINUX_SRC)/edudma_ioctl.h $(LINUX_SRC)/Kbuild \
+	$(LINUX_COMMON)/dmahil_abi.h $(LINUX_COMMON)/dmahil_types.h $(LINUX_COMMON)/dmahil_pattern.h
+
+DMACTL_SRCS := $(LINUX_COMMON)/dmactl/dmactl.c $(LINUX_COMMON)/dmactl/backend_linux.c
+DMACTL_DEPS := $(DMACTL_SRCS) $(LINUX_COMMON)/dmactl/backend.h $(LINUX_SRC)/edudma_ioctl.h \
+	$(LINUX_COMMON)/dmahil_abi.h $(LINUX_COMMON)/dmahil_types.h $(LINUX_COMMON)/dmahil_pattern.h
+DMACTL_CFLAGS ?= -std=c11 -O2 -Wall -Wextra -Werror
+
+.PHONY: driver-linux edudma-ko dmactl-linux clean-linux edudma-always
+driver-linux: edudma-ko dmactl-linux
+edudma-ko: $(LINUX_OUT)/edudma.ko
+dmactl-linux: $(LINUX_OUT)/dmactl
+
+$(EDUDMA_OBJDIR)/edudma.ko: $(EDUDMA_DEPS)
+	@if [ -z "$(KVER)" ] || [ ! -e "$(KDIR)/Makefile" ]; then \
+	  echo "edudma: no kernel headers for '$(or $(KVER),any kernel)' at $(KDIR); install them: apt-get install linux-headers-$(or $(KVER),amd64)" >&2; \
+	  exit 1; fi
+	@mkdir -p $(@D)
+	cp -p $(LINUX_SRC)/Kbuild $(LINUX_SRC)/edudma.c $(@D)/
+	$(MAKE) -C $(KDIR) M=$(abspath $(@D)) EDUDMA_INC="$(LINUX_SRC) $(LINUX_COMMON)" modules
+
+# Copied every time KVER may have changed; cmp keeps the timestamp when nothing did.
+$(LINUX_OUT)/edudma.ko: $(EDUDMA_OBJDIR)/edudma.ko edudma-always
+	@cmp -s $< $@ || cp $< $@
+
+$(LINUX_OUT)/dmactl: $(DMACTL_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(DMACTL_CFLAGS) -I$(LINUX_COMMON) -I$(LINUX_SRC) -static -o $@ $(DMACTL_SRCS)
+
+clean-linux:
+	rm -rf $(LINUX_OUT)
