@@ -1,0 +1,83 @@
+// What QEMU's device models print about guest/device misbehaviour, parsed from its stdout/stderr.
+// QEMU 7.2 edu: the clamp line goes to stdout (printf, line-buffered by QEMU), the range error to
+// stderr via hw_error() followed by abort() (guest notes §8). `-d guest_errors` adds "Invalid read/write".
+
+export type OutputStream = 'stdout' | 'stderr';
+
+interface MessageBase {
+  /** Date.now() when the harness read the line (QEMU prints it within ms of the event). */
+  at: number;
+  stream: OutputStream;
+  line: string;
+}
+
+export type DeviceModelMessage =
+  | (MessageBase & { kind: 'edu-clamp'; from: bigint; to: bigint })
+  | (MessageBase & {
+      kind: 'hardware-error';
+      detail: string;
+      /** Set when it is edu's "DMA range ... out of bounds (...)". */
+      eduRange?: { first: bigint; last: bigint; validFirst: bigint; validLast: bigint };
+    })
+  | (MessageBase & { kind: 'invalid-access'; access: 'read' | 'write'; addr: bigint; size: number; region: string; reason: string })
+  | (MessageBase & { kind: 'terminating-on-signal'; signal: number; fromPid?: number })
+  | (MessageBase & { kind: 'qemu-warning'; detail: string })
+  | (MessageBase & { kind: 'qemu-error'; detail: string });
+
+export type DeviceModelMessageKind = DeviceModelMessage['kind'];
+
+const EDU_CLAMP = /^EDU: clamping DMA (0x[0-9a-fA-F]+) to (0x[0-9a-fA-F]+)!/;
+const HW_ERROR = /^qemu: hardware error: (.*)$/;
+const EDU_RANGE = /EDU: DMA range (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+) out of bounds \((0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\)/;
+const INVALID_ACCESS = /^Invalid (read|write) at addr (0x[0-9a-fA-F]+), size (\d+), region '([^']*)', reason: (.*)$/;
+const TERMINATING = /^[\w.-]+: terminating on signal (\d+)(?: from pid (\d+))?/;
+const QEMU_PREFIXED = /^(qemu[\w.-]*): (warning: )?(.*)$/;
+
+/** Parse one output line; undefined when it is not a message the harness tracks. */
+export function parseDeviceModelLine(line: string, stream: OutputStream, at: number): DeviceModelMessage | undefined {
+  const base = { at, stream, line };
+  let m: RegExpExecArray | null;
+  if ((m = EDU_CLAMP.exec(line))) return { ...base, kind: 'edu-clamp', from: BigInt(m[1]!), to: BigInt(m[2]!) };
+  if ((m = HW_ERROR.exec(line))) {
+    const detail = m[1]!;
+    const r = EDU_RANGE.exec(detail);
+    return {
+      ...base,
+      kind: 'hardware-error',
+      detail,
+      ...(r ? { eduRange: { first: BigInt(r[1]!), last: BigInt(r[2]!), validFirst: BigInt(r[3]!), validLast: BigInt(r[4]!) } } : {}),
+    };
+  }
+  if ((m = INVALID_ACCESS.exec(line))) {
+    return { ...base, kind: 'invalid-access', access: m[1] as 'read' | 'write', addr: BigInt(m[2]!), size: Number(m[3]), region: m[4]!, reason: m[5]! };
+  }
+  if ((m = TERMINATING.exec(line))) {
+    return { ...base, kind: 'terminating-on-signal', signal: Number(m[1]), ...(m[2] ? { fromPid: Number(m[2]) } : {}) };
+  }
+  if ((m = QEMU_PREFIXED.exec(line))) {
+    return { ...base, kind: m[2] ? 'qemu-warning' : 'qemu-error', detail: m[3]! };
+  }
+  return undefined;
+}
+
+/** Splits a byte stream into lines across chunk boundaries. */
+export class LineSplitter {
+  private pending = '';
+
+  constructor(private readonly onLine: (line: string) => void) {}
+
+  push(chunk: string): void {
+    this.pending += chunk;
+    let nl: number;
+    while ((nl = this.pending.indexOf('\n')) >= 0) {
+      this.onLine(this.pending.slice(0, nl).replace(/\r$/, ''));
+      this.pending = this.pending.slice(nl + 1);
+    }
+  }
+
+  /** The last line when the stream ended without a newline (abort() can cut one short). */
+  end(): void {
+    if (this.pending !== '') this.onLine(this.pending);
+    this.pending = '';
+  }
+}

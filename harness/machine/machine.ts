@@ -1,0 +1,250 @@
+// A running QEMU machine: launch (validate, pick accel/run dir/port, spawn, connect QMP), observe
+// (device-model messages, exit cause), and shut down (quit → SIGTERM → SIGKILL, then clean up).
+// Knows nothing of guests.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { validateMachineConfig, type MachineConfig } from './config.js';
+import { probeKvm, resolveAccel, type ResolvedAccel } from './accel.js';
+import { buildQemuCommand, DEFAULT_QEMU_BINARY, shellQuote, type QemuCommand } from './cmdline.js';
+import { chooseRunDirBase, createRamFile, createRunDir, removeRunDir, sweepStaleRunDirs } from './run-dir.js';
+import { HOSTFWD_FAILURE, pickFreePort, type PortPicker } from './ports.js';
+import { checkConfigFiles, requireQemu, requireSetpriv } from './launch-checks.js';
+import { QemuProcess, delay, type ProcessExit } from './qemu-process.js';
+import { classifyExit, type MachineExit } from './exit.js';
+import { registerMachine, unregisterMachine, type RegisteredMachine } from './registry.js';
+import type { DeviceModelMessage } from './device-messages.js';
+import { QemuStartError } from './errors.js';
+import { QmpClient, type QmpTranscriptEntry } from './qmp/index.js';
+import { ramLayout, type RamLayout } from '../memory/address-map.js';
+
+export interface LaunchOptions {
+  /** Kept after the run: serial.log, qemu-stdout.log, qemu-stderr.log, qmp.log, cmdline.txt. Created if missing. */
+  artifactsDir: string;
+  /** Where the private run directory goes. Default /dev/shm when it has room for the RAM, else os.tmpdir(). */
+  runDirBase?: string;
+  /** Spawn to QMP ready. Default 30 s. */
+  launchTimeoutMs?: number;
+  /** Replaces the free-port picker (specs use it to force a host-forward collision). */
+  pickPort?: PortPicker;
+  /** Ports to try when QEMU cannot bind the host forward. Default 5. */
+  portAttempts?: number;
+}
+
+export interface ShutdownOptions {
+  /** How long each step (QMP quit, then SIGTERM) gets before the next. Default 5000 ms. */
+  graceMs?: number;
+}
+
+const MiB = 1024 * 1024;
+const SOCKET_POLL_MS = 10;
+
+export class Machine {
+  readonly exited: Promise<MachineExit>;
+  private shutdownRequested = false;
+  private shutdownPromise: Promise<MachineExit> | undefined;
+  private shutdownEvent: { guest?: boolean; reason?: string } | undefined;
+  private guestPanicked = false;
+
+  private constructor(
+    readonly config: MachineConfig,
+    readonly accel: ResolvedAccel,
+    readonly runDir: string,
+    readonly artifactsDir: string,
+    /** Host side of the 127.0.0.1 forward to config.nic.guestPort. */
+    readonly sshPort: number,
+    /** Guest RAM backing file (shared, live); undefined when config.sharedRam is false. */
+    readonly ramFile: string | undefined,
+    readonly memoryLayout: RamLayout,
+    readonly qmp: QmpClient,
+    private readonly proc: QemuProcess,
+    private readonly registration: RegisteredMachine,
+    private readonly qmpLog: fs.WriteStream,
+  ) {
+    qmp.onEvent((e) => {
+      if (e.event === 'SHUTDOWN') this.shutdownEvent = e.data as { guest?: boolean; reason?: string };
+      if (e.event === 'GUEST_PANICKED') this.guestPanicked = true;
+    });
+    this.exited = proc.exited.then((e) => this.toMachineExit(e));
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  static async launch(input: MachineConfig, options: LaunchOptions): Promise<Machine> {
+    const config = validateMachineConfig(input);
+    checkConfigFiles(config);
+    const binary = requireQemu(config.qemuBinary ?? DEFAULT_QEMU_BINARY);
+    const setpriv = requireSetpriv();
+    const accel = resolveAccel(config.accel, probeKvm());
+    const artifactsDir = path.resolve(options.artifactsDir);
+    fs.mkdirSync(artifactsDir, { recursive: true });
+    const ramBytes = config.memoryMiB * MiB;
+    const { base } = chooseRunDirBase(config.sharedRam === false ? 0 : ramBytes, options.runDirBase);
+    sweepStaleRunDirs(base);
+    const runDir = createRunDir(path.resolve(base), config.name);
+
+    let proc: QemuProcess | undefined;
+    const registration: RegisteredMachine = { runDir, killNow: () => proc?.signal('SIGKILL') };
+    registerMachine(registration);
+    const qmpLog = fs.createWriteStream(path.join(artifactsDir, 'qmp.log'), { flags: 'w' });
+    const log = artifactPaths(artifactsDir);
+    try {
+      const deadline = Date.now() + (options.launchTimeoutMs ?? 30_000);
+      const attempts = options.portAttempts ?? 5;
+      const pickPort = options.pickPort ?? pickFreePort;
+      for (let attempt = 1; ; attempt++) {
+        const hostPort = await pickPort();
+        const cmd = buildQemuCommand({ config, accel, runDir, artifactsDir, hostPort });
+        if (cmd.ramFile && attempt === 1) createRamFile(cmd.ramFile);
+        fs.rmSync(cmd.qmpSocket, { force: true }); // a failed attempt leaves its socket behind
+        const argv = [setpriv, '--pdeathsig', 'SIGKILL', '--', binary, ...cmd.args];
+        writeArtifact(log.cmdline, `${attempt > 1 ? `# attempt ${attempt}\n` : ''}${shellQuote(argv)}\n`, attempt > 1);
+        proc = QemuProcess.start({ setpriv, binary, args: cmd.args, stdoutLog: log.stdout, stderrLog: log.stderr, appendLogs: attempt > 1 });
+
+        const qmp = await connectQmp(proc, cmd, deadline, qmpLog);
+        if (qmp === 'exited') {
+          const exit = await proc.exited;
+          const stderr = proc.earlyStderr;
+          if (stderr.some((l) => HOSTFWD_FAILURE.test(l)) && attempt < attempts) continue; // port taken since we tested it
+          throw new QemuStartError(`QEMU exited at start (${status(exit)}): ${firstMeaningfulLine(stderr) ?? '(nothing on stderr)'}`, {
+            logFile: log.stderr,
+            hint: `the full command is in ${log.cmdline}`,
+          });
+        }
+        await checkAccel(qmp, accel, log.stderr);
+        const layout = ramLayout('q35', ramBytes);
+        return new Machine(config, accel, runDir, artifactsDir, hostPort, cmd.ramFile, layout, qmp, proc, registration, qmpLog);
+      }
+    } catch (err) {
+      proc?.signal('SIGKILL');
+      if (proc) await proc.exited;
+      unregisterMachine(registration);
+      removeRunDir(runDir);
+      qmpLog.end();
+      throw err;
+    }
+  }
+
+  isRunning(): boolean {
+    return this.proc.isRunning;
+  }
+
+  /** Messages seen so far, optionally only those read at or after `sinceMs` (a Date.now() value). */
+  deviceModelMessages(sinceMs?: number): DeviceModelMessage[] {
+    return sinceMs === undefined ? [...this.proc.messages] : this.proc.messages.filter((m) => m.at >= sinceMs);
+  }
+
+  /** Called for each new message as it is read. Returns the unsubscribe function. */
+  onDeviceModelMessage(listener: (message: DeviceModelMessage) => void): () => void {
+    return this.proc.onMessage(listener);
+  }
+
+  /**
+   * Stop QEMU: QMP quit, then SIGTERM, then SIGKILL, each step given graceMs. Idempotent (every call gets
+   * the same result). Always removes the run directory; the artifacts directory stays.
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<MachineExit> {
+    this.shutdownPromise ??= this.doShutdown(options.graceMs ?? 5000);
+    return this.shutdownPromise;
+  }
+
+  private async doShutdown(graceMs: number): Promise<MachineExit> {
+    if (this.proc.isRunning) {
+      this.shutdownRequested = true;
+      void this.qmp.execute('quit', undefined, { timeoutMs: graceMs }).catch(() => {}); // a close instead of a reply is normal
+      if (!(await exitsWithin(this.proc, graceMs))) {
+        this.proc.signal('SIGTERM');
+        if (!(await exitsWithin(this.proc, graceMs))) this.proc.signal('SIGKILL');
+      }
+    }
+    const exit = await this.exited;
+    this.qmp.close('machine shut down');
+    removeRunDir(this.runDir);
+    unregisterMachine(this.registration);
+    await new Promise<void>((resolve) => this.qmpLog.end(resolve));
+    return exit;
+  }
+
+  private toMachineExit(e: ProcessExit): MachineExit {
+    const hw = this.proc.messages.find((m) => m.kind === 'hardware-error');
+    const term = this.proc.messages.find((m) => m.kind === 'terminating-on-signal');
+    const { cause, detail } = classifyExit({
+      code: e.code,
+      signal: e.signal,
+      shutdownRequested: this.shutdownRequested,
+      hardwareError: hw?.line,
+      shutdownEvent: this.shutdownEvent,
+      guestPanicked: this.guestPanicked,
+      terminatedBy: term?.kind === 'terminating-on-signal' && !this.proc.signalsSent.length ? { signal: term.signal, fromPid: term.fromPid } : undefined,
+    });
+    return { cause, detail, code: e.code, signal: e.signal, at: e.at };
+  }
+}
+
+function artifactPaths(dir: string) {
+  return {
+    cmdline: path.join(dir, 'cmdline.txt'),
+    stdout: path.join(dir, 'qemu-stdout.log'),
+    stderr: path.join(dir, 'qemu-stderr.log'),
+  };
+}
+
+function writeArtifact(file: string, text: string, append: boolean): void {
+  if (append) fs.appendFileSync(file, text);
+  else fs.writeFileSync(file, text);
+}
+
+/** Wait for the QMP socket and complete the handshake; 'exited' when QEMU died first. */
+async function connectQmp(proc: QemuProcess, cmd: QemuCommand, deadline: number, qmpLog: fs.WriteStream): Promise<QmpClient | 'exited'> {
+  const onTranscript = (e: QmpTranscriptEntry) => qmpLog.write(`${e.at.toISOString()} ${e.direction.padEnd(4)} ${e.text}\n`);
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (!proc.isRunning) return 'exited';
+    if (fs.existsSync(cmd.qmpSocket)) {
+      try {
+        return await QmpClient.connect(cmd.qmpSocket, { timeoutMs: Math.max(1, deadline - Date.now()), onTranscript });
+      } catch (err) {
+        lastError = err; // not listening yet, or QEMU exiting during init: look again
+        // QEMU creates the socket before initialising the network; give a failing start the chance to exit.
+        if (await exitsWithin(proc, 200)) return 'exited';
+      }
+    }
+    await delay(SOCKET_POLL_MS);
+  }
+  if (!proc.isRunning) return 'exited';
+  const appeared = fs.existsSync(cmd.qmpSocket);
+  throw new QemuStartError(
+    appeared
+      ? `QMP on ${cmd.qmpSocket} did not complete its handshake before the launch timeout (${String((lastError as Error | undefined)?.message ?? 'no error')})`
+      : `QMP socket ${cmd.qmpSocket} never appeared before the launch timeout`,
+    { logFile: path.join(path.dirname(cmd.serialLog), 'qemu-stderr.log'), hint: 'raise launchTimeoutMs on a loaded host, or read the QEMU log' },
+  );
+}
+
+async function checkAccel(qmp: QmpClient, accel: ResolvedAccel, stderrLog: string): Promise<void> {
+  const kvm = await qmp.execute<{ enabled: boolean; present: boolean }>('query-kvm');
+  if (kvm.enabled !== (accel === 'kvm')) {
+    throw new QemuStartError(`QEMU runs with KVM ${kvm.enabled ? 'enabled' : 'disabled'}, but accel '${accel}' was chosen`, { logFile: stderrLog });
+  }
+}
+
+/** True when QEMU exits within ms. */
+async function exitsWithin(proc: QemuProcess, ms: number): Promise<boolean> {
+  await Promise.race([proc.exited, delay(ms)]);
+  return !proc.isRunning;
+}
+
+function status(e: ProcessExit): string {
+  return e.signal ? `signal ${e.signal}` : `exit code ${e.code}`;
+}
+
+/** QEMU's first stderr line that says something (skipping blank lines). */
+function firstMeaningfulLine(lines: string[]): string | undefined {
+  return lines.find((l) => l.trim() !== '');
+}
