@@ -1,0 +1,131 @@
+import { expect } from 'chai';
+import { buildQemuCommand, escapeQemuOptValue, resolveAccel, shellQuote, type QemuCommandInputs } from '../../harness/machine/index.js';
+import { EnvironmentError } from '../../harness/errors.js';
+import { baseConfig } from './support/fixtures.js';
+
+function build(over: Partial<QemuCommandInputs> = {}, config = baseConfig()) {
+  return buildQemuCommand({ config, accel: 'tcg', runDir: '/dev/shm/run', artifactsDir: '/art', hostPort: 40022, ...over });
+}
+
+/** The value following the flag whose value satisfies pred. */
+function opt(args: string[], flag: string, pred: (v: string) => boolean = () => true): string | undefined {
+  for (let i = 0; i < args.length - 1; i++) if (args[i] === flag && pred(args[i + 1]!)) return args[i + 1];
+  return undefined;
+}
+
+describe('machine/cmdline', () => {
+  describe('accelerator', () => {
+    it('TCG uses qemu64,+rdrand', () => {
+      const { args } = build();
+      expect(opt(args, '-accel')).to.equal('tcg');
+      expect(opt(args, '-cpu')).to.equal('qemu64,+rdrand');
+    });
+    it('KVM uses the host CPU', () => {
+      const { args } = build({ accel: 'kvm' });
+      expect(opt(args, '-accel')).to.equal('kvm');
+      expect(opt(args, '-cpu')).to.equal('host');
+    });
+    it('an explicit cpuModel wins', () => {
+      expect(opt(build({}, baseConfig({ cpuModel: 'max' })).args, '-cpu')).to.equal('max');
+    });
+    it("resolves 'auto' from the /dev/kvm probe, and refuses 'kvm' without it", () => {
+      expect(resolveAccel('auto', { usable: true })).to.equal('kvm');
+      expect(resolveAccel('auto', { usable: false, reason: 'ENOENT' })).to.equal('tcg');
+      expect(resolveAccel('tcg', { usable: true })).to.equal('tcg');
+      expect(() => resolveAccel('kvm', { usable: false, reason: 'EACCES' }))
+        .to.throw(EnvironmentError, /accel 'kvm' requested but \/dev\/kvm is not usable \(EACCES\)/);
+    });
+  });
+
+  describe('guest RAM', () => {
+    it('is a shared file-backed pc.ram in the run directory, same size as -m', () => {
+      const cmd = build({}, baseConfig({ memoryMiB: 3072 }));
+      expect(cmd.ramFile).to.equal('/dev/shm/run/guest-ram');
+      expect(opt(cmd.args, '-object')).to.equal('memory-backend-file,id=pc.ram,size=3072M,mem-path=/dev/shm/run/guest-ram,share=on');
+      expect(opt(cmd.args, '-machine')).to.equal('q35,dump-guest-core=off,memory-backend=pc.ram');
+      expect(opt(cmd.args, '-m')).to.equal('3072M');
+    });
+    it('is plain anonymous RAM when sharedRam is false', () => {
+      const cmd = build({}, baseConfig({ sharedRam: false }));
+      expect(cmd.ramFile).to.equal(undefined);
+      expect(cmd.args).not.to.include('-object');
+      expect(opt(cmd.args, '-machine')).to.equal('q35,dump-guest-core=off');
+    });
+  });
+
+  describe('escaping', () => {
+    it("doubles commas in option values", () => {
+      expect(escapeQemuOptValue('/a,b,,c')).to.equal('/a,,b,,,,c');
+    });
+    it('escapes every path given through an option string', () => {
+      const config = baseConfig({
+        drives: [{ file: '/img/d,1.qcow2', format: 'qcow2', interface: 'virtio', readOnly: true }],
+        cdroms: [{ file: '/iso/w,in.iso' }],
+      });
+      const { args } = build({ runDir: '/r,un', artifactsDir: '/a,rt' }, config);
+      expect(opt(args, '-object')).to.contain('mem-path=/r,,un/guest-ram,');
+      expect(opt(args, '-chardev', (v) => v.startsWith('socket'))).to.equal('socket,id=qmp,path=/r,,un/qmp.sock,server=on,wait=off');
+      expect(opt(args, '-chardev', (v) => v.startsWith('file'))).to.equal('file,id=serial0,path=/a,,rt/serial.log');
+      expect(opt(args, '-drive', (v) => v.includes('disk0'))).to.equal('file=/img/d,,1.qcow2,format=qcow2,if=none,id=disk0,readonly=on');
+      expect(opt(args, '-drive', (v) => v.includes('cd0'))).to.equal('file=/iso/w,,in.iso,if=none,id=cd0,media=cdrom,readonly=on');
+    });
+    it('passes -kernel/-initrd/-append verbatim (QEMU 7.2 does not parse them as options)', () => {
+      const { args } = build({}, baseConfig({ kernel: '/k,1', initrd: '/i,1', append: 'console=ttyS0 a=b,c' }));
+      expect(opt(args, '-kernel')).to.equal('/k,1');
+      expect(opt(args, '-initrd')).to.equal('/i,1');
+      expect(opt(args, '-append')).to.equal('console=ttyS0 a=b,c');
+    });
+    it('quotes cmdline.txt for a shell', () => {
+      expect(shellQuote(['qemu', '-append', "a b'c", '-m', '512M'])).to.equal(`qemu -append 'a b'\\''c' -m 512M`);
+    });
+  });
+
+  describe('devices', () => {
+    it('has no default devices, no display, no monitor, no reboot; serial and QMP go to files/sockets', () => {
+      const { args, qmpSocket, serialLog } = build();
+      for (const a of ['-nodefaults', '-no-reboot', '-no-user-config']) expect(args).to.include(a);
+      expect(opt(args, '-display')).to.equal('none');
+      expect(opt(args, '-vga')).to.equal('none');
+      expect(opt(args, '-monitor')).to.equal('none');
+      expect(opt(args, '-serial')).to.equal('chardev:serial0');
+      expect(opt(args, '-mon')).to.equal('chardev=qmp,mode=control');
+      expect(qmpSocket).to.equal('/dev/shm/run/qmp.sock');
+      expect(serialLog).to.equal('/art/serial.log');
+    });
+    it('forwards 127.0.0.1:hostPort to the guest port, NIC without option ROM', () => {
+      const { args } = build({ hostPort: 45555 }, baseConfig({ nic: { model: 'e1000e', guestPort: 2222 } }));
+      expect(opt(args, '-netdev')).to.equal('user,id=net0,hostfwd=tcp:127.0.0.1:45555-:2222');
+      expect(opt(args, '-device', (v) => v.startsWith('e1000e'))).to.equal('e1000e,netdev=net0,romfile=');
+    });
+    it('adds edu with dma_mask in hex and the pinned address', () => {
+      const plain = build({}, baseConfig({ edu: { enabled: true } }));
+      expect(opt(plain.args, '-device', (v) => v.startsWith('edu'))).to.equal('edu');
+      const tuned = build({}, baseConfig({ edu: { enabled: true, dmaMask: 0xffffffffffffffffn, pciAddr: '04.0' } }));
+      expect(opt(tuned.args, '-device', (v) => v.startsWith('edu'))).to.equal('edu,dma_mask=0xffffffffffffffff,addr=04.0');
+      expect(build({}, baseConfig({ edu: { enabled: false, dmaMask: 1n } })).args.join(' ')).not.to.contain('edu');
+    });
+    it('puts AHCI/IDE disks and cdroms on consecutive AHCI ports, virtio disks on virtio-blk', () => {
+      const { args } = build({}, baseConfig({
+        drives: [
+          { file: '/a.qcow2', format: 'qcow2', interface: 'ahci' },
+          { file: '/b.raw', format: 'raw', interface: 'virtio' },
+          { file: '/c.raw', format: 'raw', interface: 'ide' },
+        ],
+        cdroms: [{ file: '/w.iso' }],
+      }));
+      const devices = args.filter((_, i) => args[i - 1] === '-device');
+      expect(devices).to.include.members(['ide-hd,drive=disk0,bus=ide.0', 'virtio-blk-pci,drive=disk1', 'ide-hd,drive=disk2,bus=ide.1', 'ide-cd,drive=cd0,bus=ide.2']);
+    });
+    it('adds pvpanic, guest_errors logging and the extra args last', () => {
+      const { args } = build({}, baseConfig({ pvpanic: true, extraArgs: ['-S', '-d', 'int'] }));
+      expect(args).to.include('pvpanic');
+      expect(opt(args, '-d')).to.equal('guest_errors');
+      expect(args.slice(-3)).to.deep.equal(['-S', '-d', 'int']);
+      expect(build({}, baseConfig({ logGuestErrors: false })).args).not.to.include('guest_errors');
+    });
+    it('uses qemu-system-x86_64 unless qemuBinary says otherwise', () => {
+      expect(build().binary).to.equal('qemu-system-x86_64');
+      expect(build({}, baseConfig({ qemuBinary: '/opt/q' })).binary).to.equal('/opt/q');
+    });
+  });
+});

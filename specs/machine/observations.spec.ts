@@ -1,0 +1,77 @@
+// Parsing QEMU's output lines and classifying exits: pure functions fed with lines and statuses seen
+// from QEMU 7.2 (guest notes §8, facts §4.4). The real processes are exercised in machine.e2e.spec.
+
+import { expect } from 'chai';
+import { classifyExit, parseDeviceModelLine, type ExitEvidence } from '../../harness/machine/index.js';
+import { LineSplitter } from '../../harness/machine/device-messages.js';
+
+describe('machine/device-model messages', () => {
+  it('parses the edu clamp line (stdout) with both addresses', () => {
+    const m = parseDeviceModelLine('EDU: clamping DMA 0x0000000010001000 to 0x0000000000001000!', 'stdout', 5);
+    expect(m).to.deep.include({ kind: 'edu-clamp', from: 0x10001000n, to: 0x1000n, at: 5, stream: 'stdout' });
+  });
+  it('parses hw_error lines, with the edu range when it is one', () => {
+    const line = 'qemu: hardware error: EDU: DMA range 0x0000000000040000-0x0000000000040fff out of bounds (0x0000000000040000-0x0000000000040fff)!';
+    const m = parseDeviceModelLine(line, 'stderr', 1);
+    expect(m?.kind).to.equal('hardware-error');
+    if (m?.kind !== 'hardware-error') return;
+    expect(m.detail).to.match(/^EDU: DMA range/);
+    expect(m.eduRange).to.deep.equal({ first: 0x40000n, last: 0x40fffn, validFirst: 0x40000n, validLast: 0x40fffn });
+    const other = parseDeviceModelLine('qemu: hardware error: something else', 'stderr', 1);
+    expect(other).to.deep.include({ kind: 'hardware-error', detail: 'something else' });
+    expect(other && 'eduRange' in other).to.equal(false);
+  });
+  it('parses -d guest_errors invalid accesses', () => {
+    const m = parseDeviceModelLine("Invalid write at addr 0xE000000, size 4, region '(null)', reason: rejected", 'stderr', 1);
+    expect(m).to.deep.include({ kind: 'invalid-access', access: 'write', addr: 0xe000000n, size: 4, region: '(null)', reason: 'rejected' });
+  });
+  it('parses QEMU’s signal, warning and error lines; ignores anything else', () => {
+    expect(parseDeviceModelLine('qemu-system-x86_64: terminating on signal 15 from pid 1234 (node)', 'stderr', 1))
+      .to.deep.include({ kind: 'terminating-on-signal', signal: 15, fromPid: 1234 });
+    expect(parseDeviceModelLine('qemu-system-x86_64: warning: host doesn\'t support requested feature', 'stderr', 1))
+      .to.deep.include({ kind: 'qemu-warning' });
+    expect(parseDeviceModelLine("qemu-system-x86_64: -device foo: 'foo' is not a valid device model name", 'stderr', 1))
+      .to.deep.include({ kind: 'qemu-error', detail: "-device foo: 'foo' is not a valid device model name" });
+    expect(parseDeviceModelLine('RAX=000000000001ad40 RBX=0000000000000000', 'stderr', 1)).to.equal(undefined);
+  });
+  it('splits lines across chunk boundaries and keeps a final unterminated line', () => {
+    const lines: string[] = [];
+    const s = new LineSplitter((l) => lines.push(l));
+    for (const chunk of ['EDU: clamp', 'ing DMA 0x1 to 0x1!\r\nsecond\nthi', 'rd']) s.push(chunk);
+    expect(lines).to.deep.equal(['EDU: clamping DMA 0x1 to 0x1!', 'second']);
+    s.end();
+    expect(lines).to.deep.equal(['EDU: clamping DMA 0x1 to 0x1!', 'second', 'third']);
+  });
+});
+
+describe('machine/exit classification', () => {
+  const base: ExitEvidence = { code: 0, signal: null, shutdownRequested: false, guestPanicked: false };
+  const cause = (e: Partial<ExitEvidence>) => classifyExit({ ...base, ...e }).cause;
+
+  it('hardware error wins over everything, with or without the message', () => {
+    expect(cause({ signal: 'SIGABRT', code: null })).to.equal('hardware-error');
+    expect(cause({ signal: 'SIGABRT', code: null, shutdownRequested: true })).to.equal('hardware-error');
+    const c = classifyExit({ ...base, signal: 'SIGABRT', code: null, hardwareError: 'qemu: hardware error: EDU: DMA range …' });
+    expect(c).to.deep.equal({ cause: 'hardware-error', detail: 'qemu: hardware error: EDU: DMA range …' });
+  });
+  it('anything after shutdown() is requested, even the SIGKILL escalation', () => {
+    expect(cause({ shutdownRequested: true, shutdownEvent: { guest: false, reason: 'host-qmp-quit' } })).to.equal('requested');
+    expect(cause({ shutdownRequested: true, code: null, signal: 'SIGKILL' })).to.equal('requested');
+  });
+  it('guest panic and guest shutdown/reset come from QMP events', () => {
+    expect(cause({ guestPanicked: true })).to.equal('guest-panic');
+    expect(cause({ shutdownEvent: { guest: true, reason: 'guest-panic' } })).to.equal('guest-panic');
+    expect(cause({ shutdownEvent: { guest: true, reason: 'guest-reset' } })).to.equal('guest-shutdown');
+    expect(classifyExit({ ...base, shutdownEvent: { guest: true, reason: 'guest-shutdown' } }).detail).to.contain('guest-shutdown');
+  });
+  it('signals the harness did not send are kills', () => {
+    expect(cause({ code: null, signal: 'SIGKILL' })).to.equal('killed');
+    expect(cause({ terminatedBy: { signal: 15, fromPid: 99 }, shutdownEvent: { guest: false, reason: 'host-signal' } })).to.equal('killed');
+    expect(classifyExit({ ...base, terminatedBy: { signal: 15, fromPid: 99 } }).detail).to.contain('from pid 99');
+  });
+  it('the rest is a crash', () => {
+    expect(cause({ code: null, signal: 'SIGSEGV' })).to.equal('crashed');
+    expect(cause({ code: 1 })).to.equal('crashed');
+    expect(cause({ code: 0 })).to.equal('crashed');
+  });
+});
