@@ -65,7 +65,12 @@ export class Machine {
       if (e.event === 'SHUTDOWN') this.shutdownEvent = e.data as { guest?: boolean; reason?: string };
       if (e.event === 'GUEST_PANICKED') this.guestPanicked = true;
     });
-    this.exited = proc.exited.then((e) => this.toMachineExit(e));
+    // QEMU sends SHUTDOWN / GUEST_PANICKED just before exiting; read the socket to EOF before classifying.
+    const qmpClosed = new Promise<void>((resolve) => qmp.onClose(() => resolve()));
+    this.exited = proc.exited.then(async (e) => {
+      await Promise.race([qmpClosed, delay(1000)]);
+      return this.toMachineExit(e);
+    });
   }
 
   get name(): string {
@@ -93,6 +98,7 @@ export class Machine {
     const registration: RegisteredMachine = { runDir, killNow: () => proc?.signal('SIGKILL') };
     registerMachine(registration);
     const qmpLog = fs.createWriteStream(path.join(artifactsDir, 'qmp.log'), { flags: 'w' });
+    qmpLog.on('error', () => {}); // a full disk loses log lines; it must not crash the harness
     const log = artifactPaths(artifactsDir);
     try {
       const deadline = Date.now() + (options.launchTimeoutMs ?? 30_000);
@@ -202,7 +208,9 @@ function writeArtifact(file: string, text: string, append: boolean): void {
 
 /** Wait for the QMP socket and complete the handshake; 'exited' when QEMU died first. */
 async function connectQmp(proc: QemuProcess, cmd: QemuCommand, deadline: number, qmpLog: fs.WriteStream): Promise<QmpClient | 'exited'> {
-  const onTranscript = (e: QmpTranscriptEntry) => qmpLog.write(`${e.at.toISOString()} ${e.direction.padEnd(4)} ${e.text}\n`);
+  const onTranscript = (e: QmpTranscriptEntry) => {
+    if (!qmpLog.writableEnded) qmpLog.write(`${e.at.toISOString()} ${e.direction.padEnd(4)} ${e.text}\n`);
+  };
   let lastError: unknown;
   while (Date.now() < deadline) {
     if (!proc.isRunning) return 'exited';

@@ -103,6 +103,7 @@ export class QemuProcess {
   }
 
   private async pipe(stream: Readable | null, log: fs.WriteStream, name: OutputStream): Promise<void> {
+    log.on('error', () => {}); // a full disk loses log lines; it must not crash the harness or stop the scan
     if (!stream) {
       log.end();
       return;

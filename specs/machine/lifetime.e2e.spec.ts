@@ -16,16 +16,18 @@ interface Launched {
   runDir: string;
 }
 
-function launchInChild(artifactsDir: string, runBase: string): Promise<Launched> {
+function launchInChild(artifactsDir: string, runBase: string, mode = 'idle'): Promise<Launched> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, artifactsDir, runBase], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [CHILD, artifactsDir, runBase, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => {
       out += chunk;
       if (out.includes('\n')) resolve({ child, ...(JSON.parse(out) as { qemuPid: number; runDir: string }) });
     });
-    child.once('exit', (code, signal) => reject(new Error(`child exited early (${code ?? signal})`)));
+    child.once('exit', (code, signal) => {
+      if (!out.includes('\n')) reject(new Error(`child exited before launching (${code ?? signal})`));
+    });
   });
 }
 
@@ -69,6 +71,14 @@ describe('machine lifetime (real QEMU, child harness)', function () {
     qemuPids.push(qemuPid);
     child.kill('SIGTERM');
     expect(await exitOf(child)).to.equal('SIGTERM');
+    expect(await waitForProcessGone(isProcessAlive, qemuPid, 3000)).to.equal(true);
+    expect(fs.existsSync(runDir)).to.equal(false);
+  });
+
+  it('a harness that exits without shutdown() still kills its machines and removes their run dirs', async () => {
+    const { child, qemuPid, runDir } = await launchInChild(path.join(dir, 'art-exit'), runBase, 'exit');
+    qemuPids.push(qemuPid);
+    expect(await exitOf(child)).to.equal(0);
     expect(await waitForProcessGone(isProcessAlive, qemuPid, 3000)).to.equal(true);
     expect(fs.existsSync(runDir)).to.equal(false);
   });

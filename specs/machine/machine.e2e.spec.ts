@@ -97,6 +97,26 @@ describe('machine (real QEMU)', function () {
     expect(m.deviceModelMessages().map((x) => x.kind)).to.include('terminating-on-signal');
   });
 
+  it('classifies guest-initiated exits from QMP events: pvpanic → guest-panic, reset under -no-reboot → guest-shutdown', async () => {
+    const cases = [
+      { name: 'panic', pvpanic: true, poke: 'outb 0x505 0x1', cause: 'guest-panic' }, // pvpanic ISA port, "panicked" bit
+      { name: 'reset', pvpanic: false, poke: 'outb 0xcf9 0x6', cause: 'guest-shutdown' }, // ICH9 reset control: hard reset
+    ] as const;
+    for (const c of cases) {
+      const qtest = await Qtest.listen(dir);
+      const m = await launch(pausedConfig({ name: c.name, pvpanic: c.pvpanic, extraArgs: ['-S', ...qtest.args] }));
+      try {
+        await qtest.cmd(c.poke);
+        const exit = await m.exited;
+        expect(exit.cause, exit.detail).to.equal(c.cause);
+        expect(exit.code).to.equal(0);
+      } finally {
+        await m.shutdown();
+        await qtest.close();
+      }
+    }
+  });
+
   it('reports a real edu clamp (stdout) and a real edu range abort (stderr, SIGABRT)', async () => {
     const qtest = await Qtest.listen(dir);
     const firmware = writeHaltFirmware(dir);
