@@ -6,6 +6,8 @@ export type { MachineConfig, Accel, DriveConfig, DriveFormat, DriveInterface, Cd
 export { buildQemuCommand, escapeQemuOptValue, shellQuote, qmpSocketPath, ramFilePath, DEFAULT_QEMU_BINARY, DEFAULT_TCG_CPU } from './cmdline.js';
 export type { QemuCommand, QemuCommandInputs } from './cmdline.js';
 export { probeKvm, resolveAccel } from './accel.js';
+export { pickFreePort } from './ports.js';
+export type { PortPicker } from './ports.js';
 export type { KvmProbe, ResolvedAccel } from './accel.js';
 export { classifyExit } from './exit.js';
 export type { MachineExit, MachineExitCause, ExitEvidence } from './exit.js';
