@@ -538,7 +538,7 @@ static int run_ops(struct edudma_dev *d, struct edudma_held *h, const struct dma
 
 		if (fatal_signal_pending(current))
 			return fail(r, DMAHIL_E_DEVICE, "interrupted by a fatal signal after %u of %u bytes", pos, s->size);
-		if (add_segment(&r->buffers[0], pos, cnt, sdev, r) || add_segment(&r->buffers[1], pos, cnt, dprog, r))
+		if (add_segment(&r->buffers[0], pos, cnt, sdev, r))
 			return -1;
 
 		t0 = ktime_get_ns();
@@ -552,6 +552,8 @@ static int run_ops(struct edudma_dev *d, struct edudma_held *h, const struct dma
 		}
 		r->to_device_ns += ktime_get_ns() - t0;
 
+		if (add_segment(&r->buffers[1], pos, cnt, dprog, r))
+			return -1;
 		t0 = ktime_get_ns();
 		if (edu_start(d, DMAHIL_EDU_BUF_ADDR, dprog, cnt, true, r))
 			return -1;
@@ -584,6 +586,17 @@ static int run_ops(struct edudma_dev *d, struct edudma_held *h, const struct dma
 	return 0;
 }
 
+/*
+ * skip-sync leaves out exactly one hand-over: for to-device the source's sync_for_device after a
+ * late CPU write (the device reads a stale bounce buffer); otherwise the destination's sync_for_cpu
+ * (the CPU reads a stale client buffer while the bounce buffer holds the data). The skipped
+ * buffer's unmap waits for release, so the bounce buffer stays as the device left it.
+ */
+static bool skip_source_sync(const struct dmahil_scenario *s)
+{
+	return s->fault == DMAHIL_FAULT_SKIP_SYNC && s->direction == DMAHIL_DIR_TO_DEVICE;
+}
+
 static int prepare_buffers(struct edudma_dev *d, struct edudma_held *h, const struct dmahil_scenario *s,
 			   struct dmahil_result *r)
 {
@@ -606,7 +619,8 @@ static int prepare_buffers(struct edudma_dev *d, struct edudma_held *h, const st
 	memset(src->cpu, DMAHIL_STALE_BYTE, src->alloc_size);
 	if (src_kind == DMAHIL_KIND_CLIENT) {
 		/* full: map, late CPU write, sync_for_device. skip-sync: the same without the sync. minimal: write, map. */
-		bool late = s->sync == DMAHIL_SYNC_FULL || s->fault == DMAHIL_FAULT_SKIP_SYNC;
+		bool skip = skip_source_sync(s);
+		bool late = s->sync == DMAHIL_SYNC_FULL || skip;
 
 		if (!late)
 			dmahil_pattern_fill(buf_data(src), s->seed, 0, s->size);
@@ -614,7 +628,7 @@ static int prepare_buffers(struct edudma_dev *d, struct edudma_held *h, const st
 			return -1;
 		if (late) {
 			dmahil_pattern_fill(buf_data(src), s->seed, 0, s->size);
-			if (s->fault != DMAHIL_FAULT_SKIP_SYNC)
+			if (!skip)
 				sync_for_device(dev, src, r);
 		}
 	} else {
@@ -665,7 +679,7 @@ static void hand_back(struct device *dev, struct edudma_held *h, const struct dm
 	} else {
 		rmb();
 	}
-	if (!src->coherent && s->fault != DMAHIL_FAULT_SKIP_SYNC)
+	if (!src->coherent && !skip_source_sync(s))
 		unmap(dev, src, r);
 }
 
