@@ -95,8 +95,11 @@ static const char *name_of(const char *const *names, size_t n, uint32_t v)
 	return v < n && names[v] ? names[v] : "unknown";
 }
 
+/* A usage error without a known command, and --help, answer as command "usage". */
 static void print_head(int ok, const char *command)
 {
+	if (!command)
+		command = "usage";
 	printf("{\"contract\":%u,\"ok\":%s,\"command\":", DMAHIL_CONTRACT_VERSION, ok ? "true" : "false");
 	json_string(command);
 	fputs(",\"os\":", stdout);
@@ -214,10 +217,8 @@ static void print_result(const struct dmahil_info *info, const struct dmahil_res
 	print_driver(info);
 	putchar(',');
 	print_scenario(&r->scenario);
-	if (r->handle)
+	if (r->handle) /* absent when the driver holds nothing */
 		printf(",\"handle\":%" PRIu32, r->handle);
-	else
-		fputs(",\"handle\":null", stdout);
 	fputs(",\"buffers\":[", stdout);
 	for (i = 0; i < nbuf; i++) {
 		if (i)
@@ -504,7 +505,7 @@ static int cmd_run(const struct opts *o)
 		print_driver(&info);
 		putchar(',');
 		print_scenario(&o->s);
-		fputs(",\"handle\":null,\"buffers\":[],\"calls\":[],\"timings\":null,", stdout);
+		fputs(",\"buffers\":[],\"calls\":[],", stdout);
 		print_error_obj("ioctl", err);
 		fputs("}\n", stdout);
 		fflush(stdout);
@@ -561,7 +562,7 @@ static int cmd_pattern(const struct opts *o)
 
 static int cmd_help(void)
 {
-	print_head(1, "help");
+	print_head(1, NULL);
 	fputs(",\"usage\":", stdout);
 	json_string(usage_text);
 	fputs("}\n", stdout);
