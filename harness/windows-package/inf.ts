@@ -1,0 +1,238 @@
+// A structural checker for a device driver INF: the usual mistakes InfVerif would also catch
+// (not InfVerif itself: no universal/declarative rules). Sections and keys are case-insensitive.
+
+export interface InfLine {
+  key?: string;
+  values: string[];
+  raw: string;
+  line: number;
+}
+
+export interface Inf {
+  sections: Map<string, { name: string; line: number; lines: InfLine[] }>;
+  errors: string[];
+}
+
+/** Split on commas outside quotes; trim; strip surrounding quotes. */
+function splitValues(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let q = false;
+  for (const ch of s) {
+    if (ch === '"') q = !q;
+    if (ch === ',' && !q) {
+      out.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  out.push(cur);
+  return out.map((v) => v.trim().replace(/^"(.*)"$/, '$1'));
+}
+
+function stripComment(s: string): string {
+  let q = false;
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '"') q = !q;
+    if (s[i] === ';' && !q) return s.slice(0, i);
+  }
+  return s;
+}
+
+export function parseInf(text: string): Inf {
+  const inf: Inf = { sections: new Map(), errors: [] };
+  let current: { name: string; line: number; lines: InfLine[] } | undefined;
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    let raw = stripComment(lines[i]).trim();
+    const lineNo = i + 1;
+    while (raw.endsWith('\\') && i + 1 < lines.length) raw = raw.slice(0, -1) + stripComment(lines[++i]).trim();
+    if (!raw) continue;
+    if (raw.startsWith('[')) {
+      const m = /^\[([^\]]+)\]$/.exec(raw);
+      if (!m) {
+        inf.errors.push(`line ${lineNo}: malformed section header '${raw}'`);
+        current = undefined;
+        continue;
+      }
+      const name = m[1].trim();
+      const key = name.toLowerCase();
+      if (inf.sections.has(key)) current = inf.sections.get(key);
+      else {
+        current = { name, line: lineNo, lines: [] };
+        inf.sections.set(key, current);
+      }
+      continue;
+    }
+    if (!current) {
+      inf.errors.push(`line ${lineNo}: '${raw}' is outside any section`);
+      continue;
+    }
+    const eq = (() => {
+      let q = false;
+      for (let j = 0; j < raw.length; j++) {
+        if (raw[j] === '"') q = !q;
+        if (raw[j] === '=' && !q) return j;
+      }
+      return -1;
+    })();
+    if (eq >= 0) current.lines.push({ key: raw.slice(0, eq).trim(), values: splitValues(raw.slice(eq + 1)), raw, line: lineNo });
+    else current.lines.push({ values: splitValues(raw), raw, line: lineNo });
+  }
+  return inf;
+}
+
+function section(inf: Inf, name: string) {
+  return inf.sections.get(name.toLowerCase());
+}
+
+function values(inf: Inf, sec: string, key: string): string[][] {
+  return (section(inf, sec)?.lines ?? []).filter((l) => l.key?.toLowerCase() === key.toLowerCase()).map((l) => l.values);
+}
+
+function first(inf: Inf, sec: string, key: string): string | undefined {
+  return values(inf, sec, key)[0]?.[0];
+}
+
+export interface InfCheck {
+  id: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface InfCheckOptions {
+  /** hardware ID every models section must list */
+  hardwareId: string;
+  /** decorations the [Manufacturer] line must name, e.g. NTamd64, NTx86 */
+  decorations: string[];
+  catalogFile: string;
+  driverFile: string;
+  /** true/false: the driver does / does not connect message-signaled interrupts */
+  driverUsesMsi?: boolean;
+}
+
+export function checkInf(text: string, opts: InfCheckOptions): InfCheck[] {
+  const inf = parseInf(text);
+  const checks: InfCheck[] = [];
+  const add = (id: string, problems: string[], okDetail: string) =>
+    checks.push({ id, ok: problems.length === 0, detail: problems.length ? problems.join('; ') : okDetail });
+
+  add('syntax', inf.errors, `${inf.sections.size} sections`);
+
+  const sig = first(inf, 'Version', 'Signature');
+  add('version-signature', section(inf, 'Version') && sig && /^\$(WINDOWS NT|Chicago)\$$/i.test(sig) ? [] : [`[Version] Signature is ${sig ?? 'missing'} (want "$WINDOWS NT$")`], `Signature ${sig}`);
+  const cls = first(inf, 'Version', 'Class');
+  const guid = first(inf, 'Version', 'ClassGuid');
+  add('version-class', cls && guid && /^\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}$/i.test(guid) ? [] : [`Class ${cls ?? 'missing'}, ClassGuid ${guid ?? 'missing'}`], `Class ${cls} ${guid}`);
+  add('version-provider', first(inf, 'Version', 'Provider') ? [] : ['[Version] has no Provider'], `Provider ${first(inf, 'Version', 'Provider')}`);
+  const cat = first(inf, 'Version', 'CatalogFile');
+  add('version-catalog', cat && cat.toLowerCase() === opts.catalogFile.toLowerCase() ? [] : [`CatalogFile is ${cat ?? 'missing'} (want ${opts.catalogFile}; PnP installs need a signed catalog)`], `CatalogFile ${cat}`);
+  const dv = values(inf, 'Version', 'DriverVer')[0];
+  add('version-driverver', dv && /^\d{2}\/\d{2}\/\d{4}$/.test(dv[0]) && /^\d+\.\d+\.\d+\.\d+$/.test(dv[1] ?? '') ? [] : [`DriverVer ${dv?.join(',') ?? 'missing'} (want mm/dd/yyyy,w.x.y.z)`], `DriverVer ${dv?.join(',')}`);
+
+  // %strings%
+  const strings = new Set((section(inf, 'Strings')?.lines ?? []).map((l) => l.key?.toLowerCase()).filter(Boolean) as string[]);
+  const unresolved = new Set<string>();
+  for (const [name, sec] of inf.sections) {
+    if (name === 'strings') continue;
+    for (const l of sec.lines)
+      for (const m of l.raw.matchAll(/%([^%\s]*)%/g)) if (m[1] && !/^\d+$/.test(m[1]) && !strings.has(m[1].toLowerCase())) unresolved.add(`%${m[1]}% (line ${l.line})`);
+  }
+  add('strings-resolved', [...unresolved].map((u) => `unresolved string token ${u}`), `${strings.size} strings, all tokens resolve`);
+
+  // Manufacturer -> models sections -> install sections
+  const mfg = section(inf, 'Manufacturer')?.lines ?? [];
+  const modelProblems: string[] = [];
+  const models: string[] = [];
+  if (mfg.length === 0) modelProblems.push('[Manufacturer] missing or empty');
+  for (const l of mfg) {
+    const [base, ...decos] = l.values;
+    for (const want of opts.decorations)
+      if (!decos.some((d) => d.toLowerCase() === want.toLowerCase())) modelProblems.push(`[Manufacturer] ${l.key} does not name decoration ${want}`);
+    const names = decos.length ? decos.map((d) => `${base}.${d}`) : [base];
+    for (const n of names) {
+      if (!section(inf, n)) modelProblems.push(`models section [${n}] missing`);
+      else models.push(n);
+    }
+  }
+  add('manufacturer-models', modelProblems, `models ${models.join(', ')}`);
+
+  const hwProblems: string[] = [];
+  const installs = new Set<string>();
+  for (const m of models) {
+    const entries = section(inf, m)!.lines.filter((l) => l.key);
+    if (entries.length === 0) hwProblems.push(`[${m}] lists no device`);
+    for (const e of entries) {
+      installs.add(e.values[0]);
+      const ids = e.values.slice(1).map((v) => v.toUpperCase());
+      if (!ids.includes(opts.hardwareId.toUpperCase())) hwProblems.push(`[${m}] line ${e.line}: hardware ID ${e.values.slice(1).join(',') || 'missing'} (want ${opts.hardwareId})`);
+    }
+  }
+  add('hardware-id', hwProblems, `${opts.hardwareId} in ${models.length} models section(s)`);
+
+  const instProblems: string[] = [];
+  const copied = new Set<string>();
+  let serviceBinary: string | undefined;
+  let msi: boolean | undefined;
+  for (const inst of installs) {
+    const ddi = section(inf, `${inst}.NT`) ? `${inst}.NT` : section(inf, inst) ? inst : undefined;
+    if (!ddi) {
+      instProblems.push(`install section [${inst}] / [${inst}.NT] missing`);
+      continue;
+    }
+    for (const kind of ['CopyFiles', 'AddReg']) {
+      for (const list of values(inf, ddi, kind).concat(values(inf, `${ddi}.HW`, kind)))
+        for (const target of list) {
+          if (kind === 'CopyFiles' && target.startsWith('@')) {
+            copied.add(target.slice(1).toLowerCase());
+            continue;
+          }
+          const s = section(inf, target);
+          if (!s) {
+            instProblems.push(`${kind} section [${target}] (from [${ddi}]) missing`);
+            continue;
+          }
+          if (kind === 'CopyFiles') for (const l of s.lines) copied.add((l.key ? l.raw.split('=')[0] : l.values[0]).trim().toLowerCase());
+          if (kind === 'AddReg')
+            for (const l of s.lines)
+              if (/MSISupported/i.test(l.raw)) msi = (l.values[4] ?? '').trim() === '1';
+        }
+    }
+    const svc = values(inf, `${ddi}.Services`, 'AddService');
+    if (svc.length === 0) instProblems.push(`[${ddi}.Services] with AddService missing`);
+    for (const a of svc) {
+      const flags = parseInt(a[1] ?? '0', 16);
+      if (!(flags & 0x2)) instProblems.push(`AddService ${a[0]} lacks flag 0x2 (SPSVCINST_ASSOCSERVICE)`);
+      const s = section(inf, a[2] ?? '');
+      if (!s) {
+        instProblems.push(`service section [${a[2]}] missing`);
+        continue;
+      }
+      const get = (k: string) => first(inf, a[2], k);
+      if (get('ServiceType') !== '1') instProblems.push(`[${a[2]}] ServiceType ${get('ServiceType') ?? 'missing'} (must be 1, SERVICE_KERNEL_DRIVER)`);
+      if (!/^[0-4]$/.test(get('StartType') ?? '')) instProblems.push(`[${a[2]}] StartType ${get('StartType') ?? 'missing'} (0..4)`);
+      if (!/^[0-3]$/.test(get('ErrorControl') ?? '')) instProblems.push(`[${a[2]}] ErrorControl ${get('ErrorControl') ?? 'missing'} (0..3)`);
+      serviceBinary = get('ServiceBinary');
+      if (!serviceBinary) instProblems.push(`[${a[2]}] ServiceBinary missing`);
+    }
+  }
+  add('install-sections', instProblems, `install section(s) ${[...installs].join(', ')}`);
+
+  const sdf = new Set<string>();
+  const diskIds = new Set((section(inf, 'SourceDisksNames')?.lines ?? []).map((l) => l.key?.split('.')[0].trim()));
+  const fileProblems: string[] = [];
+  for (const [name, sec] of inf.sections)
+    if (name === 'sourcedisksfiles' || name.startsWith('sourcedisksfiles.'))
+      for (const l of sec.lines) {
+        sdf.add((l.key ?? l.values[0]).toLowerCase());
+        if (l.key && !diskIds.has(l.values[0])) fileProblems.push(`[SourceDisksFiles] ${l.key}: disk ${l.values[0]} not in [SourceDisksNames]`);
+      }
+  for (const f of copied) if (!sdf.has(f)) fileProblems.push(`${f} is copied but not in [SourceDisksFiles]`);
+  if (!copied.has(opts.driverFile.toLowerCase())) fileProblems.push(`${opts.driverFile} is not copied by any install section`);
+  if (serviceBinary && !serviceBinary.toLowerCase().endsWith(`\\${opts.driverFile.toLowerCase()}`)) fileProblems.push(`ServiceBinary ${serviceBinary} is not ${opts.driverFile}`);
+  if (!section(inf, 'DestinationDirs')) fileProblems.push('[DestinationDirs] missing');
+  add('files', fileProblems, `copies ${[...copied].join(', ')}; SourceDisksFiles ${[...sdf].join(', ')}`);
+
+  if (opts.driverUsesMsi !== undefined)
+    add('msi-consistent', (msi ?? false) === opts.driverUsesMsi ? [] : [`INF MSISupported=${msi ? 1 : 0} but the driver ${opts.driverUsesMsi ? 'connects' : 'does not connect'} message-signaled interrupts`], `MSISupported=${msi ? 1 : 0}, matches the driver`);
+  return checks;
+}
