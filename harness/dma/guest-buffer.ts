@@ -10,7 +10,7 @@ export interface MemoryReader {
 }
 
 /** The data bytes as the CPU sees them, page by page, contiguous pages read in one go. */
-export async function readThroughCpu(memory: MemoryReader, b: BufferReport): Promise<Buffer> {
+export async function readThroughCpu(memory: Pick<MemoryReader, 'read'>, b: BufferReport): Promise<Buffer> {
   const parts: Buffer[] = [];
   let remaining = b.length;
   let i = 0;

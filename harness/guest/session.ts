@@ -7,6 +7,7 @@ import type { Scenario } from '../contract/scenario.js';
 export interface SessionMemory {
   read(gpa: number, length: number): Promise<Buffer>;
   contains(gpa: number, length: number): boolean;
+  close(): Promise<void>;
   readonly kind: string;
 }
 
