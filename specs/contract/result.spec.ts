@@ -62,6 +62,16 @@ describe('contract: checking what the guest reported', () => {
     expect(parseRunResult(r, scenario, inRam).error).to.deep.equal({ code: 'map', message: 'dma_map_single failed' });
   });
 
+  it('accepts partial segments from a run that failed part-way, but still checks its pages', () => {
+    const r = good();
+    r.ok = false;
+    r.error = { code: 'timeout', message: 'no completion interrupt' };
+    r.buffers[1].segments.pop();
+    expect(parseRunResult(r, scenario, inRam).error!.code).to.equal('timeout');
+    r.buffers[1].pages[0] = '0x7fff0000000';
+    expect(() => parseRunResult(r, scenario, inRam)).to.throw(GuestContractError, /outside guest RAM/);
+  });
+
   it('finds the JSON line in noisy output and rejects output without one', () => {
     expect(parseDmactlOutput('warning: x\r\n{"a":1}\r\n')).to.deep.equal({ a: 1 });
     expect(() => parseDmactlOutput('Segmentation fault\n')).to.throw(GuestContractError, /no JSON object/);

@@ -224,7 +224,12 @@ export class SshChannel {
         );
       });
     } finally {
-      sftp.end();
+      // Wait for the channel to close: dropbear refuses a new channel request that races the
+      // teardown of a short SFTP session ("Unable to start subsystem", "Unable to exec").
+      await new Promise<void>((resolve) => {
+        sftp.once('close', () => resolve());
+        sftp.end();
+      });
     }
   }
 

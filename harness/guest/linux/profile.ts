@@ -1,6 +1,7 @@
 // The reference guest: a small Linux from Debian packages, booted straight from kernel + initramfs,
 // with the edudma module and dmactl uploaded over SFTP and loaded like a driver under test.
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseDmactlOutput, parseInfoResult, parseRunResult } from '../../contract/result.js';
 import { dmactlRunArgs, type Scenario } from '../../contract/scenario.js';
@@ -45,7 +46,13 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
   progress(`building the edudma module for ${image.kernelVersion}`);
   const driver = await buildLinuxDriver({ kernelVersion: image.kernelVersion, repoRoot: opts.repoRoot, onProgress: progress });
   await fs.mkdir(opts.artifactsDir, { recursive: true });
-  const keys = await makeRunInitrd(image, opts.artifactsDir);
+  // Per-run keys and the 7 MB initrd that carries them: private, and gone with the session.
+  const keyDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dmahil-keys-'));
+  const removeKeys = (): Promise<void> => fs.rm(keyDir, { recursive: true, force: true });
+  const keys = await makeRunInitrd(image, keyDir).catch(async (e: unknown) => {
+    await removeKeys();
+    throw e;
+  });
 
   progress('booting QEMU');
   const machine = await Machine.launch(
@@ -62,7 +69,10 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
       pvpanic: true,
     },
     { artifactsDir: opts.artifactsDir },
-  );
+  ).catch(async (e: unknown) => {
+    await removeKeys();
+    throw e;
+  });
   const serialLog = path.join(opts.artifactsDir, 'serial.log');
   try {
     progress(`waiting for the guest's SSH login (${machine.accel.toUpperCase()})`);
@@ -71,12 +81,13 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
       { timeoutMs: opts.bootTimeoutMs, isAlive: () => machine.isRunning(), logFile: serialLog },
     );
     const memory = sessionMemory(await openGuestMemory(machine));
-    const session = new LinuxSession(machine, channel, memory, opts.artifactsDir);
+    const session = new LinuxSession(machine, channel, memory, opts.artifactsDir, removeKeys);
     progress('loading edudma');
     await session.installDriver(opts.driverOverride?.module ?? driver.module, opts.driverOverride?.tool ?? driver.tool);
     return session;
   } catch (e) {
     await machine.shutdown();
+    await removeKeys();
     throw e;
   }
 }
@@ -105,6 +116,7 @@ export class LinuxSession implements GuestSession {
     private readonly channel: SshChannel,
     readonly memory: SessionMemory,
     readonly artifactsDir: string,
+    private readonly removeKeys: () => Promise<void>,
   ) {}
 
   private async sh(command: string, timeoutMs = COMMAND_TIMEOUT_MS): Promise<string> {
@@ -173,5 +185,6 @@ export class LinuxSession implements GuestSession {
     this.channel.close();
     await this.memory.close();
     await this.machine.shutdown();
+    await this.removeKeys();
   }
 }
