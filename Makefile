@@ -36,7 +36,7 @@ test: deps-test build driver-linux driver
 	@mkdir -p reports
 	$(MOCHA) $(MOCHA_ARGS)
 
-bench: deps-run build driver-linux
+bench: deps-run build
 	node dist/bench/run.js
 
 include guest-driver/linux/linux.mk

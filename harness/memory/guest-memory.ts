@@ -18,6 +18,11 @@ export interface GuestMemory {
    * guest or device. Rejects with GuestRangeError, before touching anything, unless the range is wholly RAM.
    */
   read(gpa: number, length: number): Promise<Buffer>;
+  /**
+   * Like read, into a caller's buffer (target.length bytes). For large or repeated reads: a fresh
+   * multi-MiB buffer costs more in page faults than the read itself.
+   */
+  readInto(gpa: number, target: Buffer): Promise<void>;
   /** Later reads reject. Does not affect the machine. */
   close(): Promise<void>;
 }

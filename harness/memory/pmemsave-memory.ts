@@ -30,6 +30,13 @@ export class PmemsaveMemory implements GuestMemory {
   }
 
   async read(gpa: number, length: number): Promise<Buffer> {
+    const out = Buffer.alloc(length);
+    await this.readInto(gpa, out);
+    return out;
+  }
+
+  async readInto(gpa: number, out: Buffer): Promise<void> {
+    const length = out.length;
     if (this.closed) throw new GuestMemoryError('guest memory reader is closed');
     mapRange(this.layout, gpa, length); // throws unless wholly RAM; pmemsave itself would read MMIO
     const file = path.join(this.scratchDir, `pmemsave-${process.pid}-${++counter}.bin`);
@@ -37,11 +44,14 @@ export class PmemsaveMemory implements GuestMemory {
     const timeoutMs = 10_000 + Math.ceil(length / 20_000);
     try {
       await this.qmp.execute('pmemsave', { val: gpa, size: length, filename: file }, { timeoutMs });
-      const data = await fsp.readFile(file);
-      if (data.length !== length) {
-        throw new GuestMemoryError(`pmemsave of ${hex(gpa)}+${length} produced ${data.length} bytes`);
+      const handle = await fsp.open(file, 'r');
+      try {
+        const { size } = await handle.stat();
+        if (size !== length) throw new GuestMemoryError(`pmemsave of ${hex(gpa)}+${length} produced ${size} bytes`);
+        for (let done = 0; done < length; ) done += (await handle.read(out, done, length - done, done)).bytesRead;
+      } finally {
+        await handle.close();
       }
-      return data;
     } catch (err) {
       if (err instanceof GuestMemoryError) throw err;
       throw new GuestMemoryError(`pmemsave of ${hex(gpa)}+${length} failed: ${(err as Error).message}`, { cause: err });

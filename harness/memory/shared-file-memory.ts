@@ -36,9 +36,14 @@ export class SharedFileMemory implements GuestMemory {
   }
 
   async read(gpa: number, length: number): Promise<Buffer> {
-    if (this.closed) throw new GuestMemoryError('guest memory reader is closed');
-    const segments = mapRange(this.layout, gpa, length);
     const out = Buffer.alloc(length);
+    await this.readInto(gpa, out);
+    return out;
+  }
+
+  async readInto(gpa: number, out: Buffer): Promise<void> {
+    if (this.closed) throw new GuestMemoryError('guest memory reader is closed');
+    const segments = mapRange(this.layout, gpa, out.length);
     let handle: fsp.FileHandle;
     try {
       handle = await fsp.open(this.file, 'r');
@@ -59,7 +64,6 @@ export class SharedFileMemory implements GuestMemory {
     } finally {
       await handle.close();
     }
-    return out;
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,148 @@
+// make bench: timings that matter to users, each with a baseline measured in the same run.
+// Prints a table and writes reports/bench.json. Targets live here, never in timed tests.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildReferenceImage, type ReferenceImage } from '../images/linux/build.js';
+import { makeRunInitrd } from '../images/linux/run-keys.js';
+import { SshChannel } from '../harness/guest/channel/ssh-channel.js';
+import { Machine } from '../harness/machine/index.js';
+import { openGuestMemory, type GuestMemory } from '../harness/memory/index.js';
+import { benchTable, median, type Metric } from './table.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const artifacts = path.join(repoRoot, 'reports', 'bench');
+const BOOTS = Number(process.env.DMAHIL_BENCH_BOOTS ?? 5);
+const BASELINE_BOOTS = Number(process.env.DMAHIL_BENCH_BASELINE_BOOTS ?? 3);
+const READS = Number(process.env.DMAHIL_BENCH_READS ?? 3);
+const PAGE_READS = 200;
+
+const log = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
+
+interface BootVariant {
+  kernel: string;
+  cpuModel?: string;
+}
+
+/** Seconds from launching QEMU to a successful SSH login. Leaves the machine running for the caller. */
+async function bootToReady(image: ReferenceImage, v: BootVariant, name: string): Promise<{ seconds: number; machine: Machine }> {
+  const keyDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dmahil-bench-'));
+  try {
+    const keys = await makeRunInitrd(image, keyDir);
+    const started = performance.now();
+    const machine = await Machine.launch(
+      { name, memoryMiB: 256, cpus: 1, accel: 'auto', kernel: v.kernel, initrd: keys.initrd, append: image.append, cpuModel: v.cpuModel, edu: { enabled: true }, nic: { model: 'virtio-net-pci', guestPort: 22 } },
+      { artifactsDir: path.join(artifacts, name) },
+    );
+    try {
+      const ch = await SshChannel.waitReady(
+        { host: '127.0.0.1', port: machine.sshPort, username: 'root', privateKey: keys.clientPrivateKey, hostPublicKey: keys.hostPublicKey },
+        { timeoutMs: 180_000, isAlive: () => machine.isRunning() },
+      );
+      const seconds = (performance.now() - started) / 1000;
+      ch.close();
+      return { seconds, machine };
+    } catch (e) {
+      await machine.shutdown();
+      throw e;
+    }
+  } finally {
+    await fs.rm(keyDir, { recursive: true, force: true });
+  }
+}
+
+async function bootSamples(image: ReferenceImage, v: BootVariant, label: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const { seconds, machine } = await bootToReady(image, v, `${label}-${i}`);
+    await machine.shutdown();
+    log(`${label} boot ${i + 1}/${n}: ${seconds.toFixed(2)} s`);
+    out.push(seconds);
+  }
+  return out;
+}
+
+/** Seconds to read all of guest RAM (every readable region) through one reader, into a reused buffer. */
+async function readAll(memory: GuestMemory, target: Buffer): Promise<number> {
+  const started = performance.now();
+  let bytes = 0;
+  for (const r of memory.layout.regions) {
+    await memory.readInto(r.gpa, target.subarray(bytes, bytes + r.size));
+    bytes += r.size;
+  }
+  if (bytes < 255 * 1024 * 1024) throw new Error(`read only ${bytes} bytes of guest RAM`);
+  return (performance.now() - started) / 1000;
+}
+
+async function main(): Promise<void> {
+  await fs.mkdir(artifacts, { recursive: true });
+  const image = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images'), onProgress: log });
+
+  const tuned = await bootSamples(image, { kernel: image.kernel }, 'tuned', BOOTS);
+  // The kernel as Debian ships it: xz bzImage decompressed in the guest, no RDRAND for the RNG.
+  const untuned = await bootSamples(image, { kernel: `/boot/vmlinuz-${image.kernelVersion}`, cpuModel: 'qemu64' }, 'untuned', BASELINE_BOOTS);
+
+  const { machine } = await bootToReady(image, { kernel: image.kernel }, 'reads');
+  const shared: number[] = [];
+  const pmemsave: number[] = [];
+  const shared4k: number[] = [];
+  const pmemsave4k: number[] = [];
+  try {
+    const viaFile = await openGuestMemory(machine, { kind: 'shared-file' });
+    const viaQmp = await openGuestMemory(machine, { kind: 'pmemsave' });
+    // One destination for both readers, faulted in once, so neither pays for page faults.
+    const target = Buffer.alloc(machine.memoryLayout.ramBytes, 1);
+    for (let i = 0; i < READS; i++) {
+      shared.push(await readAll(viaFile, target));
+      pmemsave.push(await readAll(viaQmp, target));
+      log(`256 MiB read ${i + 1}/${READS}: shared file ${shared.at(-1)!.toFixed(3)} s, pmemsave ${pmemsave.at(-1)!.toFixed(3)} s`);
+    }
+    for (const [reader, into] of [[viaFile, shared4k], [viaQmp, pmemsave4k]] as const) {
+      const page = Buffer.alloc(4096, 1);
+      for (let i = 0; i < PAGE_READS; i++) {
+        const gpa = 0x100000 + ((i * 7919) % 60000) * 4096;
+        const t = performance.now();
+        await reader.readInto(gpa, page);
+        into.push(performance.now() - t);
+      }
+    }
+    await viaFile.close();
+    await viaQmp.close();
+  } finally {
+    await machine.shutdown();
+  }
+
+  const metrics: Metric[] = [
+    {
+      name: 'coldBootToReadyS', unit: 's', value: median(tuned), samples: tuned, better: 'lower',
+      baseline: { name: 'untuned Debian boot', value: median(untuned), samples: untuned },
+    },
+    {
+      name: 'hostRead256MiBSharedS', unit: 's', value: median(shared), samples: shared, better: 'lower',
+      baseline: { name: 'hostRead256MiBPmemsaveS', value: median(pmemsave), samples: pmemsave }, goal: '>= 20x',
+    },
+    {
+      name: 'hostRead4KiBSharedMs', unit: 'ms', value: median(shared4k), samples: [], better: 'lower',
+      baseline: { name: 'hostRead4KiBPmemsaveMs', value: median(pmemsave4k), samples: [] },
+    },
+  ];
+  const report = {
+    when: new Date().toISOString(),
+    accel: machine.accel,
+    host: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
+    metrics: Object.fromEntries(
+      metrics.flatMap((m) => [
+        [m.name, { value: m.value, unit: m.unit, samples: m.samples }],
+        ...(m.baseline ? [[/^[a-z]\w+$/.test(m.baseline.name) ? m.baseline.name : `${m.name}Baseline`, { value: m.baseline.value, unit: m.unit, samples: m.baseline.samples }]] : []),
+      ]),
+    ),
+  };
+  await fs.writeFile(path.join(repoRoot, 'reports', 'bench.json'), JSON.stringify(report, null, 2) + '\n');
+  process.stdout.write(benchTable(metrics) + '\n');
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+});
