@@ -72,7 +72,7 @@ export async function runScenario(session: GuestSession, c: ScenarioCase): Promi
     const summary =
       status === 'pass'
         ? `${evidence.destination.length} bytes verified from guest RAM${evidence.destination.bounced ? ' (through a bounce buffer)' : ''}`
-        : [findings[0]!.message, evidence.mismatch ? describeMismatch(evidence.mismatch) : 'data intact'].join('; ');
+        : [...findings.map((f) => f.message), evidence.mismatch ? describeMismatch(evidence.mismatch) : 'data intact'].join('; ');
     return done({ ...base, status, summary, findings, mismatch: evidence.mismatch, result: r });
   } catch (e) {
     const why = e instanceof DmahilError ? e.describe() : (e as Error).message;
