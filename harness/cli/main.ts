@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { selectCatalog } from '../dma/catalog.js';
 import { runSuite, type SuiteVerdict } from '../dma/run-suite.js';
+import { ReusingSessionSource } from '../dma/session-source.js';
 import { DmahilError, UsageError } from '../errors.js';
 import { startLinuxGuest } from '../guest/linux/profile.js';
 import { resultsJson } from '../report/results-json.js';
@@ -34,7 +35,7 @@ async function run(opts: RunOptions): Promise<number> {
   const verdicts: SuiteVerdict[] = await runSuite(entries, {
     onProgress: progress,
     onVerdict: (v) => progress(`${v.status.padEnd(5)} ${v.name}: ${v.summary}`),
-    startSession: (variant) =>
+    source: new ReusingSessionSource((variant) =>
       startLinuxGuest({
         repoRoot,
         cacheDir: path.join(repoRoot, '.cache'),
@@ -44,6 +45,7 @@ async function run(opts: RunOptions): Promise<number> {
         bootTimeoutMs: opts.bootTimeoutMs,
         onProgress: progress,
       }),
+    ),
   });
 
   const report = resultsJson(verdicts, { version: await version(), artifacts });

@@ -1,9 +1,9 @@
-// Run catalog entries grouped by guest variant: one boot per variant, scenarios in order on it.
-// A guest that cannot start fails its scenarios with the reason instead of stopping the others.
+// Run catalog entries variant by variant, each scenario on a guest from a SessionSource.
+// A guest that cannot start fails the scenario with the reason; the next scenario tries again.
 import { DmahilError } from '../errors.js';
-import type { GuestSession } from '../guest/session.js';
 import { VARIANTS, type CatalogEntry, type GuestVariant } from './catalog.js';
 import { runScenario } from './run-scenario.js';
+import type { SessionSource } from './session-source.js';
 import type { Verdict } from './verdict.js';
 
 export interface SuiteVerdict extends Verdict {
@@ -11,9 +11,13 @@ export interface SuiteVerdict extends Verdict {
 }
 
 export interface SuiteOptions {
-  startSession: (variant: GuestVariant) => Promise<GuestSession>;
+  source: SessionSource;
   onVerdict?: (v: SuiteVerdict) => void;
   onProgress?: (message: string) => void;
+}
+
+function describeError(e: unknown): string {
+  return e instanceof DmahilError ? e.describe() : (e as Error).message;
 }
 
 export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Promise<SuiteVerdict[]> {
@@ -22,29 +26,26 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
     verdicts.push(v);
     opts.onVerdict?.(v);
   };
-  for (const variant of Object.values(VARIANTS)) {
-    const mine = entries.filter((e) => e.variant === variant.id);
-    if (mine.length === 0) continue;
-    let session: GuestSession;
-    try {
-      opts.onProgress?.(`booting the ${variant.id} guest (${variant.description})`);
-      session = await opts.startSession(variant);
-    } catch (e) {
-      const why = e instanceof DmahilError ? e.describe() : (e as Error).message;
+  try {
+    for (const variant of Object.values(VARIANTS)) {
+      const mine = entries.filter((e) => e.variant === variant.id);
+      if (mine.length > 0) opts.onProgress?.(`${variant.id} guest: ${variant.description}`);
       for (const c of mine) {
-        record({ ...c, variant: variant.id, expectSeed: c.expectSeed ?? c.scenario.seed, status: 'error', summary: `guest did not start: ${why}`, findings: [], mismatch: null, durationMs: 0 });
-      }
-      continue;
-    }
-    try {
-      for (const c of mine) {
+        let session;
+        try {
+          session = await opts.source.acquire(variant);
+        } catch (e) {
+          record({ ...c, variant: variant.id, expectSeed: c.expectSeed ?? c.scenario.seed, status: 'error', summary: `guest did not start: ${describeError(e)}`, findings: [], mismatch: null, durationMs: 0 });
+          continue;
+        }
         opts.onProgress?.(`running "${c.name}"`);
-        record({ ...(await runScenario(session, c)), variant: variant.id });
+        const v = await runScenario(session, c);
+        record({ ...v, variant: variant.id });
+        await opts.source.release(session, v.status !== 'error');
       }
-      await session.collectLogs().catch(() => undefined);
-    } finally {
-      await session.close();
     }
+  } finally {
+    await opts.source.close();
   }
   return verdicts;
 }

@@ -37,6 +37,8 @@ export interface GuestSession {
   run(scenario: Scenario): Promise<HeldRun>;
   /** Device-model messages since a time (Date.now() based). */
   deviceModelEvents(sinceMs: number): DeviceModelEvent[];
+  /** False once the machine or the connection to the guest is gone: never reuse it then. */
+  isHealthy(): boolean;
   /** Copy the guest's driver log and similar into the artifacts. */
   collectLogs(): Promise<void>;
   close(): Promise<void>;

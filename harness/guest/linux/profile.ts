@@ -167,6 +167,10 @@ export class LinuxSession implements GuestSession {
     }
   }
 
+  isHealthy(): boolean {
+    return this.machine.isRunning() && this.channel.isOpen;
+  }
+
   deviceModelEvents(sinceMs: number): DeviceModelEvent[] {
     return this.machine.deviceModelMessages(sinceMs).map((m) => ({
       atMs: m.at,

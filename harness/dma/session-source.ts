@@ -1,0 +1,47 @@
+// Where run-suite gets a guest for each scenario. The simple source boots one guest per variant and
+// reuses it; a guest that broke (QEMU died, SSH gone, a hang) is closed and the next scenario gets a
+// fresh boot. A snapshot-based source restores a pristine guest per scenario instead.
+import type { GuestSession } from '../guest/session.js';
+import type { GuestVariant } from './catalog.js';
+
+export interface SessionSource {
+  /** A guest ready for the next scenario of this variant. */
+  acquire(variant: GuestVariant): Promise<GuestSession>;
+  /** The scenario is over; an unhealthy guest is never handed out again. */
+  release(session: GuestSession, healthy: boolean): Promise<void>;
+  /** Close every guest still open. */
+  close(): Promise<void>;
+}
+
+export type StartSession = (variant: GuestVariant) => Promise<GuestSession>;
+
+/** One booted guest per variant, reused while healthy. */
+export class ReusingSessionSource implements SessionSource {
+  private readonly open = new Map<GuestVariant['id'], GuestSession>();
+
+  constructor(private readonly start: StartSession) {}
+
+  async acquire(variant: GuestVariant): Promise<GuestSession> {
+    const existing = this.open.get(variant.id);
+    if (existing?.isHealthy()) return existing;
+    if (existing) await this.drop(variant.id, existing);
+    const session = await this.start(variant);
+    this.open.set(variant.id, session);
+    return session;
+  }
+
+  async release(session: GuestSession, healthy: boolean): Promise<void> {
+    if (healthy && session.isHealthy()) return;
+    for (const [id, s] of this.open) if (s === session) await this.drop(id, s);
+  }
+
+  async close(): Promise<void> {
+    for (const [id, s] of [...this.open]) await this.drop(id, s);
+  }
+
+  private async drop(id: GuestVariant['id'], s: GuestSession): Promise<void> {
+    this.open.delete(id);
+    await s.collectLogs().catch(() => undefined);
+    await s.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,68 @@
+// run-suite and the reusing session source with stand-in guests (the real guest runs the same code
+// path in specs/e2e/cli.e2e.spec.ts): a broken guest is replaced, a guest that will not start fails
+// only its own scenario.
+import { expect } from 'chai';
+import { makeScenario } from '../../harness/contract/scenario.js';
+import { VARIANTS, type CatalogEntry } from '../../harness/dma/catalog.js';
+import { runSuite } from '../../harness/dma/run-suite.js';
+import { ReusingSessionSource } from '../../harness/dma/session-source.js';
+import type { GuestSession } from '../../harness/guest/session.js';
+
+function fakeSession(id: number, log: string[], breaksAfterRun: boolean): GuestSession {
+  let healthy = true;
+  return {
+    profile: `fake-${id}`,
+    artifactsDir: '/nonexistent',
+    memory: { kind: 'fake', read: async () => Buffer.alloc(0), contains: () => true, close: async () => undefined },
+    info: async () => { throw new Error('unused'); },
+    run: async () => {
+      log.push(`run on ${id}`);
+      if (breaksAfterRun) healthy = false;
+      throw new Error(`guest ${id} fell over`);
+    },
+    isHealthy: () => healthy,
+    deviceModelEvents: () => [],
+    collectLogs: async () => undefined,
+    close: async () => void log.push(`close ${id}`),
+  };
+}
+
+const entry = (name: string): CatalogEntry => ({ name, variant: 'direct', quick: true, scenario: makeScenario({}) });
+
+describe('dma: run-suite with a reusing session source', () => {
+  it('gives the next scenario a fresh guest after an error, and closes every guest at the end', async () => {
+    const log: string[] = [];
+    let boots = 0;
+    const source = new ReusingSessionSource(async (variant) => {
+      expect(variant).to.equal(VARIANTS.direct);
+      boots++;
+      log.push(`boot ${boots}`);
+      return fakeSession(boots, log, boots === 1);
+    });
+    const verdicts = await runSuite([entry('a'), entry('b'), entry('c')], { source });
+    expect(verdicts.map((v) => v.status)).to.deep.equal(['error', 'error', 'error']);
+    expect(verdicts[0]!.summary).to.match(/guest 1 fell over/);
+    expect(log).to.deep.equal(['boot 1', 'run on 1', 'close 1', 'boot 2', 'run on 2', 'close 2', 'boot 3', 'run on 3', 'close 3']);
+  });
+
+  it('reuses a healthy guest between scenarios that pass or fail on their data', async () => {
+    let boots = 0;
+    const source = new ReusingSessionSource(async () => fakeSession(++boots, [], false));
+    const s1 = await source.acquire(VARIANTS.direct);
+    await source.release(s1, true);
+    expect(await source.acquire(VARIANTS.direct)).to.equal(s1);
+    expect(boots).to.equal(1);
+    await source.close();
+  });
+
+  it('a guest that does not start fails its scenario with the reason, and the next one tries again', async () => {
+    let attempts = 0;
+    const source = new ReusingSessionSource(async () => {
+      attempts++;
+      throw new Error(`boot ${attempts} failed`);
+    });
+    const verdicts = await runSuite([entry('a'), entry('b')], { source });
+    expect(verdicts.map((v) => v.summary)).to.deep.equal(['guest did not start: boot 1 failed', 'guest did not start: boot 2 failed']);
+    expect(attempts).to.equal(2);
+  });
+});
