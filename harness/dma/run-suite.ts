@@ -41,7 +41,7 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
         opts.onProgress?.(`running "${c.name}"`);
         const v = await runScenario(session, c);
         record({ ...v, variant: variant.id });
-        await opts.source.release(session, v.status !== 'error');
+        await opts.source.release(session, v);
       }
     }
   } finally {

@@ -3,12 +3,13 @@
 // fresh boot. A snapshot-based source restores a pristine guest per scenario instead.
 import type { GuestSession } from '../guest/session.js';
 import type { GuestVariant } from './catalog.js';
+import type { Verdict } from './verdict.js';
 
 export interface SessionSource {
   /** A guest ready for the next scenario of this variant. */
   acquire(variant: GuestVariant): Promise<GuestSession>;
-  /** The scenario is over; an unhealthy guest is never handed out again. */
-  release(session: GuestSession, healthy: boolean): Promise<void>;
+  /** The scenario is over. After an error the guest is never handed out again. */
+  release(session: GuestSession, verdict: Verdict): Promise<void>;
   /** Close every guest still open. */
   close(): Promise<void>;
 }
@@ -30,8 +31,8 @@ export class ReusingSessionSource implements SessionSource {
     return session;
   }
 
-  async release(session: GuestSession, healthy: boolean): Promise<void> {
-    if (healthy && session.isHealthy()) return;
+  async release(session: GuestSession, verdict: Verdict): Promise<void> {
+    if (verdict.status !== 'error' && session.isHealthy()) return;
     for (const [id, s] of this.open) if (s === session) await this.drop(id, s);
   }
 

@@ -7,6 +7,7 @@ import { VARIANTS, type CatalogEntry } from '../../harness/dma/catalog.js';
 import { runSuite } from '../../harness/dma/run-suite.js';
 import { ReusingSessionSource } from '../../harness/dma/session-source.js';
 import type { GuestSession } from '../../harness/guest/session.js';
+import type { Verdict } from '../../harness/dma/verdict.js';
 
 function fakeSession(id: number, log: string[], breaksAfterRun: boolean): GuestSession {
   let healthy = true;
@@ -49,7 +50,7 @@ describe('dma: run-suite with a reusing session source', () => {
     let boots = 0;
     const source = new ReusingSessionSource(async () => fakeSession(++boots, [], false));
     const s1 = await source.acquire(VARIANTS.direct);
-    await source.release(s1, true);
+    await source.release(s1, { status: 'fail' } as Verdict);
     expect(await source.acquire(VARIANTS.direct)).to.equal(s1);
     expect(boots).to.equal(1);
     await source.close();
