@@ -52,8 +52,15 @@ export function buildQemuCommand(inputs: QemuCommandInputs): QemuCommand {
   const args: string[] = [];
 
   args.push('-name', `${esc(c.name)},debug-threads=on`);
-  args.push('-no-user-config', '-nodefaults', '-no-reboot');
-  args.push('-display', 'none', '-vga', 'none', '-monitor', 'none');
+  args.push('-no-user-config', '-nodefaults');
+  if (!c.allowReboot) args.push('-no-reboot');
+  args.push('-display', 'none', '-vga', c.display === 'std' ? 'std' : 'none', '-monitor', 'none');
+  if (c.firmware) {
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${esc(c.firmware.code)}`);
+    args.push('-drive', `if=pflash,format=raw,unit=1,file=${esc(c.firmware.vars)}`);
+  }
+  if (c.rtcLocalTime) args.push('-rtc', 'base=localtime');
+  if (c.panicAction) args.push('-action', `panic=${c.panicAction}`);
   args.push('-accel', accel);
   args.push('-cpu', c.cpuModel ?? (accel === 'kvm' ? 'host' : DEFAULT_TCG_CPU));
   args.push('-smp', String(c.cpus));
@@ -84,16 +91,18 @@ export function buildQemuCommand(inputs: QemuCommandInputs): QemuCommand {
     args.push('-device', dev);
   }
   if (c.pvpanic) args.push('-device', 'pvpanic');
+  if (c.vmcoreinfo) args.push('-device', 'vmcoreinfo');
 
   let ahciPort = 0;
   (c.drives ?? []).forEach((d, i) => {
     args.push('-drive', driveOpts(d, `disk${i}`));
-    if (d.interface === 'virtio') args.push('-device', `virtio-blk-pci,drive=disk${i}`);
-    else args.push('-device', `ide-hd,drive=disk${i},bus=ide.${ahciPort++}`);
+    const boot = d.bootIndex !== undefined ? `,bootindex=${d.bootIndex}` : '';
+    if (d.interface === 'virtio') args.push('-device', `virtio-blk-pci,drive=disk${i}${boot}`);
+    else args.push('-device', `ide-hd,drive=disk${i},bus=ide.${ahciPort++}${boot}`);
   });
   (c.cdroms ?? []).forEach((cd, i) => {
     args.push('-drive', `file=${esc(cd.file)},if=none,id=cd${i},media=cdrom,readonly=on`);
-    args.push('-device', `ide-cd,drive=cd${i},bus=ide.${ahciPort++}`);
+    args.push('-device', `ide-cd,drive=cd${i},bus=ide.${ahciPort++}${cd.bootIndex !== undefined ? `,bootindex=${cd.bootIndex}` : ''}`);
   });
 
   if (c.kernel !== undefined) args.push('-kernel', c.kernel);

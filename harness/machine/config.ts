@@ -14,11 +14,27 @@ export interface DriveConfig {
   format: DriveFormat;
   readOnly?: boolean;
   interface: DriveInterface;
+  /** Firmware boot order (QEMU bootindex): lower boots first. Unset: the firmware's default order. */
+  bootIndex?: number;
 }
 
 export interface CdromConfig {
   file: string;
+  bootIndex?: number;
 }
+
+/**
+ * UEFI firmware as two pflash drives: the read-only code and a writable variable store. The vars file
+ * is written by the guest (boot entries), so give each machine its own copy.
+ */
+export interface FirmwareConfig {
+  kind: 'ovmf';
+  code: string;
+  vars: string;
+}
+
+/** What QEMU does on a guest panic (pvpanic): 'pause' keeps the machine for dump-guest-memory and screendump. */
+export type PanicAction = 'shutdown' | 'pause' | 'none';
 
 export interface EduConfig {
   enabled: boolean;
@@ -62,11 +78,24 @@ export interface MachineConfig {
   extraArgs?: string[];
   /** Default `qemu-system-x86_64` from PATH. */
   qemuBinary?: string;
+  /** UEFI (OVMF) instead of the default SeaBIOS. */
+  firmware?: FirmwareConfig;
+  /** 'std': a VGA device (still no window), so QMP screendump has a picture. Default 'none'. */
+  display?: 'none' | 'std';
+  /** -action panic=...; QEMU's default is 'shutdown'. */
+  panicAction?: PanicAction;
+  /** -device vmcoreinfo: with the guest's vmcoreinfo driver, dump-guest-memory can write win-dmp. */
+  vmcoreinfo?: boolean;
+  /** Let the guest reboot (installers do). Default false: -no-reboot turns a reset into an exit. */
+  allowReboot?: boolean;
+  /** -rtc base=localtime (Windows keeps the RTC in local time). */
+  rtcLocalTime?: boolean;
 }
 
 const FIELDS: ReadonlySet<string> = new Set([
   'name', 'memoryMiB', 'cpus', 'accel', 'kernel', 'initrd', 'append', 'drives', 'cdroms', 'edu', 'nic',
   'cpuModel', 'pvpanic', 'sharedRam', 'logGuestErrors', 'extraArgs', 'qemuBinary',
+  'firmware', 'display', 'panicAction', 'vmcoreinfo', 'allowReboot', 'rtcLocalTime',
 ]);
 
 /** The ICH9 AHCI controller on q35 has six ports: ide.0 … ide.5. */
@@ -123,8 +152,9 @@ export function validateMachineConfig(input: unknown): MachineConfig {
         }
         const drive = d as Record<string, unknown>;
         for (const key of Object.keys(drive)) {
-          if (!['file', 'format', 'readOnly', 'interface'].includes(key)) bad(`${f}.${key}`, 'is not a drive field', 'use file, format, readOnly, interface');
+          if (!['file', 'format', 'readOnly', 'interface', 'bootIndex'].includes(key)) bad(`${f}.${key}`, 'is not a drive field', 'use file, format, readOnly, interface, bootIndex');
         }
+        checkBootIndex(drive.bootIndex, `${f}.bootIndex`, bad);
         if (!nonEmptyString(drive.file)) bad(`${f}.file`, `must be a non-empty file path (got ${show(drive.file)})`, 'set it to the image path');
         if (drive.format !== 'qcow2' && drive.format !== 'raw') bad(`${f}.format`, `must be 'qcow2' or 'raw' (got ${show(drive.format)})`, "use 'qcow2'");
         if (drive.readOnly !== undefined && typeof drive.readOnly !== 'boolean') bad(`${f}.readOnly`, `must be a boolean (got ${show(drive.readOnly)})`, 'use true or false');
@@ -140,6 +170,9 @@ export function validateMachineConfig(input: unknown): MachineConfig {
         const cd = d as Record<string, unknown> | null;
         if (cd === null || typeof cd !== 'object' || !nonEmptyString(cd.file)) {
           bad(`cdroms[${i}].file`, `must be a non-empty file path (got ${show(cd && typeof cd === 'object' ? cd.file : cd)})`, 'use { file: "/path/to.iso" }');
+        } else {
+          for (const key of Object.keys(cd)) if (key !== 'file' && key !== 'bootIndex') bad(`cdroms[${i}].${key}`, 'is not a cdrom field', 'use file, bootIndex');
+          checkBootIndex(cd.bootIndex, `cdroms[${i}].bootIndex`, bad);
         }
         ahciUsed++;
       });
@@ -182,7 +215,21 @@ export function validateMachineConfig(input: unknown): MachineConfig {
   if (c.cpuModel !== undefined && (typeof c.cpuModel !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.,+=-]*$/.test(c.cpuModel))) {
     bad('cpuModel', `must be a QEMU -cpu value such as 'qemu64,+rdrand' (got ${show(c.cpuModel)})`, 'leave it out for the default');
   }
-  for (const field of ['pvpanic', 'sharedRam', 'logGuestErrors'] as const) {
+  if (c.firmware !== undefined) {
+    const fw = c.firmware as Record<string, unknown> | null;
+    if (fw === null || typeof fw !== 'object' || fw.kind !== 'ovmf') {
+      bad('firmware', `must be { kind: 'ovmf', code, vars } (got ${show(c.firmware)})`, 'leave it out for SeaBIOS, or use /usr/share/OVMF/OVMF_CODE_4M.fd with a copy of OVMF_VARS_4M.fd');
+    } else {
+      for (const key of Object.keys(fw)) if (!['kind', 'code', 'vars'].includes(key)) bad(`firmware.${key}`, 'is not a firmware field', 'use kind, code, vars');
+      if (!nonEmptyString(fw.code)) bad('firmware.code', `must be a non-empty file path (got ${show(fw.code)})`, 'use /usr/share/OVMF/OVMF_CODE_4M.fd');
+      if (!nonEmptyString(fw.vars)) bad('firmware.vars', `must be a non-empty file path (got ${show(fw.vars)})`, 'use a per-machine copy of /usr/share/OVMF/OVMF_VARS_4M.fd');
+    }
+  }
+  if (c.display !== undefined && c.display !== 'none' && c.display !== 'std') bad('display', `must be 'none' or 'std' (got ${show(c.display)})`, "use 'std' for screendumps");
+  if (c.panicAction !== undefined && !['shutdown', 'pause', 'none'].includes(c.panicAction as string)) {
+    bad('panicAction', `must be 'shutdown', 'pause' or 'none' (got ${show(c.panicAction)})`, "use 'pause' to keep a panicked guest for a memory dump");
+  }
+  for (const field of ['pvpanic', 'sharedRam', 'logGuestErrors', 'vmcoreinfo', 'allowReboot', 'rtcLocalTime'] as const) {
     if (c[field] !== undefined && typeof c[field] !== 'boolean') bad(field, `must be a boolean (got ${show(c[field])})`, 'use true or false');
   }
   if (c.extraArgs !== undefined && (!Array.isArray(c.extraArgs) || !c.extraArgs.every((a) => typeof a === 'string'))) {
@@ -194,6 +241,10 @@ export function validateMachineConfig(input: unknown): MachineConfig {
 
   if (problems.length > 0) throw new MachineConfigError(problems);
   return input as MachineConfig;
+}
+
+function checkBootIndex(v: unknown, field: string, bad: (field: string, message: string, hint: string) => void): void {
+  if (v !== undefined && (!isInt(v) || v < 0 || v > 99)) bad(field, `must be an integer from 0 to 99 (got ${show(v)})`, 'use 0 for the first boot device');
 }
 
 function validPciAddr(s: string): boolean {

@@ -129,3 +129,35 @@ describe('machine/cmdline', () => {
     });
   });
 });
+
+describe('machine/cmdline: firmware, display and Windows options', () => {
+  function args(over: Partial<import('../../harness/machine/config.js').MachineConfig>): string[] {
+    return buildQemuCommand({ config: baseConfig(over), accel: 'tcg', runDir: '/dev/shm/run', artifactsDir: '/art', hostPort: 40022 }).args;
+  }
+  it('keeps the defaults: -no-reboot, no VGA, SeaBIOS, no -action', () => {
+    const a = args({});
+    expect(a).to.include('-no-reboot');
+    expect(a[a.indexOf('-vga') + 1]).to.equal('none');
+    expect(a.join(' ')).not.to.match(/pflash|-action|vmcoreinfo|bootindex|-rtc/);
+  });
+  it('OVMF as two pflash drives, code read-only, paths escaped', () => {
+    const a = args({ firmware: { kind: 'ovmf', code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/tmp/a,b/vars.fd' } });
+    expect(a).to.include('if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd');
+    expect(a).to.include('if=pflash,format=raw,unit=1,file=/tmp/a,,b/vars.fd');
+  });
+  it('display std, panic action, vmcoreinfo, localtime RTC, reboots allowed', () => {
+    const a = args({ display: 'std', panicAction: 'pause', vmcoreinfo: true, rtcLocalTime: true, allowReboot: true });
+    expect(a[a.indexOf('-vga') + 1]).to.equal('std');
+    expect(a[a.indexOf('-display') + 1]).to.equal('none');
+    expect(a[a.indexOf('-action') + 1]).to.equal('panic=pause');
+    expect(a[a.indexOf('-rtc') + 1]).to.equal('base=localtime');
+    expect(a).to.include('vmcoreinfo');
+    expect(a).not.to.include('-no-reboot');
+  });
+  it('boot order on AHCI disks and CD-ROMs', () => {
+    const a = args({ drives: [{ file: '/d.qcow2', format: 'qcow2', interface: 'ahci', bootIndex: 0 }], cdroms: [{ file: '/w.iso', bootIndex: 1 }, { file: '/c.iso' }] });
+    expect(a).to.include('ide-hd,drive=disk0,bus=ide.0,bootindex=0');
+    expect(a).to.include('ide-cd,drive=cd0,bus=ide.1,bootindex=1');
+    expect(a).to.include('ide-cd,drive=cd1,bus=ide.2');
+  });
+});

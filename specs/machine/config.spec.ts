@@ -85,3 +85,24 @@ describe('machine/config validation', () => {
     }
   });
 });
+
+describe('machine/config validation: firmware and Windows options', () => {
+  it('accepts OVMF, display, panic action, vmcoreinfo, reboots, RTC and boot indexes', () => {
+    const config = baseConfig({
+      firmware: { kind: 'ovmf', code: '/c.fd', vars: '/v.fd' }, display: 'std', panicAction: 'pause', vmcoreinfo: true,
+      allowReboot: true, rtcLocalTime: true,
+      drives: [{ file: '/d', format: 'qcow2', interface: 'ahci', bootIndex: 0 }], cdroms: [{ file: '/c.iso', bootIndex: 1 }],
+    });
+    expect(validateMachineConfig(config)).to.equal(config);
+  });
+  it('names each bad field', () => {
+    expectProblem({ firmware: { kind: 'seabios' } }, 'firmware', /kind: 'ovmf'/, /OVMF_CODE_4M/);
+    expectProblem({ firmware: { kind: 'ovmf', code: '', vars: '/v' } }, 'firmware.code', /non-empty/);
+    expectProblem({ firmware: { kind: 'ovmf', code: '/c', vars: '/v', secure: true } }, 'firmware.secure', /not a firmware field/);
+    expectProblem({ display: 'gtk' }, 'display', /'none' or 'std'/);
+    expectProblem({ panicAction: 'reboot' }, 'panicAction', /'shutdown', 'pause' or 'none'/);
+    expectProblem({ vmcoreinfo: 'yes' }, 'vmcoreinfo', /boolean/);
+    expectProblem({ drives: [{ file: '/d', format: 'raw', interface: 'ahci', bootIndex: -1 }] }, 'drives[0].bootIndex', /0 to 99/);
+    expectProblem({ cdroms: [{ file: '/c.iso', boot: 1 }] }, 'cdroms[0].boot', /not a cdrom field/);
+  });
+});
