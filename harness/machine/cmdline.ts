@@ -109,6 +109,8 @@ export function buildQemuCommand(inputs: QemuCommandInputs): QemuCommand {
   if (c.initrd !== undefined) args.push('-initrd', c.initrd);
   if (c.append !== undefined) args.push('-append', c.append);
 
+  if (c.icount && accel === 'tcg') args.push('-icount', `shift=${c.icount.shift},sleep=${c.icount.sleep ? 'on' : 'off'}`);
+  if (c.incoming === 'defer') args.push('-incoming', 'defer');
   if (c.logGuestErrors !== false) args.push('-d', 'guest_errors');
   args.push(...(c.extraArgs ?? []));
 

@@ -90,12 +90,28 @@ export interface MachineConfig {
   allowReboot?: boolean;
   /** -rtc base=localtime (Windows keeps the RTC in local time). */
   rtcLocalTime?: boolean;
+  /**
+   * TCG only (ignored under KVM, which has no instruction counting): `-icount shift=N,sleep=off`. Virtual
+   * time advances 2^shift ns per guest instruction and, with sleep off, jumps to the next timer deadline
+   * while the vCPU idles, so a device timer (edu: 100 ms per DMA operation) costs no wall time.
+   */
+  icount?: IcountConfig;
+  /** `-incoming defer`: start paused, waiting for Machine.migrateIncoming (a snapshot restore). */
+  incoming?: 'defer';
+}
+
+export interface IcountConfig {
+  /** 0-10; QEMU's shift=auto cannot be combined with sleep=off. */
+  shift: number;
+  /** false: idle time warps (the point); true: virtual time keeps pace with the host clock while idle. */
+  sleep: boolean;
 }
 
 const FIELDS: ReadonlySet<string> = new Set([
   'name', 'memoryMiB', 'cpus', 'accel', 'kernel', 'initrd', 'append', 'drives', 'cdroms', 'edu', 'nic',
   'cpuModel', 'pvpanic', 'sharedRam', 'logGuestErrors', 'extraArgs', 'qemuBinary',
   'firmware', 'display', 'panicAction', 'vmcoreinfo', 'allowReboot', 'rtcLocalTime',
+  'icount', 'incoming',
 ]);
 
 /** The ICH9 AHCI controller on q35 has six ports: ide.0 … ide.5. */
@@ -238,6 +254,18 @@ export function validateMachineConfig(input: unknown): MachineConfig {
   if (c.qemuBinary !== undefined && !nonEmptyString(c.qemuBinary)) {
     bad('qemuBinary', `must be a non-empty path or command name (got ${show(c.qemuBinary)})`, 'leave it out for qemu-system-x86_64');
   }
+
+  if (c.icount !== undefined) {
+    const ic = c.icount as Record<string, unknown> | null;
+    if (ic === null || typeof ic !== 'object' || Array.isArray(ic)) bad('icount', `must be an object (got ${show(c.icount)})`, 'use { shift: 0, sleep: false } or leave it out');
+    else {
+      for (const key of Object.keys(ic)) if (key !== 'shift' && key !== 'sleep') bad(`icount.${key}`, 'is not an icount field', 'use shift, sleep');
+      if (!isInt(ic.shift) || ic.shift < 0 || ic.shift > 10) bad('icount.shift', `must be an integer from 0 to 10 (got ${show(ic.shift)})`, 'use e.g. 0');
+      if (typeof ic.sleep !== 'boolean') bad('icount.sleep', `must be a boolean (got ${show(ic.sleep)})`, 'use false to warp idle time');
+    }
+  }
+  if (c.incoming !== undefined && c.incoming !== 'defer') bad('incoming', `must be 'defer' (got ${show(c.incoming)})`, "use 'defer' and Machine.migrateIncoming, or leave it out");
+  if (c.incoming !== undefined && c.sharedRam === false) bad('incoming', 'needs sharedRam (a restore reads guest RAM from the RAM file)', 'leave sharedRam at its default');
 
   if (problems.length > 0) throw new MachineConfigError(problems);
   return input as MachineConfig;

@@ -15,6 +15,7 @@ import { classifyExit, type MachineExit } from './exit.js';
 import { registerMachine, unregisterMachine, type RegisteredMachine } from './registry.js';
 import type { DeviceModelMessage } from './device-messages.js';
 import { QemuStartError } from './errors.js';
+import { DmahilError } from '../errors.js';
 import { QmpClient, type QmpTranscriptEntry } from './qmp/index.js';
 import { ramLayout, type RamLayout } from '../memory/address-map.js';
 
@@ -29,6 +30,20 @@ export interface LaunchOptions {
   pickPort?: PortPicker;
   /** Ports to try when QEMU cannot bind the host forward. Default 5. */
   portAttempts?: number;
+  /**
+   * Fill the freshly created (empty, 0600) RAM file before QEMU starts, e.g. with a saved guest RAM image
+   * for a restore. A throw aborts the launch; the run directory, and so the half-written file, is removed.
+   */
+  prepareRamFile?: (ramFile: string) => Promise<void>;
+}
+
+/** A snapshot save or restore (QEMU migration) failed. */
+export class MigrationError extends DmahilError {}
+
+export interface SaveStateResult {
+  /** Bytes of device state written (guest RAM itself is not in it: it stays in the shared RAM file). */
+  bytes: number;
+  ms: number;
 }
 
 export interface ShutdownOptions {
@@ -107,7 +122,10 @@ export class Machine {
       for (let attempt = 1; ; attempt++) {
         const hostPort = await pickPort();
         const cmd = buildQemuCommand({ config, accel, runDir, artifactsDir, hostPort });
-        if (cmd.ramFile && attempt === 1) createRamFile(cmd.ramFile);
+        if (cmd.ramFile && attempt === 1) {
+          createRamFile(cmd.ramFile);
+          if (options.prepareRamFile) await options.prepareRamFile(cmd.ramFile);
+        }
         fs.rmSync(cmd.qmpSocket, { force: true }); // a failed attempt leaves its socket behind
         const argv = [setpriv, '--pdeathsig', 'SIGKILL', '--', binary, ...cmd.args];
         writeArtifact(log.cmdline, `${attempt > 1 ? `# attempt ${attempt}\n` : ''}${shellQuote(argv)}\n`, attempt > 1);
@@ -149,6 +167,102 @@ export class Machine {
   /** Called for each new message as it is read. Returns the unsubscribe function. */
   onDeviceModelMessage(listener: (message: DeviceModelMessage) => void): () => void {
     return this.proc.onMessage(listener);
+  }
+
+  /**
+   * Save the device state to `file` with QEMU migration and x-ignore-shared: guest RAM stays in the shared
+   * RAM file (copy it while the VM is stopped for a consistent pair). Leaves the VM stopped; `resume()`
+   * continues it. The file appears only once complete (written to `file.part`, then renamed).
+   */
+  async saveDeviceState(file: string, opts: { timeoutMs?: number } = {}): Promise<SaveStateResult> {
+    if (!this.ramFile) throw new MigrationError('saveDeviceState needs the shared RAM file (config.sharedRam)');
+    if (/['\n]/.test(file)) throw new MigrationError(`state file path ${JSON.stringify(file)} contains a quote or newline`);
+    const started = performance.now();
+    const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+    const part = `${file}.part`;
+    const failed = `${file}.failed`;
+    fs.rmSync(failed, { force: true });
+    await this.qmp.execute('stop');
+    await this.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+    // exec: runs under /bin/sh -c. The rename (or the .failed marker) says the writer has finished.
+    const uri = `exec:cat > '${part}' && mv '${part}' '${file}' || { rm -f '${part}'; : > '${failed}'; }`;
+    await this.qmp.execute('migrate', { uri });
+    const status = await this.waitMigration(deadline);
+    if (status.status !== 'completed') {
+      fs.rmSync(part, { force: true });
+      throw new MigrationError(`saving the device state failed: migration ${status.status}${status['error-desc'] ? `: ${status['error-desc']}` : ''}`, {
+        hint: 'is there room where the snapshot goes?',
+        logFile: path.join(this.artifactsDir, 'qemu-stderr.log'),
+      });
+    }
+    while (!fs.existsSync(file)) {
+      if (fs.existsSync(failed)) {
+        fs.rmSync(failed, { force: true });
+        throw new MigrationError(`writing the device state to ${file} failed (the writer exited with an error; full disk?)`, {
+          hint: 'free space where the snapshot goes',
+          logFile: path.join(this.artifactsDir, 'qemu-stderr.log'),
+        });
+      }
+      if (Date.now() > deadline) throw new MigrationError(`the device state writer did not finish ${file} in time`);
+      await delay(2);
+    }
+    return { bytes: fs.statSync(file).size, ms: performance.now() - started };
+  }
+
+  /**
+   * For a machine launched with `incoming: 'defer'` and the saved RAM in its RAM file: load the device
+   * state from `file` (QEMU migration, x-ignore-shared) and run the VM. A bad state file makes QEMU 7.2
+   * exit; that becomes a MigrationError with QEMU's own reason.
+   */
+  async migrateIncoming(file: string, opts: { timeoutMs?: number } = {}): Promise<number> {
+    if (this.config.incoming !== 'defer') throw new MigrationError("migrateIncoming needs a machine launched with incoming: 'defer'");
+    if (/['\n]/.test(file)) throw new MigrationError(`state file path ${JSON.stringify(file)} contains a quote or newline`);
+    const started = performance.now();
+    const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+    const stderrLog = path.join(this.artifactsDir, 'qemu-stderr.log');
+    const fail = async (why: string): Promise<never> => {
+      if (!this.proc.isRunning) await this.proc.exited;
+      const said = this.proc.earlyStderr.filter((l) => l.trim() !== '').slice(-2).join(' | ');
+      throw new MigrationError(`restoring the device state from ${file} failed: ${why}${said ? ` (QEMU: ${said})` : ''}`, {
+        hint: 'the snapshot is corrupt or was saved by a different machine configuration; save it again',
+        logFile: stderrLog,
+      });
+    };
+    try {
+      await this.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+      await this.qmp.execute('migrate-incoming', { uri: `exec:cat '${file}'` });
+      for (;;) {
+        const st = await this.qmp.execute<{ status: string; running: boolean }>('query-status');
+        if (st.running) break;
+        if (st.status !== 'inmigrate' && st.status !== 'prelaunch' && st.status !== 'restore-vm') {
+          const m = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate').catch(() => ({}) as { status?: string; 'error-desc'?: string });
+          return await fail(`VM status ${st.status}, migration ${m.status ?? '?'}${m['error-desc'] ? `: ${m['error-desc']}` : ''}`);
+        }
+        if (Date.now() > deadline) return await fail('timed out');
+        await delay(2);
+      }
+    } catch (e) {
+      if (e instanceof MigrationError) throw e;
+      return await fail(this.proc.isRunning ? (e as Error).message : 'QEMU exited');
+    }
+    return performance.now() - started;
+  }
+
+  /** Continue a stopped VM (after saveDeviceState). */
+  async resume(): Promise<void> {
+    await this.qmp.execute('cont');
+  }
+
+  private async waitMigration(deadline: number): Promise<{ status: string; 'error-desc'?: string }> {
+    for (;;) {
+      const m = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      if (m.status === 'completed' || m.status === 'failed' || m.status === 'cancelled') return { ...m, status: m.status };
+      if (Date.now() > deadline) {
+        await this.qmp.execute('migrate_cancel').catch(() => undefined);
+        return { status: 'timed out' };
+      }
+      await delay(2);
+    }
   }
 
   /**
