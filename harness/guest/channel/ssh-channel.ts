@@ -57,11 +57,34 @@ export class SshChannel {
   private lastError?: Error;
 
   private constructor(
-    private readonly client: InstanceType<typeof Client>,
+    private client: InstanceType<typeof Client>,
     readonly target: SshTarget,
   ) {
-    client.on('error', (e: Error) => (this.lastError = e));
-    client.on('close', () => (this.closed = true));
+    this.watch(client);
+  }
+
+  private watch(client: InstanceType<typeof Client>): void {
+    // Only the current client's fate counts: an old one closing after a reconnect changes nothing.
+    client.on('error', (e: Error) => {
+      if (client === this.client) this.lastError = e;
+    });
+    client.on('close', () => {
+      if (client === this.client) this.closed = true;
+    });
+  }
+
+  /**
+   * Log in again over a fresh connection (after a guest reboot or a dropped connection). Commands
+   * still running on the old connection fail with GuestConnectionError.
+   */
+  async reconnect(readyTimeoutMs: number): Promise<void> {
+    const fresh = await SshChannel.connect(this.target, readyTimeoutMs);
+    const old = this.client;
+    this.client = fresh.client;
+    this.closed = false;
+    this.lastError = undefined;
+    this.watch(fresh.client);
+    old.end();
   }
 
   /** Wait for the SSH banner, then log in and run `true`: only then is the guest ready. */
@@ -226,6 +249,23 @@ export class SshChannel {
     } finally {
       // Wait for the channel to close: dropbear refuses a new channel request that races the
       // teardown of a short SFTP session ("Unable to start subsystem", "Unable to exec").
+      await new Promise<void>((resolve) => {
+        sftp.once('close', () => resolve());
+        sftp.end();
+      });
+    }
+  }
+
+  /** Copy a guest file to the host. */
+  async download(remotePath: string, localPath: string): Promise<void> {
+    const sftp = await this.sftp();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        sftp.fastGet(remotePath, localPath, (err) =>
+          err ? reject(new GuestConnectionError(`download of ${remotePath} to ${localPath} failed: ${err.message}`, { cause: err })) : resolve(),
+        );
+      });
+    } finally {
       await new Promise<void>((resolve) => {
         sftp.once('close', () => resolve());
         sftp.end();

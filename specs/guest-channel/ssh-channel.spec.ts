@@ -1,0 +1,253 @@
+// The SSH channel against a real OpenSSH sshd on loopback: the same client code that talks to the
+// reference guest's dropbear and to Windows' OpenSSH.
+import { expect } from 'chai';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SshChannel, type SshTarget } from '../../harness/guest/channel/ssh-channel.js';
+import { GuestCommandTimeoutError, GuestConnectionError, GuestNotReadyError } from '../../harness/guest/channel/errors.js';
+import { sshdAvailable, startSshd, type LoopbackSshd } from './sshd.js';
+
+describe('guest-channel: SshChannel against a real sshd on 127.0.0.1', function () {
+  let sshd: LoopbackSshd;
+  let target: SshTarget;
+  let channel: SshChannel;
+  let tmp: string;
+
+  before(async function () {
+    const missing = sshdAvailable();
+    if (missing) {
+      this.test!.title += ` (skipped: ${missing})`;
+      this.skip();
+    }
+    sshd = await startSshd();
+    target = { host: '127.0.0.1', port: sshd.port, username: sshd.username, privateKey: sshd.clientPrivateKey, hostPublicKey: sshd.hostPublicKey };
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dmahil-chan-'));
+  });
+
+  beforeEach(async function () {
+    if (!channel?.isOpen) channel = await SshChannel.waitReady(target, { timeoutMs: 15_000 });
+  });
+
+  after(async function () {
+    channel?.close();
+    await sshd?.stop();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  describe('exec', () => {
+    it('returns stdout, stderr and the exit code', async () => {
+      const r = await channel.exec('echo out; echo err >&2; exit 3', { timeoutMs: 10_000 });
+      expect(r.stdout).to.equal('out\n');
+      expect(r.stderr).to.equal('err\n');
+      expect(r.code).to.equal(3);
+      expect((await channel.exec('true', { timeoutMs: 10_000 })).code).to.equal(0);
+    });
+
+    it('feeds stdin', async () => {
+      const r = await channel.exec('cat', { timeoutMs: 10_000, stdin: 'hello\nworld\n' });
+      expect(r.stdout).to.equal('hello\nworld\n');
+    });
+
+    it('reports a signal that ended the command', async () => {
+      const r = await channel.exec('kill -TERM $$', { timeoutMs: 10_000 });
+      expect(r.code).to.equal(null);
+      expect(r.signal).to.match(/^(SIG)?TERM$/);
+    });
+
+    it('a time limit closes the channel and throws; the connection stays usable', async () => {
+      const started = Date.now();
+      let err: unknown;
+      try {
+        await channel.exec('sleep 30', { timeoutMs: 500 });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(GuestCommandTimeoutError);
+      expect((err as Error).message).to.match(/"sleep 30" ran past 500 ms/);
+      expect(Date.now() - started).to.be.lessThan(5000);
+      expect((await channel.exec('echo still', { timeoutMs: 10_000 })).stdout).to.equal('still\n');
+    });
+  });
+
+  describe('held exec', () => {
+    it('returns the first line while the command waits, and ends it on release', async () => {
+      const marker = path.join(tmp, 'held');
+      const held = await channel.execHeld(`echo '{"ok":true}'; touch ${marker}; read line; echo "got:$line"`, 10_000);
+      expect(held.firstLine).to.equal('{"ok":true}');
+      await sleep(200);
+      expect(fs.existsSync(marker), 'the command is still running before release').to.equal(true);
+      const r = await held.release(10_000);
+      expect(r.code).to.equal(0);
+      expect(r.stdout).to.contain('got:release');
+    });
+
+    it('a command that ends before printing a line still resolves', async () => {
+      const held = await channel.execHeld('printf partial', 10_000);
+      expect(held.firstLine).to.equal('partial');
+      await held.release(5000);
+    });
+
+    it('a command that ignores its release times out with a clear error', async () => {
+      const held = await channel.execHeld('echo first; exec sleep 30', 60_000);
+      let err: unknown;
+      try {
+        await held.release(500);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(GuestCommandTimeoutError);
+      expect((err as Error).message).to.match(/did not end within 500 ms of its release/);
+    });
+  });
+
+  describe('SFTP', () => {
+    it('uploads a large file byte for byte, with its mode, and downloads it back', async function () {
+      this.timeout(60_000);
+      const src = path.join(tmp, 'big.bin');
+      const data = crypto.randomBytes(24 * 1024 * 1024 + 123);
+      fs.writeFileSync(src, data);
+      const remote = path.join(tmp, 'remote.bin');
+      await channel.upload(src, remote, 0o750);
+      expect(fs.statSync(remote).mode & 0o777).to.equal(0o750);
+      const back = path.join(tmp, 'back.bin');
+      await channel.download(remote, back);
+      const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+      expect(sha(fs.readFileSync(remote))).to.equal(sha(data));
+      expect(sha(fs.readFileSync(back))).to.equal(sha(data));
+      // Commands still run after SFTP sessions open and close.
+      expect((await channel.exec('echo after', { timeoutMs: 10_000 })).stdout).to.equal('after\n');
+    });
+
+    it('an upload to a missing directory fails naming both paths', async () => {
+      let err: unknown;
+      try {
+        await channel.upload(path.join(tmp, 'big.bin'), '/nonexistent-dir/x.bin');
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(GuestConnectionError);
+      expect((err as Error).message).to.match(/upload of .*big\.bin to \/nonexistent-dir\/x\.bin failed/);
+    });
+  });
+
+  describe('readiness', () => {
+    it('times out with a clear error when nothing listens', async function () {
+      this.timeout(10_000);
+      const srv = net.createServer();
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+      const port = (srv.address() as net.AddressInfo).port;
+      await new Promise<void>((r) => srv.close(() => r()));
+      let err: unknown;
+      try {
+        await SshChannel.waitReady({ ...target, port }, { timeoutMs: 1500, logFile: '/art/serial.log' });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(GuestNotReadyError);
+      expect((err as GuestNotReadyError).message).to.match(new RegExp(`127\\.0\\.0\\.1:${port} not ready after 2 s: no SSH banner`));
+      expect((err as GuestNotReadyError).describe()).to.match(/serial console.*see \/art\/serial\.log/);
+    });
+
+    it('times out when a port accepts but never speaks SSH (a forward to a booting guest)', async function () {
+      this.timeout(10_000);
+      const sockets: net.Socket[] = [];
+      const srv = net.createServer((s) => sockets.push(s));
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+      const port = (srv.address() as net.AddressInfo).port;
+      try {
+        let err: unknown;
+        try {
+          await SshChannel.waitReady({ ...target, port }, { timeoutMs: 2500 });
+        } catch (e) {
+          err = e;
+        }
+        expect(err).to.be.instanceOf(GuestNotReadyError);
+        expect((err as Error).message).to.match(/no SSH banner/);
+      } finally {
+        sockets.forEach((s) => s.destroy());
+        await new Promise<void>((r) => srv.close(() => r()));
+      }
+    });
+
+    it('stops at once when the machine is gone', async () => {
+      let err: unknown;
+      const started = Date.now();
+      try {
+        await SshChannel.waitReady({ ...target, port: 1 }, { timeoutMs: 30_000, isAlive: () => false });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(GuestNotReadyError);
+      expect((err as Error).message).to.match(/machine exited while waiting for SSH/);
+      expect(Date.now() - started).to.be.lessThan(2000);
+    });
+
+    it('names the reason when the login is refused (wrong key, wrong host key)', async function () {
+      this.timeout(15_000);
+      const wrongHost = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHgVhC9cJ3Kq8nqsZWkbqzPu7VqU5zmv8Gn7xWwcW1Qx';
+      let err: unknown;
+      try {
+        await SshChannel.waitReady({ ...target, hostPublicKey: wrongHost }, { timeoutMs: 2500 });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(GuestNotReadyError);
+      expect((err as Error).message).to.match(/not ready after 3 s: SSH login to .* failed: .*(host|verif)/i);
+    });
+  });
+
+  describe('a dropped connection', () => {
+    it('fails the running command with GuestConnectionError, marks the channel closed, and reconnects', async function () {
+      this.timeout(30_000);
+      const running = channel.exec('sleep 20', { timeoutMs: 25_000 });
+      running.catch(() => undefined);
+      await sleep(300);
+      const sessions = sshd.sessionPids();
+      expect(sessions.length, 'one sshd session process per connection').to.be.greaterThan(0);
+      for (const pid of sessions) process.kill(pid, 'SIGKILL');
+      let err: unknown;
+      try {
+        await running;
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(GuestConnectionError);
+      expect((err as Error).message).to.match(/SSH connection dropped while "sleep 20" ran/);
+      for (let i = 0; i < 50 && channel.isOpen; i++) await sleep(50);
+      expect(channel.isOpen).to.equal(false);
+      let next: unknown;
+      try {
+        await channel.exec('true', { timeoutMs: 5000 });
+      } catch (e) {
+        next = e;
+      }
+      expect(next).to.be.instanceOf(GuestConnectionError);
+      expect((next as Error).message).to.match(/SSH connection to the guest is closed/);
+
+      await channel.reconnect(10_000);
+      expect(channel.isOpen).to.equal(true);
+      expect((await channel.exec('echo back', { timeoutMs: 10_000 })).stdout).to.equal('back\n');
+    });
+
+    it('reconnect fails with a clear error when the server is gone', async function () {
+      this.timeout(20_000);
+      const spare = await startSshd();
+      const c = await SshChannel.waitReady({ ...target, port: spare.port, hostPublicKey: spare.hostPublicKey, privateKey: spare.clientPrivateKey }, { timeoutMs: 10_000 });
+      await spare.stop();
+      for (let i = 0; i < 50 && c.isOpen; i++) await sleep(50);
+      let err: unknown;
+      try {
+        await c.reconnect(2000);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(GuestConnectionError);
+      expect((err as Error).message).to.match(new RegExp(`SSH login to .*127\\.0\\.0\\.1:${spare.port} failed: .*ECONNREFUSED`));
+      c.close();
+    });
+  });
+});
