@@ -56,15 +56,16 @@ export interface WinePrefix {
   dispose(): void;
 }
 
-/** A new 64-bit Wine prefix in a temporary directory (wineboot takes ~15 s), with a persistent wineserver. */
+/** A new 64-bit Wine prefix in a temporary directory (wineboot takes ~15 s). */
 export function createWinePrefix(): WinePrefix {
   const dir = mkdtempSync(join(tmpdir(), 'dmahil-wine-'));
   const env: NodeJS.ProcessEnv = { ...process.env, WINEPREFIX: dir, WINEARCH: 'win64', WINEDEBUG: '-all', WINEDLLOVERRIDES: 'mscoree,mshtml=' };
   delete env.DISPLAY;
   const boot = run('wine', ['wineboot', '--init'], { env });
   if (boot.status !== 0) throw new Error(`wineboot failed (${boot.status}): ${boot.stderr.slice(-2000)}`);
+  // No persistent wineserver: the driver's service processes inherit stdout, and only a server that
+  // shuts down with the last ordinary process closes that pipe.
   run('wineserver', ['-w'], { env });
-  run('wineserver', ['-p'], { env });
   return {
     dir,
     env,
