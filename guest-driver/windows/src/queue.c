@@ -112,11 +112,12 @@ VOID EduStartNext(PEDU_DEVICE Dev)
 	PIRP irp;
 
 	KeAcquireSpinLock(&Dev->RunLock, &irql);
-	if (Dev->Active != NULL || Dev->State != EduStarted) {
+	if (Dev->Active != NULL) {
 		KeReleaseSpinLock(&Dev->RunLock, irql);
 		return;
 	}
-	irp = IoCsqRemoveNextIrp(&Dev->Csq, NULL);
+	/* Not started (stopping, removed): queued requests wait or get flushed, and the device is idle. */
+	irp = Dev->State == EduStarted ? IoCsqRemoveNextIrp(&Dev->Csq, NULL) : NULL;
 	if (irp == NULL) {
 		KeSetEvent(&Dev->IdleEvent, IO_NO_INCREMENT, FALSE);
 		KeReleaseSpinLock(&Dev->RunLock, irql);
