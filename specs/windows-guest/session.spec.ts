@@ -1,0 +1,217 @@
+// WindowsSession's flow against a scripted guest: the fake channel decodes each PowerShell command and
+// answers like Windows would; the fake machine delivers QMP events. Everything up to a real Windows.
+import { expect } from 'chai';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ExecResult, HeldExec } from '../../harness/guest/channel/ssh-channel.js';
+import { GuestCommandTimeoutError } from '../../harness/guest/channel/errors.js';
+import { DriverStartError, TestSigningOffError } from '../../harness/guest/windows/guest-commands.js';
+import { decodePowerShellCommand } from '../../harness/guest/windows/powershell.js';
+import { checkDriverPackage, GuestBugCheckError, GuestHangError, WindowsSession, type WinChannel, type WinMachine } from '../../harness/guest/windows/profile.js';
+import type { QmpEvent } from '../../harness/machine/qmp/index.js';
+import { makeScenario } from '../../harness/contract/scenario.js';
+import { UsageError } from '../../harness/errors.js';
+
+const INFO = { contract: 1, ok: true, command: 'info', os: 'windows', driver: { name: 'edudma', version: '0.1.0', api: 'wdm-dma-v3', dmaMaskBits: 28, adapterVersion: 3, dmaOpsSize: 320, flushDmaBuffer: true, device: 'PCI\\VEN_1234&DEV_11E8' }, faults: ['none'], methods: ['streaming'], maxSize: 1048576, held: 0 };
+
+interface GuestState {
+  testSigning: boolean;
+  secureBoot: boolean;
+  pnputilCode: number;
+  deviceCode: number;
+  hangOn?: RegExp;
+  commands: string[];
+  uploads: string[];
+  downloads: string[];
+}
+
+class FakeChannel implements WinChannel {
+  isOpen = true;
+  constructor(private readonly g: GuestState) {}
+  private answer(script: string): string {
+    if (script.includes('SystemStartOptions')) return JSON.stringify({ startOptions: this.g.testSigning ? ' TESTSIGNING' : ' NOEXECUTE=OPTIN', bcd: `testsigning ${this.g.testSigning ? 'Yes' : 'No'}`, secureBoot: this.g.secureBoot });
+    if (script.includes('pnputil.exe /add-driver')) return JSON.stringify({ code: this.g.pnputilCode, output: this.g.pnputilCode ? 'Failed to install the driver: The hash for the file is not present' : 'Driver package added successfully.' });
+    if (script.includes('Win32_PnPEntity')) return JSON.stringify({ id: 'PCI\\VEN_1234&DEV_11E8\\3&1', name: 'EduDma', status: this.g.deviceCode ? 'Error' : 'OK', code: this.g.deviceCode, service: 'edudma' });
+    if (script.includes('Minidump')) return JSON.stringify([{ path: 'C:\\Windows\\Minidump\\112426-01.dmp', size: 65536 }]);
+    return 'ok\r\n';
+  }
+  async exec(command: string, opts: { timeoutMs: number }): Promise<ExecResult> {
+    this.g.commands.push(command);
+    if (this.g.hangOn?.test(decodePowerShellCommand(command) ?? command)) {
+      await sleep(Math.min(opts.timeoutMs, 50));
+      throw new GuestCommandTimeoutError(`guest command "${command.slice(0, 20)}" ran past ${opts.timeoutMs} ms`);
+    }
+    const script = decodePowerShellCommand(command);
+    if (script === undefined) {
+      expect(command).to.match(/^C:\\dmahil\\dmactl\.exe info$/);
+      return { command, stdout: JSON.stringify(INFO) + '\r\n', stderr: '', code: 0 };
+    }
+    return { command, stdout: this.answer(script), stderr: '', code: 0 };
+  }
+  async execHeld(command: string): Promise<HeldExec> {
+    this.g.commands.push(command);
+    return { firstLine: 'not json\r', release: async () => ({ command, stdout: '', stderr: '', code: 0 }) };
+  }
+  async upload(local: string, remote: string): Promise<void> {
+    expect(fs.existsSync(local)).to.equal(true);
+    this.g.uploads.push(remote);
+  }
+  async download(remote: string, local: string): Promise<void> {
+    this.g.downloads.push(remote);
+    fs.writeFileSync(local, `copy of ${remote}\n`);
+  }
+  close(): void {
+    this.isOpen = false;
+  }
+}
+
+class FakeMachine implements WinMachine {
+  running = true;
+  executed: Array<{ command: string; args?: Record<string, unknown> }> = [];
+  private listeners: Array<(e: QmpEvent) => void> = [];
+  constructor(readonly artifactsDir: string) {}
+  isRunning(): boolean {
+    return this.running;
+  }
+  qmp = {
+    execute: async <T>(command: string, args?: Record<string, unknown>): Promise<T> => {
+      this.executed.push({ command, args });
+      if (command === 'dump-guest-memory' && args?.format === 'win-dmp') throw new Error('win-dmp requires vmcoreinfo guest driver');
+      if (command === 'dump-guest-memory' || command === 'screendump') fs.writeFileSync(String(args?.protocol ?? args?.filename).replace(/^file:/, ''), 'x');
+      return {} as T;
+    },
+    onEvent: (l: (e: QmpEvent) => void) => {
+      this.listeners.push(l);
+      return () => undefined;
+    },
+  };
+  emit(event: string, data: Record<string, unknown> = {}): void {
+    this.listeners.forEach((l) => l({ event, data, timestamp: { seconds: 0, microseconds: 0 } }));
+  }
+  deviceModelMessages() {
+    return [];
+  }
+  async shutdown(): Promise<void> {
+    this.running = false;
+  }
+}
+
+describe('windows-guest/session (scripted guest)', () => {
+  let dir: string;
+  let driverDir: string;
+  let overlay: string;
+  const guest = (over: Partial<GuestState> = {}): GuestState => ({ testSigning: true, secureBoot: false, pnputilCode: 0, deviceCode: 0, commands: [], uploads: [], downloads: [], ...over });
+  const session = (g: GuestState) => {
+    const machine = new FakeMachine(dir);
+    const s = new WindowsSession(machine, new FakeChannel(g), undefined, { artifactsDir: dir, overlay, driverDir, keepOverlay: false });
+    return { machine, s };
+  };
+  async function rejection(p: Promise<unknown>): Promise<Error> {
+    try {
+      await p;
+    } catch (e) {
+      return e as Error;
+    }
+    throw new Error('expected a rejection');
+  }
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmahil-winsess-'));
+    driverDir = path.join(dir, 'pkg');
+    fs.mkdirSync(driverDir);
+    for (const f of ['edudma.sys', 'edudma.inf', 'edudma.cat', 'edudma-test.cer', 'dmactl.exe']) fs.writeFileSync(path.join(driverDir, f), f);
+    overlay = path.join(dir, 'disk-overlay.qcow2');
+    fs.writeFileSync(overlay, 'overlay');
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('installs: test signing checked, package uploaded over SFTP, certificate trusted, pnputil, device Code 0, dmactl info', async () => {
+    const g = guest();
+    const { s } = session(g);
+    await s.installDriver();
+    const scripts = g.commands.map((c) => decodePowerShellCommand(c) ?? c);
+    const order = ['SystemStartOptions', 'New-Item', 'addstore Root', 'pnputil.exe /add-driver', 'Win32_PnPEntity', 'dmactl.exe info'];
+    let at = -1;
+    for (const step of order) {
+      const i = scripts.findIndex((c, k) => k > at && c.includes(step));
+      expect(i, `step "${step}" after step ${at}`).to.be.greaterThan(at);
+      at = i;
+    }
+    expect(g.uploads).to.deep.equal(['/C:/dmahil/edudma.sys', '/C:/dmahil/edudma.inf', '/C:/dmahil/edudma.cat', '/C:/dmahil/edudma-test.cer', '/C:/dmahil/dmactl.exe']);
+    expect(fs.readFileSync(path.join(dir, 'windows', 'pnputil.txt'), 'utf8')).to.match(/^exit 0\n/);
+    await s.close();
+    expect(fs.existsSync(overlay), 'a run that went well drops its overlay').to.equal(false);
+  });
+
+  it('test signing off: TestSigningOffError, nothing uploaded, the overlay kept', async () => {
+    const g = guest({ testSigning: false });
+    const { s } = session(g);
+    const e = await rejection(s.installDriver());
+    expect(e).to.be.instanceOf(TestSigningOffError);
+    expect(g.uploads).to.deep.equal([]);
+    await s.close();
+    expect(fs.existsSync(overlay)).to.equal(true);
+  });
+
+  it('a driver that does not start: its Code, pnputil\'s complaint, logs collected, the overlay kept', async () => {
+    const g = guest({ pnputilCode: 5, deviceCode: 52 });
+    const { s } = session(g);
+    const e = await rejection(s.installDriver());
+    expect(e).to.be.instanceOf(DriverStartError);
+    expect((e as DriverStartError).problemCode).to.equal(52);
+    expect(e.message).to.match(/Code 52, Windows cannot verify.*pnputil exited with 5: Failed to install the driver/);
+    await s.collectLogs();
+    for (const f of ['driver-status.txt', 'setupapi.dev.log', 'system-events.txt', '112426-01.dmp', 'collect-errors.txt']) {
+      expect(fs.existsSync(path.join(dir, 'windows', f)), f).to.equal(true);
+    }
+    expect(g.downloads).to.include('/C:/Windows/INF/setupapi.dev.log');
+    expect(g.downloads).to.include('/C:/Windows/Minidump/112426-01.dmp');
+    await s.close();
+    expect(fs.existsSync(overlay)).to.equal(true);
+  });
+
+  it('a bug check while a command runs: GuestBugCheckError, screendump and memory dump (ELF after win-dmp fails)', async () => {
+    const g = guest({ hangOn: /Win32_PnPEntity/ });
+    const { s, machine } = session(g);
+    const p = s.installDriver();
+    setTimeout(() => machine.emit('GUEST_CRASHLOADED', { action: 'run' }), 10);
+    const e = await rejection(p);
+    expect(e).to.be.instanceOf(GuestBugCheckError);
+    expect(e.message).to.match(/bug-checked \(GUEST_CRASHLOADED\)/);
+    expect(machine.executed.map((x) => x.command)).to.include.members(['screendump', 'stop', 'dump-guest-memory']);
+    expect(machine.executed.filter((x) => x.command === 'dump-guest-memory').map((x) => x.args?.format)).to.deep.equal(['win-dmp', 'elf']);
+    expect(fs.existsSync(path.join(dir, 'screen-panic.ppm'))).to.equal(true);
+    expect(fs.existsSync(path.join(dir, 'guest-memory-panic.elf'))).to.equal(true);
+    expect(s.isHealthy()).to.equal(false);
+    await s.close();
+    expect(fs.existsSync(overlay)).to.equal(true);
+  });
+
+  it('a hang: GuestHangError with the screendump named, evidence taken once', async () => {
+    const g = guest({ hangOn: /SystemStartOptions/ });
+    const { s, machine } = session(g);
+    const e = await rejection(s.installDriver());
+    expect(e).to.be.instanceOf(GuestHangError);
+    expect((e as GuestHangError).describe()).to.match(/stopped answering.*inject-nmi.*screen-hang\.ppm/);
+    expect(machine.executed.filter((x) => x.command === 'screendump')).to.have.length(1);
+    await s.close();
+  });
+
+  it('runs dmactl held with cmd-safe arguments and rejects output that is not the contract', async () => {
+    const g = guest();
+    const { s } = session(g);
+    const e = await rejection(s.run(makeScenario({ size: 4096, seed: 7 })));
+    expect(e.name).to.equal('GuestContractError');
+    expect(g.commands.at(-1)).to.match(/^C:\\dmahil\\dmactl\.exe run --direction round-trip .*--size 4096 .*--hold$/);
+    await s.close();
+  });
+
+  it('checkDriverPackage names the missing files and make driver', async () => {
+    fs.rmSync(path.join(driverDir, 'edudma.cat'));
+    const e = await rejection(checkDriverPackage(driverDir));
+    expect(e).to.be.instanceOf(UsageError);
+    expect((e as UsageError).describe()).to.match(/lacks edudma\.cat.*make driver/);
+  });
+});
