@@ -15,7 +15,7 @@ run_pkgs=(
   openssl                               # keys
 )
 test_pkgs=(
-  gcc-mingw-w64-x86-64-win32 gcc-mingw-w64-i686-win32 mingw-w64-tools   # the Windows driver
+  gcc-mingw-w64-x86-64-win32 gcc-mingw-w64-i686-win32   # the Windows driver
   osslsigncode                          # test-signing the Windows package
   wine64                                # loading the Windows driver without Windows
   openssh-server                        # the SSH channel against a real sshd on loopback
