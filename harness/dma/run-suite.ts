@@ -1,6 +1,8 @@
 // Run catalog entries variant by variant, each scenario on a guest from a SessionSource.
 // A guest that cannot start fails the scenario with the reason; the next scenario tries again.
-import { DmahilError } from '../errors.js';
+// With `jobs` > 1 and a source whose guests are independent (`concurrent`, e.g. SnapshotSessionSource),
+// up to `jobs` scenarios run at once; verdicts come back in catalog order either way.
+import { DmahilError, UsageError } from '../errors.js';
 import { VARIANTS, type CatalogEntry, type GuestVariant } from './catalog.js';
 import { runScenario } from './run-scenario.js';
 import type { SessionSource } from './session-source.js';
@@ -14,10 +16,17 @@ export interface SuiteOptions {
   source: SessionSource;
   onVerdict?: (v: SuiteVerdict) => void;
   onProgress?: (message: string) => void;
+  /** Scenarios at once (default 1). Only a source with `concurrent: true` gets more than 1. */
+  jobs?: number;
 }
 
 function describeError(e: unknown): string {
   return e instanceof DmahilError ? e.describe() : (e as Error).message;
+}
+
+/** Does the source hand out independent guests, so several scenarios may hold one each at once? */
+export function isConcurrentSource(source: SessionSource): boolean {
+  return (source as { concurrent?: unknown }).concurrent === true;
 }
 
 export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Promise<SuiteVerdict[]> {
@@ -26,26 +35,63 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
     verdicts.push(v);
     opts.onVerdict?.(v);
   };
+  const jobs = isConcurrentSource(opts.source) ? Math.max(1, Math.floor(opts.jobs ?? 1)) : 1;
+  if ((opts.jobs ?? 1) > 1 && jobs === 1) opts.onProgress?.('this guest source reuses one guest per variant: running one scenario at a time');
+  const order = new Map(entries.map((e, i) => [e, i]));
+
+  const runOne = async (variant: GuestVariant, c: CatalogEntry): Promise<void> => {
+    let session;
+    try {
+      session = await opts.source.acquire(variant);
+    } catch (e) {
+      record({ ...c, variant: variant.id, expectSeed: c.expectSeed ?? c.scenario.seed, status: 'error', summary: `guest did not start: ${describeError(e)}`, findings: [], mismatch: null, durationMs: 0 });
+      return;
+    }
+    opts.onProgress?.(`running "${c.name}"`);
+    const v = await runScenario(session, c);
+    record({ ...v, variant: variant.id });
+    await opts.source.release(session, v);
+  };
+
   try {
     for (const variant of Object.values(VARIANTS)) {
       const mine = entries.filter((e) => e.variant === variant.id);
       if (mine.length > 0) opts.onProgress?.(`${variant.id} guest: ${variant.description}`);
-      for (const c of mine) {
-        let session;
-        try {
-          session = await opts.source.acquire(variant);
-        } catch (e) {
-          record({ ...c, variant: variant.id, expectSeed: c.expectSeed ?? c.scenario.seed, status: 'error', summary: `guest did not start: ${describeError(e)}`, findings: [], mismatch: null, durationMs: 0 });
-          continue;
-        }
-        opts.onProgress?.(`running "${c.name}"`);
-        const v = await runScenario(session, c);
-        record({ ...v, variant: variant.id });
-        await opts.source.release(session, v);
-      }
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < mine.length) await runOne(variant, mine[next++]!);
+      };
+      await Promise.all(Array.from({ length: Math.min(jobs, mine.length) }, worker));
     }
   } finally {
     await opts.source.close();
   }
-  return verdicts;
+  const byCatalog = (v: SuiteVerdict): number => order.get(entries.find((e) => e.name === v.name && e.variant === v.variant)!) ?? 0;
+  return verdicts.sort((a, b) => byCatalog(a) - byCatalog(b));
+}
+
+export interface Shard {
+  /** 1-based. */
+  index: number;
+  count: number;
+}
+
+/** Parse "i/n" (1 <= i <= n). */
+export function parseShard(text: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index < 1 || index > count) {
+    throw new UsageError(`--shard "${text}" is not i/n with 1 <= i <= n`, { hint: 'e.g. --shard 1/2 on one CI runner and --shard 2/2 on the other' });
+  }
+  return { index, count };
+}
+
+/**
+ * The entries one CI runner takes: round-robin over the selection in catalog order, so every scenario
+ * lands in exactly one shard, the shards differ in size by at most one, and the split depends only on
+ * the selection (the same options on every runner) — never on timing or the machine.
+ */
+export function shardEntries<T>(entries: T[], shard: Shard): T[] {
+  return entries.filter((_, i) => i % shard.count === shard.index - 1);
 }

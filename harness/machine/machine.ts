@@ -234,6 +234,14 @@ export class Machine {
       for (;;) {
         const st = await this.qmp.execute<{ status: string; running: boolean }>('query-status');
         if (st.running) break;
+        if (st.status === 'paused' || st.status === 'postmigrate') {
+          // The source was stopped when it saved (global state): the loaded VM waits for a cont.
+          const m = await this.qmp.execute<{ status?: string }>('query-migrate');
+          if (m.status === 'completed') {
+            await this.qmp.execute('cont');
+            continue;
+          }
+        }
         if (st.status !== 'inmigrate' && st.status !== 'prelaunch' && st.status !== 'restore-vm') {
           const m = await this.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate').catch(() => ({}) as { status?: string; 'error-desc'?: string });
           return await fail(`VM status ${st.status}, migration ${m.status ?? '?'}${m['error-desc'] ? `: ${m['error-desc']}` : ''}`);

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { parseDmactlOutput, parseInfoResult, parseRunResult } from '../../contract/result.js';
 import { dmactlRunArgs, type Scenario } from '../../contract/scenario.js';
 import { DmahilError, GuestContractError } from '../../errors.js';
-import { Machine } from '../../machine/index.js';
+import { Machine, type MachineConfig } from '../../machine/index.js';
+import type { IcountConfig } from '../../machine/config.js';
 import { checkRange, openGuestMemory, type GuestMemory } from '../../memory/index.js';
 import { SshChannel } from '../channel/ssh-channel.js';
 import type { DeviceModelEvent, GuestSession, HeldRun, SessionMemory } from '../session.js';
@@ -30,6 +31,42 @@ export interface LinuxGuestOptions {
   extraAppend?: string;
   /** Use these files instead of the built module and tool (a driver under development, or a test's fault). */
   driverOverride?: { module?: string; tool?: string };
+  /** TCG instruction counting with idle-time warp (edu's 100 ms timers cost no wall time); ignored under KVM. */
+  icount?: IcountConfig;
+}
+
+/** What a restore needs: the machine as it was booted, the saved device state, the guest's SSH identity. */
+export interface LinuxRestorePoint {
+  config: MachineConfig;
+  /** Device state written by Machine.saveDeviceState (guest RAM is not in it). */
+  deviceState: string;
+  /** Copies the saved guest RAM into the new machine's (empty) RAM file. */
+  fillRam: (ramFile: string) => Promise<void>;
+  clientPrivateKey: string;
+  hostPublicKey: string;
+}
+
+export interface LinuxRestoreOptions {
+  artifactsDir: string;
+  /** Seconds to wait for SSH after the state is loaded. */
+  readyTimeoutMs: number;
+  /**
+   * How the edu comes back (QEMU 7.2's edu has no migration state: after a restore its PCI config is
+   * zero, MMIO reads 0 and DMA silently moves nothing). 'rescan' (default): PCI rescan in the guest, which
+   * re-probes edudma (its probe checks the ID register and liveness), then an independent check of both
+   * registers through /dev/mem. 'skip' exists only for the negative-control spec.
+   */
+  edu?: 'rescan' | 'skip';
+  onProgress?: (message: string) => void;
+}
+
+/** Where the restore spent its time (ms). */
+export interface RestoreTimings {
+  launchMs: number;
+  loadStateMs: number;
+  sshMs: number;
+  eduMs: number;
+  totalMs: number;
 }
 
 // 256 MiB keeps all RAM, and so swiotlb's pool, under the edu's 28-bit mask (guest notes §5).
@@ -55,21 +92,21 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
   });
 
   progress('booting QEMU');
-  const machine = await Machine.launch(
-    {
-      name: opts.forceBounce ? 'linux-bounce' : 'linux-direct',
-      memoryMiB: MEMORY_MIB,
-      cpus: 1,
-      accel: opts.accel,
-      kernel: image.kernel,
-      initrd: keys.initrd,
-      append: [image.append, opts.forceBounce ? 'swiotlb=force' : '', opts.extraAppend ?? ''].filter(Boolean).join(' '),
-      edu: { enabled: true },
-      nic: { model: 'virtio-net-pci', guestPort: 22 },
-      pvpanic: true,
-    },
-    { artifactsDir: opts.artifactsDir },
-  ).catch(async (e: unknown) => {
+  const config: MachineConfig = {
+    name: opts.forceBounce ? 'linux-bounce' : 'linux-direct',
+    memoryMiB: MEMORY_MIB,
+    cpus: 1,
+    accel: opts.accel,
+    kernel: image.kernel,
+    initrd: keys.initrd,
+    append: [image.append, opts.forceBounce ? 'swiotlb=force' : '', opts.extraAppend ?? ''].filter(Boolean).join(' '),
+    edu: { enabled: true },
+    nic: { model: 'virtio-net-pci', guestPort: 22 },
+    pvpanic: true,
+    panicAction: 'pause', // a panicked guest stays in memory for the host's dump (run-scenario shuts it down)
+    ...(opts.icount ? { icount: opts.icount } : {}),
+  };
+  const machine = await Machine.launch(config, { artifactsDir: opts.artifactsDir }).catch(async (e: unknown) => {
     await removeKeys();
     throw e;
   });
@@ -81,7 +118,12 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
       { timeoutMs: opts.bootTimeoutMs, isAlive: () => machine.isRunning(), logFile: serialLog },
     );
     const memory = sessionMemory(await openGuestMemory(machine));
-    const session = new LinuxSession(machine, channel, memory, opts.artifactsDir, removeKeys);
+    const session = new LinuxSession(machine, channel, memory, opts.artifactsDir, removeKeys, {
+      clientPrivateKey: keys.clientPrivateKey,
+      hostPublicKey: keys.hostPublicKey,
+      keyDir,
+      initrd: keys.initrd,
+    });
     progress('loading edudma');
     await session.installDriver(opts.driverOverride?.module ?? driver.module, opts.driverOverride?.tool ?? driver.tool);
     return session;
@@ -91,6 +133,42 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
     throw e;
   }
 }
+
+/**
+ * A guest from a restore point: a new QEMU started paused (-incoming defer) on a copy of the saved RAM,
+ * the device state loaded, SSH with the saved identity, then the edu brought back and checked.
+ */
+export async function restoreLinuxGuest(point: LinuxRestorePoint, opts: LinuxRestoreOptions): Promise<LinuxSession> {
+  const progress = opts.onProgress ?? (() => undefined);
+  const t0 = performance.now();
+  await fs.mkdir(opts.artifactsDir, { recursive: true });
+  const machine = await Machine.launch({ ...point.config, incoming: 'defer' }, { artifactsDir: opts.artifactsDir, prepareRamFile: point.fillRam });
+  const t1 = performance.now();
+  try {
+    const loadStateMs = await machine.migrateIncoming(point.deviceState);
+    const t2 = performance.now();
+    const channel = await SshChannel.waitReady(
+      { host: '127.0.0.1', port: machine.sshPort, username: 'root', privateKey: point.clientPrivateKey, hostPublicKey: point.hostPublicKey },
+      { timeoutMs: opts.readyTimeoutMs, isAlive: () => machine.isRunning(), logFile: path.join(opts.artifactsDir, 'serial.log') },
+    );
+    const t3 = performance.now();
+    const memory = sessionMemory(await openGuestMemory(machine));
+    const session = new LinuxSession(machine, channel, memory, opts.artifactsDir, async () => undefined);
+    if ((opts.edu ?? 'rescan') === 'rescan') {
+      progress('re-attaching the edu (PCI rescan)');
+      await session.reattachDevice();
+    }
+    const t4 = performance.now();
+    session.restoreTimings = { launchMs: t1 - t0, loadStateMs, sshMs: t3 - t2, eduMs: t4 - t3, totalMs: t4 - t0 };
+    return session;
+  } catch (e) {
+    await machine.shutdown();
+    throw e;
+  }
+}
+
+/** Finds the edu (1234:11e8) in sysfs; `$d` is its directory. */
+const FIND_EDU = 'for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && break; d=; done';
 
 function sessionMemory(memory: GuestMemory): SessionMemory {
   return {
@@ -117,7 +195,48 @@ export class LinuxSession implements GuestSession {
     readonly memory: SessionMemory,
     readonly artifactsDir: string,
     private readonly removeKeys: () => Promise<void>,
+    /** The boot's SSH identity and key initrd: what a snapshot of this guest needs to be restored. */
+    readonly identity?: { clientPrivateKey: string; hostPublicKey: string; keyDir: string; initrd: string },
   ) {}
+
+  /** Set by restoreLinuxGuest. */
+  restoreTimings?: RestoreTimings;
+
+  /**
+   * Before a save: take the edu out of the guest's PCI tree (edudma unbinds; the module stays loaded), so
+   * the saved guest holds no stale view of a device whose state a restore loses.
+   */
+  async detachDevice(): Promise<void> {
+    await this.sh(`${FIND_EDU}; [ -n "$d" ] || { echo no edu >&2; exit 1; }; echo 1 > $d/remove`);
+  }
+
+  /**
+   * After a restore: rescan, so the fresh edu is enumerated, gets its BAR and bus mastering, and edudma
+   * probes it (the probe fails unless the ID register reads 0x010000ed and the liveness register inverts).
+   * Then check, from PCI config space rather than the driver's word, that BAR0 is assigned and memory
+   * decoding and bus mastering are on (a restore leaves both zero), and that dmactl sees the device.
+   * Any failure throws, and this guest is not used. (/dev/mem is closed to claimed BARs: IO_STRICT_DEVMEM.)
+   */
+  async reattachDevice(): Promise<void> {
+    // A guest saved with the edu attached holds a stale device: remove it first, then rescan.
+    const out = await this.sh(
+      `${FIND_EDU}; [ -n "$d" ] && echo 1 > $d/remove; echo 1 > /sys/bus/pci/rescan; ${FIND_EDU}; ` +
+        '[ -n "$d" ] || { echo "no edu after rescan" >&2; exit 1; }; [ -e $d/driver ] || { echo "edudma did not bind $d (its probe checks ID and liveness)" >&2; exit 1; }; ' +
+        'echo "cmd $(od -An -tx2 -j4 -N2 $d/config) bar0 $(od -An -tx4 -j16 -N4 $d/config)"',
+    ).catch((e: unknown) => {
+      throw new DriverLoadError(`the edu did not come back after the restore: ${(e as Error).message}`, { logFile: path.join(this.artifactsDir, 'serial.log') });
+    });
+    const cmd = /cmd\s+([0-9a-f]+)/.exec(out)?.[1];
+    const bar0 = /bar0\s+([0-9a-f]+)/.exec(out)?.[1];
+    const command = cmd === undefined ? 0 : parseInt(cmd, 16);
+    if ((command & 0x6) !== 0x6 || bar0 === undefined || (parseInt(bar0, 16) & ~0xf) === 0) {
+      throw new DriverLoadError(`the edu is dead after the restore: PCI COMMAND ${cmd ?? '?'} (memory and bus-master bits must be set), BAR0 ${bar0 ?? '?'}`, {
+        logFile: path.join(this.artifactsDir, 'serial.log'),
+      });
+    }
+    const info = await this.info();
+    if (!info.ok) throw new DriverLoadError(`edudma is not usable after the restore: ${info.error?.code}: ${info.error?.message}`);
+  }
 
   private async sh(command: string, timeoutMs = COMMAND_TIMEOUT_MS): Promise<string> {
     const r = await this.channel.exec(command, { timeoutMs });
