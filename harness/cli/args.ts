@@ -16,6 +16,10 @@ Options for run:
   --accel <mode>      auto (default: KVM when /dev/kvm is usable, else TCG), kvm or tcg
   --artifacts <dir>   where logs and results go (default: reports/runs/<time>)
   --boot-timeout <s>  seconds to wait for the guest's SSH login (default: 120)
+  --jobs <n>          scenarios at once, each on its own restored guest (default: 1)
+  --shard <i/n>       run only shard i of n (CI matrix): every scenario is in exactly one shard
+  --boot              boot one guest per variant and reuse it, instead of restoring a pristine
+                      snapshot per scenario (the default, which falls back to this when it cannot)
   --version           print the version
   -h, --help          show this text
 
@@ -31,6 +35,10 @@ export interface RunOptions {
   accel: 'auto' | 'kvm' | 'tcg';
   artifacts?: string;
   bootTimeoutMs: number;
+  jobs: number;
+  shard?: string;
+  /** Reuse a booted guest per variant instead of restoring per scenario. */
+  boot: boolean;
 }
 
 export type Command = RunOptions | { command: 'help' } | { command: 'version' };
@@ -50,6 +58,9 @@ export function parseCommandLine(argv: string[]): Command {
         accel: { type: 'string', default: 'auto' },
         artifacts: { type: 'string' },
         'boot-timeout': { type: 'string', default: '120' },
+        jobs: { type: 'string', default: '1' },
+        shard: { type: 'string' },
+        boot: { type: 'boolean', default: false },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -77,6 +88,9 @@ export function parseCommandLine(argv: string[]): Command {
   if (!Number.isFinite(bootTimeout) || bootTimeout <= 0) {
     throw new UsageError(`--boot-timeout "${values['boot-timeout']}" is not a positive number of seconds`);
   }
+  const jobs = Number(values.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) throw new UsageError(`--jobs "${values.jobs}" is not a whole number from 1 to 16`);
+  if (values.shard !== undefined && !/^\d+\/\d+$/.test(values.shard)) throw new UsageError(`--shard "${values.shard}" is not i/n`, { hint: 'e.g. --shard 1/2' });
   let grep: RegExp | undefined;
   if (values.grep !== undefined) {
     try {
@@ -94,5 +108,8 @@ export function parseCommandLine(argv: string[]): Command {
     accel,
     artifacts: values.artifacts,
     bootTimeoutMs: bootTimeout * 1000,
+    jobs,
+    shard: values.shard,
+    boot: values.boot ?? false,
   };
 }

@@ -3,11 +3,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { selectCatalog } from '../dma/catalog.js';
-import { runSuite, type SuiteVerdict } from '../dma/run-suite.js';
+import { selectCatalog, type GuestVariant } from '../dma/catalog.js';
+import { parseShard, runSuite, shardEntries, type SuiteVerdict } from '../dma/run-suite.js';
+import { SnapshotSessionSource } from '../dma/snapshot-session-source.js';
+import { CHEAP_WAITS } from '../snapshot/index.js';
 import { ReusingSessionSource } from '../dma/session-source.js';
 import { DmahilError, UsageError } from '../errors.js';
-import { startLinuxGuest } from '../guest/linux/profile.js';
+import { restoreLinuxGuest, startLinuxGuest, type LinuxSession } from '../guest/linux/profile.js';
 import { resultsJson } from '../report/results-json.js';
 import { tally, verdictTable } from '../report/verdict-table.js';
 import { parseCommandLine, USAGE, type RunOptions } from './args.js';
@@ -26,26 +28,35 @@ function timestamp(): string {
 
 async function run(opts: RunOptions): Promise<number> {
   const progress = stderrProgress(true);
-  const entries = selectCatalog({ all: opts.all, grep: opts.grep });
+  const selected = selectCatalog({ all: opts.all, grep: opts.grep });
+  const entries = opts.shard ? shardEntries(selected, parseShard(opts.shard)) : selected;
   if (entries.length === 0) throw new UsageError(`no scenario matches --grep ${opts.grep}`, { hint: 'drop --grep, or add --all to search the full catalog' });
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
   await fs.mkdir(artifacts, { recursive: true });
-  progress(`${entries.length} scenarios; artifacts in ${artifacts}`);
+  progress(`${entries.length} scenarios${opts.shard ? ` (shard ${opts.shard} of ${selected.length})` : ''}; artifacts in ${artifacts}`);
+  const boot = (variant: GuestVariant): Promise<LinuxSession> =>
+    startLinuxGuest({
+      repoRoot,
+      cacheDir: path.join(repoRoot, '.cache'),
+      artifactsDir: path.join(artifacts, variant.id),
+      forceBounce: variant.forceBounce,
+      accel: opts.accel,
+      bootTimeoutMs: opts.bootTimeoutMs,
+      onProgress: progress,
+      icount: CHEAP_WAITS,
+    });
 
   const verdicts: SuiteVerdict[] = await runSuite(entries, {
     onProgress: progress,
     onVerdict: (v) => progress(`${v.status.padEnd(5)} ${v.name}: ${v.summary}`),
-    source: new ReusingSessionSource((variant) =>
-      startLinuxGuest({
-        repoRoot,
-        cacheDir: path.join(repoRoot, '.cache'),
-        artifactsDir: path.join(artifacts, variant.id),
-        forceBounce: variant.forceBounce,
-        accel: opts.accel,
-        bootTimeoutMs: opts.bootTimeoutMs,
-        onProgress: progress,
-      }),
-    ),
+    jobs: opts.jobs,
+    source: opts.boot ? new ReusingSessionSource(boot) : new SnapshotSessionSource({
+      boot,
+      restore: (snapshot, variant, n) =>
+        restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(artifacts, variant.id, `restore-${n}`), readyTimeoutMs: opts.bootTimeoutMs }),
+      key: (variant) => `linux ${variant.id} accel=${opts.accel} icount=${JSON.stringify(CHEAP_WAITS)}`,
+      onProgress: progress,
+    }),
   });
 
   const report = resultsJson(verdicts, { version: await version(), artifacts });
