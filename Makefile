@@ -6,7 +6,7 @@ NODE_MODULES_STAMP := node_modules/.package-lock.json
 MOCHA := node_modules/.bin/mocha
 TSC := node_modules/.bin/tsc
 
-.PHONY: run test deps-run deps-test build driver driver-linux bench clean help
+.PHONY: run test deps-run deps-test build driver driver-linux bench clean help windows-image
 .DEFAULT_GOAL := help
 
 help:
@@ -14,6 +14,7 @@ help:
 	@echo "make test    run the whole test suite (writes reports/junit.xml)"
 	@echo "make driver  build the Windows driver package (build/windows/{x64,x86})"
 	@echo "make bench   run the benchmarks (writes reports/bench.json)"
+	@echo "make windows-image ISO=path/to/windows.iso   build a Windows golden image (docs/windows.md)"
 
 # Debian packages (when root or with sudo); npm packages come with the node_modules rule below.
 deps-run:
@@ -41,6 +42,12 @@ bench: deps-run build
 
 include guest-driver/linux/linux.mk
 include guest-driver/windows/windows.mk
+
+# A Windows golden image, unattended (docs/windows.md): make windows-image ISO=path/to/windows.iso [OUT=...] [ARGS=...]
+windows-image: build
+	@test -n "$(ISO)" || { echo "make windows-image: pass the Windows ISO: make windows-image ISO=path/to/windows.iso (see docs/windows.md)" >&2; exit 2; }
+	@command -v xorriso >/dev/null || { echo "make windows-image: xorriso is missing: apt-get install -y xorriso ovmf" >&2; exit 2; }
+	node dist/images/windows/cli.js windows --iso "$(ISO)" $(if $(OUT),--out "$(OUT)") $(ARGS)
 
 clean:
 	rm -rf dist build reports

@@ -19,6 +19,7 @@ test_pkgs=(
   osslsigncode                          # test-signing the Windows package
   wine64                                # loading the Windows driver without Windows
   openssh-server                        # the SSH channel against a real sshd on loopback
+  xorriso ovmf libxml2-utils            # Windows images: the config ISO, UEFI without Secure Boot keys, checking autounattend.xml
 )
 case "$purpose" in
   run) pkgs=("${run_pkgs[@]}") ;;

@@ -10,7 +10,10 @@ import type { LinuxSession } from '../../harness/guest/linux/profile.js';
 import { isProcessAlive } from '../../harness/machine/index.js';
 import { openGuestMemory } from '../../harness/memory/index.js';
 import { makeScenario } from '../../harness/contract/scenario.js';
-import { BOOT_TIMEOUT_MS, scenarioTimeoutMs, startReferenceGuest } from './support.js';
+import { BOOT_TIMEOUT_MS, repoRoot, scenarioTimeoutMs, startReferenceGuest } from './support.js';
+import { startWindowsGuest, type WindowsSession } from '../../harness/guest/windows/profile.js';
+import path from 'node:path';
+import os from 'node:os';
 
 for (const variant of Object.values(VARIANTS)) {
   describe(`e2e: reference guest, ${variant.id} (${variant.description})`, function () {
@@ -64,5 +67,43 @@ for (const variant of Object.values(VARIANTS)) {
         await held.release();
       }
     });
+  });
+}
+
+// The same catalog on a Windows guest, when a golden image is configured (make windows-image; then
+// DMAHIL_WINDOWS_IMAGE=path/to/windows.json). Without one, each variant is reported skipped with the reason.
+const WINDOWS_IMAGE = process.env.DMAHIL_WINDOWS_IMAGE;
+for (const variant of Object.values(VARIANTS)) {
+  const reason = 'no Windows image configured: set DMAHIL_WINDOWS_IMAGE to the .json that "make windows-image" wrote';
+  describe(`e2e: Windows guest, ${variant.id}${WINDOWS_IMAGE ? '' : ` (skipped: ${reason})`}`, function () {
+    let session: WindowsSession;
+
+    before(async function () {
+      if (!WINDOWS_IMAGE) {
+        console.log(`    note: Windows e2e skipped: ${reason}`);
+        this.skip();
+      }
+      this.timeout(Number(process.env.DMAHIL_WINDOWS_BOOT_TIMEOUT_S ?? 1800) * 1000 + 300_000);
+      session = await startWindowsGuest({
+        image: WINDOWS_IMAGE!, repoRoot, forceBounce: variant.forceBounce, accel: 'auto',
+        artifactsDir: path.join(process.env.DMAHIL_E2E_ARTIFACTS ?? os.tmpdir(), `windows-${variant.id}-${Date.now()}`),
+        bootTimeoutMs: Number(process.env.DMAHIL_WINDOWS_BOOT_TIMEOUT_S ?? 1800) * 1000,
+      });
+    });
+
+    after(async function () {
+      this.timeout(120_000);
+      if (!session) return;
+      await session.collectLogs().catch(() => undefined);
+      await session.close();
+    });
+
+    for (const entry of CATALOG.filter((e) => e.variant === variant.id)) {
+      it(entry.name, async function () {
+        this.timeout(scenarioTimeoutMs(entry.scenario.size) * 4);
+        const v = await runScenario(session, entry);
+        expect(outcome(v), `${v.status}: ${v.summary}`).to.equal('ok');
+      });
+    }
   });
 }
