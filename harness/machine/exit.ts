@@ -49,10 +49,11 @@ export function classifyExit(e: ExitEvidence): Pick<MachineExit, 'cause' | 'deta
       detail: e.hardwareError ?? `QEMU aborted (${status}) without a hardware-error message; see qemu-stderr.log`,
     };
   }
-  if (e.shutdownRequested) return { cause: 'requested', detail: `shutdown requested (${status})` };
+  // Before 'requested': a guest paused on its panic (-action panic=pause) is shut down by the harness.
   if (e.guestPanicked || e.shutdownEvent?.reason === 'guest-panic') {
     return { cause: 'guest-panic', detail: `the guest panicked (pvpanic), QEMU ended with ${status}` };
   }
+  if (e.shutdownRequested) return { cause: 'requested', detail: `shutdown requested (${status})` };
   if (e.shutdownEvent?.guest) {
     return { cause: 'guest-shutdown', detail: `the guest shut down (${e.shutdownEvent.reason ?? 'unknown reason'}), ${status}` };
   }

@@ -18,3 +18,5 @@ export { killAllMachines, liveMachineCount } from './registry.js';
 export { MachineConfigError, QemuStartError } from './errors.js';
 export type { ConfigProblem } from './errors.js';
 export * from './qmp/index.js';
+export { captureScreen, dumpGuestMemory, serialTail, vmStatus, watchMachine } from './evidence.js';
+export type { DumpFormat, DumpResult, MachineTrouble, ScreenCapture } from './evidence.js';

@@ -155,6 +155,11 @@ export class Machine {
     }
   }
 
+  /** True once QEMU reported GUEST_PANICKED (with panicAction 'pause' the VM is stopped, not gone). */
+  get hasPanicked(): boolean {
+    return this.guestPanicked;
+  }
+
   isRunning(): boolean {
     return this.proc.isRunning;
   }
