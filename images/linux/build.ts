@@ -42,8 +42,11 @@ export interface BuildReferenceImageOptions {
 /** `-cpu qemu64,+rdrand` makes the kernel's RNG ready at once; ttyS0 is where the markers appear. */
 export const REFERENCE_APPEND = 'console=ttyS0 panic=-1 rdinit=/init';
 
-/** NIC drivers loaded by /init, with their dependency chains. */
-const NIC_MODULES = ['virtio_pci', 'virtio_net', 'e1000'];
+/**
+ * Modules /init loads, with their dependency chains: the NIC drivers, and pvpanic_mmio (the ISA/ACPI
+ * pvpanic device), so a guest kernel panic reaches the host at once as QMP GUEST_PANICKED.
+ */
+const NIC_MODULES = ['virtio_pci', 'virtio_net', 'e1000', 'pvpanic_mmio'];
 /** The guest's dropbear looks for the SFTP server here (compiled into Debian's dropbear-bin). */
 const DROPBEAR_SFTP_PATH = '/usr/lib/sftp-server';
 const CACHE_FORMAT = 1;
