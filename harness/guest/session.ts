@@ -2,6 +2,7 @@
 // driver loaded, its memory, and dmactl. The DMA layer never asks which OS it talks to.
 import type { InfoResult, RunResult } from '../contract/result.js';
 import type { Scenario } from '../contract/scenario.js';
+import type { Machine } from '../machine/index.js';
 
 /** Guest RAM as the host reads it; every read is bounds-checked by the implementation. */
 export interface SessionMemory {
@@ -28,6 +29,12 @@ export interface HeldRun {
   release(): Promise<void>;
 }
 
+/** How a person (or the host-side evidence code) reaches a guest from outside the harness. */
+export interface DebugTarget {
+  machine: Machine;
+  ssh: { host: string; port: number; user: string; privateKeyFile: string; hostPublicKey?: string };
+}
+
 export interface GuestSession {
   readonly profile: string;
   readonly memory: SessionMemory;
@@ -42,4 +49,6 @@ export interface GuestSession {
   /** Copy the guest's driver log and similar into the artifacts. */
   collectLogs(): Promise<void>;
   close(): Promise<void>;
+  /** The machine and SSH access behind this session: for dumps, --keep and `dmahil shell`. */
+  debugTarget?(): DebugTarget;
 }

@@ -10,9 +10,9 @@ import { Machine, type MachineConfig } from '../../machine/index.js';
 import type { IcountConfig } from '../../machine/config.js';
 import { checkRange, openGuestMemory, type GuestMemory } from '../../memory/index.js';
 import { SshChannel } from '../channel/ssh-channel.js';
-import type { DeviceModelEvent, GuestSession, HeldRun, SessionMemory } from '../session.js';
+import type { DebugTarget, DeviceModelEvent, GuestSession, HeldRun, SessionMemory } from '../session.js';
 import { buildReferenceImage } from '../../../images/linux/build.js';
-import { makeRunInitrd } from '../../../images/linux/run-keys.js';
+import { makeRunInitrd, RUN_FILES } from '../../../images/linux/run-keys.js';
 import { buildLinuxDriver } from '../../../guest-driver/linux/build.js';
 
 /** The driver failed to load or bind in the guest. */
@@ -198,6 +198,12 @@ export class LinuxSession implements GuestSession {
     /** The boot's SSH identity and key initrd: what a snapshot of this guest needs to be restored. */
     readonly identity?: { clientPrivateKey: string; hostPublicKey: string; keyDir: string; initrd: string },
   ) {}
+
+  debugTarget(): DebugTarget {
+    const t = this.channel.target;
+    const privateKeyFile = this.identity ? path.join(this.identity.keyDir, RUN_FILES.clientKey) : '';
+    return { machine: this.machine, ssh: { host: t.host, port: t.port, user: t.username, privateKeyFile, hostPublicKey: t.hostPublicKey } };
+  }
 
   /** Set by restoreLinuxGuest. */
   restoreTimings?: RestoreTimings;
