@@ -33,16 +33,18 @@ export class ReusingSessionSource implements SessionSource {
 
   async release(session: GuestSession, verdict: Verdict): Promise<void> {
     if (verdict.status !== 'error' && session.isHealthy()) return;
-    for (const [id, s] of this.open) if (s === session) await this.drop(id, s);
+    // A hung or panicked guest cannot answer for its logs (its serial console is in the artifacts).
+    const logs = verdict.trouble !== 'hang' && verdict.trouble !== 'guest-panic';
+    for (const [id, s] of this.open) if (s === session) await this.drop(id, s, logs);
   }
 
   async close(): Promise<void> {
     for (const [id, s] of [...this.open]) await this.drop(id, s);
   }
 
-  private async drop(id: GuestVariant['id'], s: GuestSession): Promise<void> {
+  private async drop(id: GuestVariant['id'], s: GuestSession, collectLogs = true): Promise<void> {
     this.open.delete(id);
-    await s.collectLogs().catch(() => undefined);
+    if (collectLogs) await s.collectLogs().catch(() => undefined);
     await s.close().catch(() => undefined);
   }
 }

@@ -2,6 +2,10 @@ import type { GuestError, RunResult } from '../contract/result.js';
 import type { Scenario } from '../contract/scenario.js';
 import type { Mismatch } from './compare.js';
 import type { Finding, FindingKind } from './explain.js';
+import type { MemoryExcerpt } from './excerpts.js';
+
+/** Why a scenario could not be judged because the guest itself went wrong (not its data). */
+export type GuestTrouble = 'hang' | 'guest-panic' | 'qemu-exit' | 'connection-lost';
 
 /**
  * pass: the host read the right bytes and nothing went wrong on the way.
@@ -25,6 +29,12 @@ export interface Verdict {
   durationMs: number;
   /** For a negative control: the finding the harness must report. */
   expectFinding?: FindingKind;
+  /** Set when the guest hung, panicked, lost its connection or QEMU ended during the scenario. */
+  trouble?: GuestTrouble;
+  /** Bytes around each differing range: expected, client buffer, bounce pages (a mismatch only). */
+  excerpts?: MemoryExcerpt[];
+  /** Files this scenario left in the artifacts: excerpts, memory dump, console tail or screen. */
+  artifacts?: string[];
 }
 
 /** A negative control passes when it is caught for the right reason. */
