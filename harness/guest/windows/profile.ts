@@ -20,7 +20,7 @@ import type { QmpEvent } from '../../machine/qmp/index.js';
 import { checkRange, openGuestMemory, type GuestMemory } from '../../memory/index.js';
 import { SshChannel, type ExecResult, type HeldExec } from '../channel/ssh-channel.js';
 import { GuestCommandTimeoutError, GuestNotReadyError } from '../channel/errors.js';
-import type { DeviceModelEvent, GuestSession, HeldRun, SessionMemory } from '../session.js';
+import type { DebugTarget, DeviceModelEvent, GuestSession, HeldRun, SessionMemory } from '../session.js';
 import { readWindowsImage } from '../../../images/windows/manifest.js';
 import {
   addDriverScript, deviceStateScript, driverStatusScript, GUEST_DIR, listDumpsScript, mkdirScript, parseDeviceStates, parseDumpList,
@@ -167,7 +167,8 @@ export async function startWindowsGuest(opts: WindowsGuestOptions): Promise<Wind
     throw e;
   }
   const memory = sessionMemory(await openGuestMemory(machine));
-  const session = new WindowsSession(machine, channel, memory, { artifactsDir: opts.artifactsDir, overlay, driverDir, keepOverlay: opts.keepOverlay ?? false, watcher });
+  const debug: DebugTarget = { machine, ssh: { host: '127.0.0.1', port: machine.sshPort, user: image.manifest.username, privateKeyFile: image.privateKeyFile } };
+  const session = new WindowsSession(machine, channel, memory, { artifactsDir: opts.artifactsDir, overlay, driverDir, keepOverlay: opts.keepOverlay ?? false, watcher, debug });
   try {
     progress('installing edudma (pnputil)');
     await session.installDriver();
@@ -232,6 +233,8 @@ export interface WindowsSessionOptions {
   driverDir: string;
   keepOverlay: boolean;
   watcher?: PanicWatcher;
+  /** The real machine and SSH login, for dumps, --keep and `dmahil shell`. */
+  debug?: DebugTarget;
 }
 
 export class WindowsSession implements GuestSession {
@@ -358,6 +361,11 @@ export class WindowsSession implements GuestSession {
       if (e instanceof GuestContractError) throw e;
       throw new GuestContractError(`dmactl output could not be used: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  debugTarget(): DebugTarget {
+    if (!this.opts.debug) throw new DmahilError('this Windows session has no real machine behind it');
+    return this.opts.debug;
   }
 
   isHealthy(): boolean {
