@@ -20,6 +20,7 @@ test_pkgs=(
   wine64                                # loading the Windows driver without Windows
   openssh-server                        # the SSH channel against a real sshd on loopback
   xorriso ovmf libxml2-utils            # Windows images: the config ISO, UEFI without Secure Boot keys, checking autounattend.xml
+  chromium                              # rendering the HTML report in specs (playwright-core drives it; no browser download)
 )
 case "$purpose" in
   run) pkgs=("${run_pkgs[@]}") ;;

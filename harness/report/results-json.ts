@@ -1,7 +1,7 @@
 // The machine-readable result of a run (--json, and results.json in the artifacts).
 import { outcome } from '../dma/verdict.js';
 import type { SuiteVerdict } from '../dma/run-suite.js';
-import { tally } from './verdict-table.js';
+import { rerunCommand, tally } from './verdict-table.js';
 
 export function resultsJson(verdicts: SuiteVerdict[], meta: { version: string; artifacts: string }) {
   const t = tally(verdicts);
@@ -24,6 +24,10 @@ export function resultsJson(verdicts: SuiteVerdict[], meta: { version: string; a
       mismatch: v.mismatch,
       guestError: v.guestError ?? null,
       durationMs: v.durationMs,
+      trouble: v.trouble ?? null,
+      excerpts: v.excerpts ?? null,
+      artifacts: v.artifacts ?? [],
+      rerun: outcome(v) === 'not-ok' ? rerunCommand(v.name) : null,
       driver: v.result?.driver ?? null,
       buffers: v.result?.buffers.map((b) => ({ ...b, pages: b.pages.map((p) => `0x${p.toString(16)}`), segments: b.segments.map((s) => ({ ...s, device: `0x${s.device.toString(16)}` })) })) ?? null,
       calls: v.result?.calls ?? null,

@@ -7,6 +7,12 @@ export interface TableRow extends Verdict {
 
 const MARK = { ok: 'ok', 'not-ok': 'FAILED', skipped: 'skipped' } as const;
 
+/** The command that runs one scenario alone: its exact name, anchored and regex-escaped, shell-quoted. */
+export function rerunCommand(name: string): string {
+  const re = `^${name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`;
+  return `dmahil run --grep '${re.replaceAll("'", `'\\''`)}'`;
+}
+
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
@@ -32,6 +38,7 @@ export function verdictTable(rows: TableRow[]): string {
     out.push(line(body[i]!));
     const r = rows[i]!;
     if (outcome(r) !== 'ok' || r.expectFinding) out.push(`    ${r.summary}`);
+    if (outcome(r) === 'not-ok') out.push(`    re-run alone: ${rerunCommand(r.name)}`);
   }
   return out.join('\n');
 }
