@@ -14,6 +14,20 @@ describe('cli: arguments', () => {
     expect((c as { grep: RegExp }).grep.test('Bounced round-trip')).to.equal(true);
   });
 
+  it('takes a Windows golden image by path, or by "windows" from DMAHIL_WINDOWS_IMAGE', () => {
+    expect(parseCommandLine(['--image', '/img/win11.json'])).to.include({ image: '/img/win11.json' });
+    const saved = process.env.DMAHIL_WINDOWS_IMAGE;
+    try {
+      delete process.env.DMAHIL_WINDOWS_IMAGE;
+      expect(() => parseCommandLine(['--image', 'windows'])).to.throw(UsageError, /needs DMAHIL_WINDOWS_IMAGE/);
+      process.env.DMAHIL_WINDOWS_IMAGE = '/img/win11.qcow2';
+      expect(parseCommandLine(['--image', 'windows'])).to.include({ image: '/img/win11.qcow2' });
+    } finally {
+      if (saved === undefined) delete process.env.DMAHIL_WINDOWS_IMAGE;
+      else process.env.DMAHIL_WINDOWS_IMAGE = saved;
+    }
+  });
+
   for (const [argv, why] of [
     [['--frobnicate'], /Unknown option '--frobnicate'/],
     [['fly'], /unknown command "fly"/],
@@ -21,7 +35,7 @@ describe('cli: arguments', () => {
     [['--accel', 'hvf'], /not one of auto, kvm, tcg/],
     [['--boot-timeout', 'soon'], /not a positive number/],
     [['--grep', '('], /not a valid regular expression/],
-    [['--image', 'win.qcow2'], /unknown image/],
+    [['--image', 'win.vhdx'], /unknown image/],
   ] as const) {
     it(`rejects ${argv.join(' ')} with a clear message`, () => {
       expect(() => parseCommandLine([...argv])).to.throw(UsageError, why);

@@ -24,7 +24,8 @@ describe('e2e: the dmahil command', function () {
   for (const [argv, message] of [
     [['--frobnicate'], /Unknown option '--frobnicate'/],
     [['run', '--grep', 'no scenario is called this'], /no scenario matches/],
-    [['run', '--image', 'windows.qcow2'], /unknown image "windows.qcow2"/],
+    [['run', '--image', 'windows.vhdx'], /unknown image "windows.vhdx"/],
+    [['run', '--image', '/nonexistent/golden.qcow2'], /golden\.qcow2/],
   ] as const) {
     it(`dmahil ${argv.join(' ')}: one clear line, exit 2`, async () => {
       const r = await execa('node', [cliPath, ...argv], { reject: false });
