@@ -6,6 +6,8 @@ export const USAGE = `Usage: dmahil <command> [options]
 
 Commands:
   run                 boot the guest, run the DMA scenarios, verify every byte from the host, print the verdict
+  shell               boot the guest with the driver loaded and open a shell in it (stdin scripted or a terminal)
+  doctor              check this machine is ready to run dmahil (QEMU, KVM, toolchains, cache, disk); exit 0 when ready
   help                show this text
 
 Options for run:
@@ -20,6 +22,8 @@ Options for run:
   --shard <i/n>       run only shard i of n (CI matrix): every scenario is in exactly one shard
   --boot              boot one guest per variant and reuse it, instead of restoring a pristine
                       snapshot per scenario (the default, which falls back to this when it cannot)
+  --keep              leave the guest of the first failed scenario running and print how to reach it
+                      (ssh, QMP, serial log, gdb); Ctrl-C stops it
   --version           print the version
   -h, --help          show this text
 
@@ -39,9 +43,18 @@ export interface RunOptions {
   shard?: string;
   /** Reuse a booted guest per variant instead of restoring per scenario. */
   boot: boolean;
+  /** Keep the guest of the first scenario that did not verify, for debugging. */
+  keep: boolean;
 }
 
-export type Command = RunOptions | { command: 'help' } | { command: 'version' };
+export interface ShellOptions {
+  command: 'shell';
+  accel: 'auto' | 'kvm' | 'tcg';
+  bootTimeoutMs: number;
+  artifacts?: string;
+}
+
+export type Command = RunOptions | ShellOptions | { command: 'doctor'; json: boolean } | { command: 'help' } | { command: 'version' };
 
 export function parseCommandLine(argv: string[]): Command {
   let parsed;
@@ -61,6 +74,7 @@ export function parseCommandLine(argv: string[]): Command {
         jobs: { type: 'string', default: '1' },
         shard: { type: 'string' },
         boot: { type: 'boolean', default: false },
+        keep: { type: 'boolean', default: false },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -73,7 +87,8 @@ export function parseCommandLine(argv: string[]): Command {
   if (values.version) return { command: 'version' };
   const command = positionals[0] ?? 'run';
   if (command === 'help') return { command: 'help' };
-  if (command !== 'run') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, help' });
+  if (command === 'doctor') return { command: 'doctor', json: values.json ?? false };
+  if (command !== 'run' && command !== 'shell') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, shell, doctor, help' });
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, { hint: 'run "dmahil --help" for the options' });
 
   const image = values.image ?? 'linux';
@@ -91,6 +106,7 @@ export function parseCommandLine(argv: string[]): Command {
   const jobs = Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) throw new UsageError(`--jobs "${values.jobs}" is not a whole number from 1 to 16`);
   if (values.shard !== undefined && !/^\d+\/\d+$/.test(values.shard)) throw new UsageError(`--shard "${values.shard}" is not i/n`, { hint: 'e.g. --shard 1/2' });
+  if (command === 'shell') return { command: 'shell', accel, bootTimeoutMs: bootTimeout * 1000, artifacts: values.artifacts };
   let grep: RegExp | undefined;
   if (values.grep !== undefined) {
     try {
@@ -111,5 +127,6 @@ export function parseCommandLine(argv: string[]): Command {
     jobs,
     shard: values.shard,
     boot: values.boot ?? false,
+    keep: values.keep ?? false,
   };
 }

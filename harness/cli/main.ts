@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // dmahil command line: parse, run, print the verdict, exit 0 only when every scenario verified.
 import fs from 'node:fs/promises';
+import fsSync from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { selectCatalog, type GuestVariant } from '../dma/catalog.js';
@@ -11,8 +12,13 @@ import { ReusingSessionSource } from '../dma/session-source.js';
 import { DmahilError, UsageError } from '../errors.js';
 import { restoreLinuxGuest, startLinuxGuest, type LinuxSession } from '../guest/linux/profile.js';
 import { resultsJson } from '../report/results-json.js';
+import { htmlReport } from '../report/html.js';
+import { outcome, type Verdict } from '../dma/verdict.js';
+import type { GuestSession } from '../guest/session.js';
+import { accessText, interactiveSsh, prepareAccess } from './shell.js';
+import { doctor } from './doctor.js';
 import { tally, verdictTable } from '../report/verdict-table.js';
-import { parseCommandLine, USAGE, type RunOptions } from './args.js';
+import { parseCommandLine, USAGE, type RunOptions, type ShellOptions } from './args.js';
 import { stderrProgress } from './progress.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -46,11 +52,33 @@ async function run(opts: RunOptions): Promise<number> {
       icount: CHEAP_WAITS,
     });
 
+  // Interrupted (Ctrl-C, SIGTERM): the machine registry kills every QEMU; the results so far are written.
+  const seen: SuiteVerdict[] = [];
+  const ver = await version();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    const why = `${signal} after ${seen.length} of ${entries.length} scenarios`;
+    writeReportsSync(artifacts, seen, ver, why);
+    progress(`interrupted (${why}); results so far in ${artifacts}`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const kept: Array<{ session: GuestSession; verdict: SuiteVerdict }> = [];
+  const keep = (session: GuestSession, v: Verdict): boolean => {
+    if (!opts.keep || kept.length > 0 || outcome(v) !== 'not-ok' || !session.debugTarget?.().machine.isRunning()) return false;
+    kept.push({ session, verdict: v as SuiteVerdict });
+    return true;
+  };
+
   const verdicts: SuiteVerdict[] = await runSuite(entries, {
     onProgress: progress,
-    onVerdict: (v) => progress(`${v.status.padEnd(5)} ${v.name}: ${v.summary}`),
+    onVerdict: (v) => {
+      seen.push(v);
+      progress(`${v.status.padEnd(5)} ${v.name}: ${v.summary}`);
+    },
     jobs: opts.jobs,
-    source: opts.boot ? new ReusingSessionSource(boot) : new SnapshotSessionSource({
+    // --keep needs the guest that failed, not a restored copy: it implies --boot.
+    source: opts.boot || opts.keep ? new ReusingSessionSource(boot, { keep }) : new SnapshotSessionSource({
       boot,
       restore: (snapshot, variant, n) =>
         restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(artifacts, variant.id, `restore-${n}`), readyTimeoutMs: opts.bootTimeoutMs }),
@@ -59,15 +87,63 @@ async function run(opts: RunOptions): Promise<number> {
     }),
   });
 
-  const report = resultsJson(verdicts, { version: await version(), artifacts });
-  await fs.writeFile(path.join(artifacts, 'results.json'), JSON.stringify(report, null, 2) + '\n');
+  const report = writeReportsSync(artifacts, verdicts, ver);
   const t = tally(verdicts);
   if (opts.json) process.stdout.write(JSON.stringify(report) + '\n');
   else {
     process.stdout.write('\n' + verdictTable(verdicts) + '\n\n');
     process.stdout.write(`${t.notOk === 0 ? 'PASS' : 'FAIL'}: ${t.ok} ok, ${t.notOk} failed, ${t.skipped} skipped — artifacts in ${artifacts}\n`);
   }
+  process.stderr.write(`HTML report: ${path.join(artifacts, 'report.html')}\n`);
+  for (const k of kept) await holdForDebugging(k.session, k.verdict, artifacts);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   return t.notOk === 0 && t.ok > 0 ? 0 : 1;
+}
+
+/** results.json and report.html, synchronously (a signal handler calls it too). */
+function writeReportsSync(artifacts: string, verdicts: SuiteVerdict[], ver: string, interrupted?: string) {
+  const report = { ...resultsJson(verdicts, { version: ver, artifacts }), ...(interrupted ? { ok: false, interrupted } : {}) };
+  fsSync.mkdirSync(artifacts, { recursive: true });
+  fsSync.writeFileSync(path.join(artifacts, 'results.json'), JSON.stringify(report, null, 2) + '\n');
+  fsSync.writeFileSync(path.join(artifacts, 'report.html'), htmlReport(verdicts, { version: ver, artifacts, interrupted }));
+  return report;
+}
+
+/** --keep: print how to reach the failed scenario's guest and keep it up until Ctrl-C / SIGTERM. */
+async function holdForDebugging(session: GuestSession, v: SuiteVerdict, artifacts: string): Promise<void> {
+  const target = session.debugTarget!();
+  const access = await prepareAccess(target, path.join(artifacts, v.variant, 'kept'));
+  process.stderr.write(`\n${accessText(access, { title: `kept the ${v.variant} guest of "${v.name}" (${v.status}): ${v.summary}`, scenario: v.name })}\nPress Ctrl-C to stop the guest.\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    void target.machine.exited.then(stop);
+  });
+  await session.close().catch(() => undefined);
+}
+
+/** dmahil shell: a fresh direct guest with edudma loaded, and the system ssh client on this terminal. */
+async function shell(opts: ShellOptions): Promise<number> {
+  const progress = stderrProgress(true);
+  const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-shell`));
+  const session = await startLinuxGuest({
+    repoRoot,
+    cacheDir: path.join(repoRoot, '.cache'),
+    artifactsDir: path.join(artifacts, 'direct'),
+    forceBounce: false,
+    accel: opts.accel,
+    bootTimeoutMs: opts.bootTimeoutMs,
+    onProgress: progress,
+  });
+  try {
+    const access = await prepareAccess(session.debugTarget(), path.join(artifacts, 'direct', 'access'));
+    process.stderr.write(`${accessText(access, { title: 'guest ready, edudma loaded (dmactl is /tmp/dmahil/dmactl); the same guest from another terminal:' })}\n`);
+    return await interactiveSsh(access);
+  } finally {
+    await session.close();
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -81,6 +157,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'run':
       return run(cmd);
+    case 'shell':
+      return shell(cmd);
+    case 'doctor':
+      return doctor({ json: cmd.json, repoRoot });
   }
 }
 

@@ -20,7 +20,13 @@ export type StartSession = (variant: GuestVariant) => Promise<GuestSession>;
 export class ReusingSessionSource implements SessionSource {
   private readonly open = new Map<GuestVariant['id'], GuestSession>();
 
-  constructor(private readonly start: StartSession) {}
+  constructor(
+    private readonly start: StartSession,
+    private readonly opts: {
+      /** Asked after each scenario: true hands the guest over to the caller (--keep), never closed here. */
+      keep?: (session: GuestSession, verdict: Verdict) => boolean;
+    } = {},
+  ) {}
 
   async acquire(variant: GuestVariant): Promise<GuestSession> {
     const existing = this.open.get(variant.id);
@@ -32,6 +38,10 @@ export class ReusingSessionSource implements SessionSource {
   }
 
   async release(session: GuestSession, verdict: Verdict): Promise<void> {
+    if (this.opts.keep?.(session, verdict)) {
+      for (const [id, s] of this.open) if (s === session) this.open.delete(id); // the next scenario boots its own
+      return;
+    }
     if (verdict.status !== 'error' && session.isHealthy()) return;
     // A hung or panicked guest cannot answer for its logs (its serial console is in the artifacts).
     const logs = verdict.trouble !== 'hang' && verdict.trouble !== 'guest-panic';

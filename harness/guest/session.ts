@@ -32,7 +32,8 @@ export interface HeldRun {
 /** How a person (or the host-side evidence code) reaches a guest from outside the harness. */
 export interface DebugTarget {
   machine: Machine;
-  ssh: { host: string; port: number; user: string; privateKeyFile: string; hostPublicKey?: string };
+  /** privateKeyFile may be '' (a restored guest has its key only in memory): then privateKey holds it. */
+  ssh: { host: string; port: number; user: string; privateKeyFile: string; privateKey?: string; hostPublicKey?: string };
 }
 
 export interface GuestSession {

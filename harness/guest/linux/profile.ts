@@ -202,7 +202,7 @@ export class LinuxSession implements GuestSession {
   debugTarget(): DebugTarget {
     const t = this.channel.target;
     const privateKeyFile = this.identity ? path.join(this.identity.keyDir, RUN_FILES.clientKey) : '';
-    return { machine: this.machine, ssh: { host: t.host, port: t.port, user: t.username, privateKeyFile, hostPublicKey: t.hostPublicKey } };
+    return { machine: this.machine, ssh: { host: t.host, port: t.port, user: t.username, privateKeyFile, privateKey: t.privateKey, hostPublicKey: t.hostPublicKey } };
   }
 
   /** Set by restoreLinuxGuest. */
