@@ -11,7 +11,8 @@ Commands:
   help                show this text
 
 Options for run:
-  --image <name>      guest to test: "linux" (default), the reference guest built from Debian packages
+  --image <name>      guest to test: "linux" (default), the reference guest built from Debian packages;
+                      "windows" (the golden image in DMAHIL_WINDOWS_IMAGE) or a golden image's .json/.qcow2
   --all               run the full scenario catalog (default: the quick set)
   --grep <regex>      only scenarios whose name matches
   --json              print the results as JSON on stdout (progress stays on stderr)
@@ -32,7 +33,8 @@ Exit status: 0 when every scenario verified (and every negative control was caug
 
 export interface RunOptions {
   command: 'run';
-  image: 'linux';
+  /** 'linux' (the reference guest) or the path of a Windows golden image (manifest .json or .qcow2). */
+  image: string;
   all: boolean;
   grep?: RegExp;
   json: boolean;
@@ -55,6 +57,26 @@ export interface ShellOptions {
 }
 
 export type Command = RunOptions | ShellOptions | { command: 'doctor'; json: boolean } | { command: 'help' } | { command: 'version' };
+
+/** "windows" means the image named by DMAHIL_WINDOWS_IMAGE; a path must look like a golden image. */
+function resolveImage(image: string): string {
+  if (image === 'linux') return image;
+  if (image === 'windows') {
+    const fromEnv = process.env.DMAHIL_WINDOWS_IMAGE;
+    if (!fromEnv) {
+      throw new UsageError('--image windows needs DMAHIL_WINDOWS_IMAGE set to a golden image', {
+        hint: 'build one with "dmahil image windows --iso PATH" (docs/windows.md), then export DMAHIL_WINDOWS_IMAGE=<its manifest or qcow2>',
+      });
+    }
+    return fromEnv;
+  }
+  if (!/\.(json|qcow2)$/.test(image)) {
+    throw new UsageError(`unknown image "${image}"`, {
+      hint: 'use "linux" (the reference guest), "windows", or the path of a Windows golden image (.json manifest or .qcow2)',
+    });
+  }
+  return image;
+}
 
 export function parseCommandLine(argv: string[]): Command {
   let parsed;
@@ -91,10 +113,7 @@ export function parseCommandLine(argv: string[]): Command {
   if (command !== 'run' && command !== 'shell') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, shell, doctor, help' });
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, { hint: 'run "dmahil --help" for the options' });
 
-  const image = values.image ?? 'linux';
-  if (image !== 'linux') {
-    throw new UsageError(`unknown image "${image}"`, { hint: 'the only guest so far is "linux", the reference guest; Windows images are not supported yet' });
-  }
+  const image = resolveImage(values.image ?? 'linux');
   const accel = values.accel;
   if (accel !== 'auto' && accel !== 'kvm' && accel !== 'tcg') {
     throw new UsageError(`--accel "${accel}" is not one of auto, kvm, tcg`);

@@ -11,10 +11,13 @@ import { CHEAP_WAITS } from '../snapshot/index.js';
 import { ReusingSessionSource } from '../dma/session-source.js';
 import { DmahilError, UsageError } from '../errors.js';
 import { restoreLinuxGuest, startLinuxGuest, type LinuxSession } from '../guest/linux/profile.js';
+import type { GuestSession } from '../guest/session.js';
+import { startWindowsGuest } from '../guest/windows/profile.js';
+import { imageMain } from '../../images/windows/cli.js';
+import { readWindowsImage } from '../../images/windows/manifest.js';
 import { resultsJson } from '../report/results-json.js';
 import { htmlReport } from '../report/html.js';
 import { outcome, type Verdict } from '../dma/verdict.js';
-import type { GuestSession } from '../guest/session.js';
 import { accessText, interactiveSsh, prepareAccess } from './shell.js';
 import { doctor } from './doctor.js';
 import { tally, verdictTable } from '../report/verdict-table.js';
@@ -33,6 +36,8 @@ function timestamp(): string {
 }
 
 async function run(opts: RunOptions): Promise<number> {
+  // A missing or broken golden image is bad input: say so once, before anything is created or booted.
+  if (opts.image !== 'linux') readWindowsImage(opts.image);
   const progress = stderrProgress(true);
   const selected = selectCatalog({ all: opts.all, grep: opts.grep });
   const entries = opts.shard ? shardEntries(selected, parseShard(opts.shard)) : selected;
@@ -50,6 +55,17 @@ async function run(opts: RunOptions): Promise<number> {
       bootTimeoutMs: opts.bootTimeoutMs,
       onProgress: progress,
       icount: CHEAP_WAITS,
+    });
+
+  const windows = (variant: GuestVariant): Promise<GuestSession> =>
+    startWindowsGuest({
+      image: opts.image,
+      repoRoot,
+      artifactsDir: path.join(artifacts, variant.id),
+      forceBounce: variant.forceBounce,
+      accel: opts.accel,
+      bootTimeoutMs: opts.bootTimeoutMs,
+      onProgress: progress,
     });
 
   // Interrupted (Ctrl-C, SIGTERM): the machine registry kills every QEMU; the results so far are written.
@@ -77,8 +93,8 @@ async function run(opts: RunOptions): Promise<number> {
       progress(`${v.status.padEnd(5)} ${v.name}: ${v.summary}`);
     },
     jobs: opts.jobs,
-    // --keep needs the guest that failed, not a restored copy: it implies --boot.
-    source: opts.boot || opts.keep ? new ReusingSessionSource(boot, { keep }) : new SnapshotSessionSource({
+    // Windows guests restore through their own overlay per boot; snapshots are the reference guest's.
+    source: opts.image !== 'linux' ? new ReusingSessionSource(windows) : opts.boot || opts.keep ? new ReusingSessionSource(boot, { keep }) : new SnapshotSessionSource({
       boot,
       restore: (snapshot, variant, n) =>
         restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(artifacts, variant.id, `restore-${n}`), readyTimeoutMs: opts.bootTimeoutMs }),
@@ -147,6 +163,7 @@ async function shell(opts: ShellOptions): Promise<number> {
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'image') return imageMain(argv.slice(1), repoRoot);
   const cmd = parseCommandLine(argv);
   switch (cmd.command) {
     case 'help':
