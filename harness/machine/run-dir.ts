@@ -34,9 +34,33 @@ export function chooseRunDirBase(ramBytes: number, explicitBase?: string): RunDi
   });
 }
 
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdirSync spins forever on a path under /proc
+ * (procfs answers ENOENT to every create), which would hang the harness on a bad runDirBase.
+ */
+function ensureDir(dir: string): void {
+  try {
+    if (fs.statSync(dir).isDirectory()) return;
+    throw new EnvironmentError(`run directory base ${dir} is not a directory`, { hint: 'pass a directory as runDirBase' });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e instanceof EnvironmentError) throw e;
+    if (code !== 'ENOENT') throw new EnvironmentError(`run directory base ${dir} is unusable (${code})`, { hint: 'pass a writable directory as runDirBase', cause: e });
+  }
+  const parent = path.dirname(dir);
+  if (parent !== dir) ensureDir(parent);
+  try {
+    fs.mkdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    throw new EnvironmentError(`cannot create run directory base ${dir} (${code})`, { hint: 'pass a writable directory as runDirBase', cause: e });
+  }
+}
+
 /** Create a 0700 run directory under base. */
 export function createRunDir(base: string, name: string): string {
-  fs.mkdirSync(base, { recursive: true });
+  ensureDir(path.resolve(base));
   const dir = fs.mkdtempSync(path.join(base, `${RUN_DIR_PREFIX}${process.pid}-${name}-`));
   fs.chmodSync(dir, 0o700);
   if (Buffer.byteLength(path.join(dir, 'qmp.sock')) > MAX_SOCKET_PATH) {

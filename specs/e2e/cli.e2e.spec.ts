@@ -25,7 +25,7 @@ describe('e2e: the dmahil command', function () {
     [['--frobnicate'], /Unknown option '--frobnicate'/],
     [['run', '--grep', 'no scenario is called this'], /no scenario matches/],
     [['run', '--image', 'windows.vhdx'], /unknown image "windows.vhdx"/],
-    [['run', '--image', '/nonexistent/golden.qcow2'], /golden\.qcow2/],
+    [["run", "--image", "/nonexistent/golden.qcow2"], /no Windows image manifest at \/nonexistent\/golden/],
   ] as const) {
     it(`dmahil ${argv.join(' ')}: one clear line, exit 2`, async () => {
       const r = await execa('node', [cliPath, ...argv], { reject: false });
