@@ -9,6 +9,7 @@ import { makeRunInitrd } from '../images/linux/run-keys.js';
 import { SshChannel } from '../harness/guest/channel/ssh-channel.js';
 import { Machine } from '../harness/machine/index.js';
 import { openGuestMemory, type GuestMemory } from '../harness/memory/index.js';
+import { CHEAP_WAITS, restoreSamples, roundTripRate } from './guest-rates.js';
 import { benchTable, median, type Metric } from './table.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -17,6 +18,8 @@ const BOOTS = Number(process.env.DMAHIL_BENCH_BOOTS ?? 5);
 const BASELINE_BOOTS = Number(process.env.DMAHIL_BENCH_BASELINE_BOOTS ?? 3);
 const READS = Number(process.env.DMAHIL_BENCH_READS ?? 3);
 const PAGE_READS = 200;
+const RESTORES = Number(process.env.DMAHIL_BENCH_RESTORES ?? 5);
+const ROUND_TRIPS = Number(process.env.DMAHIL_BENCH_ROUND_TRIPS ?? 20);
 
 const log = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
 
@@ -113,10 +116,23 @@ async function main(): Promise<void> {
     await machine.shutdown();
   }
 
+  const ctx = { repoRoot, artifacts, log };
+  const restores = await restoreSamples(ctx, RESTORES);
+  const slowRate = await roundTripRate(ctx, 'real-time-waits', undefined, ROUND_TRIPS);
+  const fastRate = await roundTripRate(ctx, 'cheap-waits', CHEAP_WAITS, ROUND_TRIPS);
+
   const metrics: Metric[] = [
     {
       name: 'coldBootToReadyS', unit: 's', value: median(tuned), samples: tuned, better: 'lower',
       baseline: { name: 'untuned Debian boot', value: median(untuned), samples: untuned },
+    },
+    {
+      name: 'restoreToReadyS', unit: 's', value: median(restores), samples: restores, better: 'lower',
+      baseline: { name: 'coldBootToReadyS', value: median(tuned), samples: tuned }, goal: '<= 0.5 s, >= 5x',
+    },
+    {
+      name: 'roundTrips4KiBPerS', unit: '/s', value: fastRate, samples: [fastRate], better: 'higher',
+      baseline: { name: 'roundTrips4KiBPerSRealTimeWaits', value: slowRate, samples: [slowRate] }, goal: '>= 50/s',
     },
     {
       name: 'hostRead256MiBSharedS', unit: 's', value: median(shared), samples: shared, better: 'lower',
