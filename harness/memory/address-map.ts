@@ -125,6 +125,16 @@ export function checkRange(layout: RamLayout, gpa: number, length: number): void
   mapRange(layout, gpa, length);
 }
 
+/** Whether [gpa, gpa + length) lies wholly in readable guest RAM. */
+export function isGuestRam(layout: RamLayout, gpa: number, length: number): boolean {
+  try {
+    mapRange(layout, gpa, length);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** File offset of one guest-physical byte. */
 export function gpaToFileOffset(layout: RamLayout, gpa: number): number {
   return mapRange(layout, gpa, 1)[0]!.fileOffset;

@@ -23,6 +23,8 @@ export interface GuestMemory {
    * multi-MiB buffer costs more in page faults than the read itself.
    */
   readInto(gpa: number, target: Buffer): Promise<void>;
+  /** Whether a read of [gpa, gpa + length) would be allowed: the range lies wholly in guest RAM. */
+  contains(gpa: number, length: number): boolean;
   /** Later reads reject. Does not affect the machine. */
   close(): Promise<void>;
 }

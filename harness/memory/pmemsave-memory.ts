@@ -4,7 +4,7 @@
 
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { hex, mapRange, type RamLayout } from './address-map.js';
+import { hex, isGuestRam, mapRange, type RamLayout } from './address-map.js';
 import { GuestMemoryError } from './errors.js';
 import type { GuestMemory } from './guest-memory.js';
 
@@ -58,6 +58,10 @@ export class PmemsaveMemory implements GuestMemory {
     } finally {
       await fsp.rm(file, { force: true }).catch(() => {});
     }
+  }
+
+  contains(gpa: number, length: number): boolean {
+    return isGuestRam(this.layout, gpa, length);
   }
 
   async close(): Promise<void> {

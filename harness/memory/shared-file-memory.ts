@@ -2,7 +2,7 @@
 // The file is opened per read, so a forgotten close() cannot pin a multi-GiB tmpfs file after shutdown.
 
 import fsp from 'node:fs/promises';
-import { hex, mapRange, type RamLayout } from './address-map.js';
+import { hex, isGuestRam, mapRange, type RamLayout } from './address-map.js';
 import { GuestMemoryError } from './errors.js';
 import type { GuestMemory } from './guest-memory.js';
 
@@ -64,6 +64,10 @@ export class SharedFileMemory implements GuestMemory {
     } finally {
       await handle.close();
     }
+  }
+
+  contains(gpa: number, length: number): boolean {
+    return isGuestRam(this.layout, gpa, length);
   }
 
   async close(): Promise<void> {

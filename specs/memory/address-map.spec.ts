@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { checkRange, FOUR_GIB, gpaToFileOffset, GuestRangeError, layoutFromSplit, mapRange, ramLayout } from '../../harness/memory/index.js';
+import { checkRange, FOUR_GIB, gpaToFileOffset, GuestRangeError, isGuestRam, layoutFromSplit, mapRange, ramLayout } from '../../harness/memory/index.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -111,5 +111,15 @@ describe('memory/address-map', () => {
     it('keeps a range that stays in one region in one piece', () => {
       expect(mapRange(ramLayout('q35', 3 * GiB), FOUR_GIB + 0x10, 0x20)).to.deep.equal([{ gpa: FOUR_GIB + 0x10, length: 0x20, fileOffset: 2 * GiB + 0x10, rangeOffset: 0 }]);
     });
+  });
+});
+
+describe('memory: isGuestRam', () => {
+  it('answers what a read would: inside RAM yes, across a hole or past the end no', () => {
+    const l = ramLayout('q35', 256 * 1024 * 1024);
+    expect(isGuestRam(l, 0x100000, 4096)).to.equal(true);
+    expect(isGuestRam(l, 0xa0000, 16)).to.equal(false);
+    expect(isGuestRam(l, 256 * 1024 * 1024 - 4096, 4097)).to.equal(false);
+    expect(isGuestRam(l, 0x7ff00000000, 4096)).to.equal(false);
   });
 });

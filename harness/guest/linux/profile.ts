@@ -8,7 +8,7 @@ import { dmactlRunArgs, type Scenario } from '../../contract/scenario.js';
 import { DmahilError, GuestContractError } from '../../errors.js';
 import { Machine, type MachineConfig } from '../../machine/index.js';
 import type { IcountConfig } from '../../machine/config.js';
-import { checkRange, openGuestMemory, type GuestMemory } from '../../memory/index.js';
+import { openGuestMemory } from '../../memory/index.js';
 import { SshChannel } from '../channel/ssh-channel.js';
 import type { DebugTarget, DeviceModelEvent, GuestSession, HeldRun, SessionMemory } from '../session.js';
 import { buildReferenceImage } from '../../../images/linux/build.js';
@@ -117,7 +117,7 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
       { host: '127.0.0.1', port: machine.sshPort, username: 'root', privateKey: keys.clientPrivateKey, hostPublicKey: keys.hostPublicKey },
       { timeoutMs: opts.bootTimeoutMs, isAlive: () => machine.isRunning(), logFile: serialLog },
     );
-    const memory = sessionMemory(await openGuestMemory(machine));
+    const memory = await openGuestMemory(machine);
     const session = new LinuxSession(machine, channel, memory, opts.artifactsDir, removeKeys, {
       clientPrivateKey: keys.clientPrivateKey,
       hostPublicKey: keys.hostPublicKey,
@@ -152,7 +152,7 @@ export async function restoreLinuxGuest(point: LinuxRestorePoint, opts: LinuxRes
       { timeoutMs: opts.readyTimeoutMs, isAlive: () => machine.isRunning(), logFile: path.join(opts.artifactsDir, 'serial.log') },
     );
     const t3 = performance.now();
-    const memory = sessionMemory(await openGuestMemory(machine));
+    const memory = await openGuestMemory(machine);
     const session = new LinuxSession(machine, channel, memory, opts.artifactsDir, async () => undefined);
     if ((opts.edu ?? 'rescan') === 'rescan') {
       progress('re-attaching the edu (PCI rescan)');
@@ -169,22 +169,6 @@ export async function restoreLinuxGuest(point: LinuxRestorePoint, opts: LinuxRes
 
 /** Finds the edu (1234:11e8) in sysfs; `$d` is its directory. */
 const FIND_EDU = 'for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && break; d=; done';
-
-function sessionMemory(memory: GuestMemory): SessionMemory {
-  return {
-    kind: memory.kind,
-    read: (gpa, length) => memory.read(gpa, length),
-    contains: (gpa, length) => {
-      try {
-        checkRange(memory.layout, gpa, length);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    close: () => memory.close(),
-  };
-}
 
 export class LinuxSession implements GuestSession {
   readonly profile = 'linux-reference';

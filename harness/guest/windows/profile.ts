@@ -17,7 +17,7 @@ import { DmahilError, GuestContractError, UsageError } from '../../errors.js';
 import { Machine } from '../../machine/index.js';
 import type { DeviceModelMessage } from '../../machine/device-messages.js';
 import type { QmpEvent } from '../../machine/qmp/index.js';
-import { checkRange, openGuestMemory, type GuestMemory } from '../../memory/index.js';
+import { openGuestMemory } from '../../memory/index.js';
 import { SshChannel, type ExecResult, type HeldExec } from '../channel/ssh-channel.js';
 import { GuestCommandTimeoutError, GuestNotReadyError } from '../channel/errors.js';
 import type { DebugTarget, DeviceModelEvent, GuestSession, HeldRun, SessionMemory } from '../session.js';
@@ -166,7 +166,7 @@ export async function startWindowsGuest(opts: WindowsGuestOptions): Promise<Wind
     }
     throw e;
   }
-  const memory = sessionMemory(await openGuestMemory(machine));
+  const memory = await openGuestMemory(machine);
   const debug: DebugTarget = { machine, ssh: { host: '127.0.0.1', port: machine.sshPort, user: image.manifest.username, privateKeyFile: image.privateKeyFile } };
   const session = new WindowsSession(machine, channel, memory, { artifactsDir: opts.artifactsDir, overlay, driverDir, keepOverlay: opts.keepOverlay ?? false, watcher, debug });
   try {
@@ -178,22 +178,6 @@ export async function startWindowsGuest(opts: WindowsGuestOptions): Promise<Wind
     await session.close();
     throw e;
   }
-}
-
-function sessionMemory(memory: GuestMemory): SessionMemory {
-  return {
-    kind: memory.kind,
-    read: (gpa, length) => memory.read(gpa, length),
-    contains: (gpa, length) => {
-      try {
-        checkRange(memory.layout, gpa, length);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    close: () => memory.close(),
-  };
 }
 
 /** Watches QMP for a bug check: pvpanic's GUEST_PANICKED (no dump configured) or GUEST_CRASHLOADED (dump being written). */
