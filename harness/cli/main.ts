@@ -41,7 +41,10 @@ async function run(opts: RunOptions): Promise<number> {
   const progress = stderrProgress(true);
   const selected = selectCatalog({ all: opts.all, grep: opts.grep });
   const entries = opts.shard ? shardEntries(selected, parseShard(opts.shard)) : selected;
-  if (entries.length === 0) throw new UsageError(`no scenario matches --grep ${opts.grep}`, { hint: 'drop --grep, or add --all to search the full catalog' });
+  if (selected.length === 0) throw new UsageError(`no scenario matches --grep ${opts.grep}`, { hint: 'drop --grep, or add --all to search the full catalog' });
+  if (entries.length === 0) {
+    throw new UsageError(`shard ${opts.shard} has none of the ${selected.length} selected scenarios`, { hint: 'use fewer shards than scenarios, or add --all' });
+  }
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
   await fs.mkdir(artifacts, { recursive: true });
   progress(`${entries.length} scenarios${opts.shard ? ` (shard ${opts.shard} of ${selected.length})` : ''}; artifacts in ${artifacts}`);

@@ -25,6 +25,7 @@ describe('e2e: the dmahil command', function () {
     [['--frobnicate'], /Unknown option '--frobnicate'/],
     [['run', '--grep', 'no scenario is called this'], /no scenario matches/],
     [['run', '--image', 'windows.vhdx'], /unknown image "windows.vhdx"/],
+    [['run', '--grep', '^round-trip 1 B$', '--shard', '2/3'], /shard 2\/3 has none of the 1 selected scenarios/],
     [["run", "--image", "/nonexistent/golden.qcow2"], /no Windows image manifest at \/nonexistent\/golden/],
   ] as const) {
     it(`dmahil ${argv.join(' ')}: one clear line, exit 2`, async () => {
