@@ -62,4 +62,25 @@ export async function roundTripRate(ctx: GuestBenchContext, label: string, icoun
   }
 }
 
+/** Verified 4 KiB round trips per second over all guests, each guest running its share at the same time. */
+export async function parallelThroughput(ctx: GuestBenchContext, guests: number, perGuest: number): Promise<number> {
+  const sessions = await Promise.all(Array.from({ length: guests }, (_, g) => boot(ctx, `parallel-${guests}-${g}`, CHEAP_WAITS)));
+  try {
+    const started = performance.now();
+    await Promise.all(
+      sessions.map(async (session, g) => {
+        for (let i = 0; i < perGuest; i++) {
+          const v = await runScenario(session, { name: `parallel ${g}.${i}`, scenario: makeScenario({ size: 4096, seed: 2000 + g * 1000 + i }) });
+          if (v.status !== 'pass') throw new Error(`guest ${g} round trip ${i} did not verify: ${v.summary}`);
+        }
+      }),
+    );
+    const rate = (guests * perGuest) / ((performance.now() - started) / 1000);
+    ctx.log(`${guests} guest(s) at once: ${rate.toFixed(1)} round trips/s`);
+    return rate;
+  } finally {
+    await Promise.all(sessions.map((s) => s.close()));
+  }
+}
+
 export { CHEAP_WAITS };

@@ -9,7 +9,7 @@ import { makeRunInitrd } from '../images/linux/run-keys.js';
 import { SshChannel } from '../harness/guest/channel/ssh-channel.js';
 import { Machine } from '../harness/machine/index.js';
 import { openGuestMemory, type GuestMemory } from '../harness/memory/index.js';
-import { CHEAP_WAITS, restoreSamples, roundTripRate } from './guest-rates.js';
+import { CHEAP_WAITS, parallelThroughput, restoreSamples, roundTripRate } from './guest-rates.js';
 import { benchTable, median, type Metric } from './table.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -120,6 +120,8 @@ async function main(): Promise<void> {
   const restores = await restoreSamples(ctx, RESTORES);
   const slowRate = await roundTripRate(ctx, 'real-time-waits', undefined, ROUND_TRIPS);
   const fastRate = await roundTripRate(ctx, 'cheap-waits', CHEAP_WAITS, ROUND_TRIPS);
+  const oneGuest = await parallelThroughput(ctx, 1, ROUND_TRIPS);
+  const twoGuests = await parallelThroughput(ctx, 2, ROUND_TRIPS / 2);
 
   const metrics: Metric[] = [
     {
@@ -133,6 +135,10 @@ async function main(): Promise<void> {
     {
       name: 'roundTrips4KiBPerS', unit: '/s', value: fastRate, samples: [fastRate], better: 'higher',
       baseline: { name: 'roundTrips4KiBPerSRealTimeWaits', value: slowRate, samples: [slowRate] }, goal: '>= 50/s',
+    },
+    {
+      name: 'parallelGuests2PerS', unit: '/s', value: twoGuests, samples: [twoGuests], better: 'higher',
+      baseline: { name: 'parallelGuests1PerS', value: oneGuest, samples: [oneGuest] }, goal: '2 cores',
     },
     {
       name: 'hostRead256MiBSharedS', unit: 's', value: median(shared), samples: shared, better: 'lower',
