@@ -13,7 +13,7 @@ export { classifyExit } from './exit.js';
 export type { MachineExit, MachineExitCause, ExitEvidence } from './exit.js';
 export { parseDeviceModelLine } from './device-messages.js';
 export type { DeviceModelMessage, DeviceModelMessageKind } from './device-messages.js';
-export { sweepStaleRunDirs, isProcessAlive, RUN_DIR_PREFIX } from './run-dir.js';
+export { sweepStaleRunDirs, isProcessAlive, createPrivateDir, removePrivateDir, RUN_DIR_PREFIX } from './run-dir.js';
 export { killAllMachines, liveMachineCount } from './registry.js';
 export { MachineConfigError, QemuStartError } from './errors.js';
 export type { ConfigProblem } from './errors.js';

@@ -72,6 +72,38 @@ export function createRunDir(base: string, name: string): string {
   return dir;
 }
 
+/**
+ * A private 0700 directory owned by this harness process, for files that belong to a run but not to
+ * one machine (per-run keys). Named like run directories, so if the harness is killed before it can
+ * remove it, the next launch's sweep does.
+ */
+export function createPrivateDir(name: string): string {
+  const dir = createRunDir(chooseRunDirBase(0).base, name);
+  if (privateDirs.size === 0) process.on('exit', removePrivateDirsNow);
+  privateDirs.add(dir);
+  return dir;
+}
+
+/** Remove a directory made by createPrivateDir. */
+export function removePrivateDir(dir: string): void {
+  privateDirs.delete(dir);
+  if (privateDirs.size === 0) process.off('exit', removePrivateDirsNow);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+const privateDirs = new Set<string>();
+
+// On exit (normal, or after the machine registry handled SIGINT/SIGTERM): synchronous, best effort.
+function removePrivateDirsNow(): void {
+  for (const dir of privateDirs) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // a later launch sweeps it
+    }
+  }
+}
+
 /** Pre-create the RAM file 0600 so it is private; QEMU opens it O_RDWR and sizes it. */
 export function createRamFile(file: string): void {
   fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o600));

@@ -41,12 +41,13 @@ function holders(file: string): number[] {
   return out;
 }
 
+/** Everything the harness process owns in tmpfs or /tmp: machine run dirs, key dirs. */
+function runDirsOf(cliPid: number): string[] {
+  return ['/dev/shm', '/tmp'].flatMap((base) => fs.readdirSync(base).filter((d) => d.startsWith(`dmahil-run-${cliPid}-`)).map((d) => path.join(base, d)));
+}
+
 function ramFileOf(cliPid: number): string | undefined {
-  for (const base of ['/dev/shm', '/tmp']) {
-    const dir = fs.readdirSync(base).find((d) => d.startsWith(`dmahil-run-${cliPid}-`));
-    if (dir) return path.join(base, dir, 'guest-ram');
-  }
-  return undefined;
+  return runDirsOf(cliPid).map((d) => path.join(d, 'guest-ram')).find((f) => fs.existsSync(f));
 }
 
 async function until<T>(what: string, f: () => T | undefined, ms: number): Promise<T> {
@@ -88,9 +89,12 @@ describe('cli-extra: dmahil interrupted or killed leaves no QEMU and keeps the a
       expect(holders(ram)).to.deep.equal([]);
       if (c.signal === 'SIGKILL') {
         // No exit handler ran: the run directory stays until the next launch sweeps it.
-        expect(sweepStaleRunDirs(path.dirname(path.dirname(ram)))).to.include(path.dirname(ram));
+        const left = runDirsOf(cli.pid!);
+        expect(left).to.include(path.dirname(ram));
+        expect(sweepStaleRunDirs(path.dirname(path.dirname(ram)))).to.include.members(left);
       } else {
         expect(fs.existsSync(ram), 'the run directory is removed').to.equal(false);
+        expect(runDirsOf(cli.pid!), 'nothing of the run is left in tmpfs (keys included)').to.deep.equal([]);
         const results = JSON.parse(fs.readFileSync(path.join(artifacts, 'results.json'), 'utf8')) as { ok: boolean; interrupted: string };
         expect(results.ok).to.equal(false);
         expect(results.interrupted).to.match(new RegExp(`^${c.signal} after 0 of 1 scenarios`));

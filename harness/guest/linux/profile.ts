@@ -1,12 +1,11 @@
 // The reference guest: a small Linux from Debian packages, booted straight from kernel + initramfs,
 // with the edudma module and dmactl uploaded over SFTP and loaded like a driver under test.
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { parseDmactlOutput, parseInfoResult, parseRunResult } from '../../contract/result.js';
 import { dmactlRunArgs, type Scenario } from '../../contract/scenario.js';
 import { DmahilError, GuestContractError } from '../../errors.js';
-import { Machine, type MachineConfig } from '../../machine/index.js';
+import { createPrivateDir, Machine, removePrivateDir, type MachineConfig } from '../../machine/index.js';
 import type { IcountConfig } from '../../machine/config.js';
 import { openGuestMemory } from '../../memory/index.js';
 import { SshChannel } from '../channel/ssh-channel.js';
@@ -84,8 +83,8 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
   const driver = await buildLinuxDriver({ kernelVersion: image.kernelVersion, repoRoot: opts.repoRoot, onProgress: progress });
   await fs.mkdir(opts.artifactsDir, { recursive: true });
   // Per-run keys and the 7 MB initrd that carries them: private, and gone with the session.
-  const keyDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dmahil-keys-'));
-  const removeKeys = (): Promise<void> => fs.rm(keyDir, { recursive: true, force: true });
+  const keyDir = createPrivateDir('keys');
+  const removeKeys = async (): Promise<void> => removePrivateDir(keyDir);
   const keys = await makeRunInitrd(image, keyDir).catch(async (e: unknown) => {
     await removeKeys();
     throw e;
