@@ -65,16 +65,22 @@ export function explain(e: Evidence): Finding[] {
   const findings: Finding[] = [];
   const os = e.result.os;
 
-  for (const { b, s, i } of beyondMask(e.result.buffers, e.dmaMaskBits)) {
+  // One finding per kind, naming the first instance and how many there were.
+  const beyond = beyondMask(e.result.buffers, e.dmaMaskBits);
+  if (beyond.length > 0) {
+    const { b, s, i } = beyond[0]!;
+    const more = beyond.length > 1 ? ` (and ${beyond.length - 1} more segments)` : '';
     findings.push({
       kind: 'beyond-dma-mask',
-      message: `the ${b.role} segment ${i} was given device address ${h(s.device)}, beyond the device's ${e.dmaMaskBits}-bit DMA mask; on hardware this DMA reaches another page`,
+      message: `the ${b.role} segment ${i} was given device address ${h(s.device)}${more}, beyond the device's ${e.dmaMaskBits}-bit DMA mask; on hardware this DMA reaches another page`,
     });
   }
-  for (const c of e.clamps) {
+  if (e.clamps.length > 0) {
+    const c = e.clamps[0]!;
+    const more = e.clamps.length > 1 ? `, ${e.clamps.length} times in all` : '';
     findings.push({
       kind: 'device-model-clamp',
-      message: `QEMU clamped a DMA address from ${h(c.from)} to ${h(c.to)} ("${c.line.trim()}"): the device was given an address it cannot reach`,
+      message: `QEMU clamped a DMA address from ${h(c.from)} to ${h(c.to)} ("${c.line.trim()}"${more}): the device was given an address it cannot reach`,
     });
   }
   if (!e.mismatch) return findings;

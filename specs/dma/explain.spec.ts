@@ -62,6 +62,15 @@ describe('dma: explaining a mismatch', () => {
     expect(kinds).to.include('beyond-dma-mask').and.include('device-model-clamp');
   });
 
+  it('says each kind of address fault once, with how often it happened', () => {
+    const destination = buf('destination', 0x200000, 0x10200000);
+    const clamp = (a: number) => ({ from: a, to: a & 0xfffffff, line: `EDU: clamping DMA ${a} to ${a & 0xfffffff}!` });
+    const findings = explain(evidence({ destination, destinationCpu: pattern(5, size), clamps: [clamp(0x10200000), clamp(0x10200fff)] }));
+    expect(findings.map((f) => f.kind)).to.deep.equal(['beyond-dma-mask', 'device-model-clamp']);
+    expect(findings[0]!.message).to.contain('0x10200000 (and 1 more segments)');
+    expect(findings[1]!.message).to.contain('2 times in all');
+  });
+
   it('says where bytes differ', () => {
     const actual = pattern(5, size);
     actual[10] ^= 1;
