@@ -53,3 +53,14 @@ export interface GuestSession {
   /** The machine and SSH access behind this session: for dumps, --keep and `dmahil shell`. */
   debugTarget?(): DebugTarget;
 }
+
+/** What every profile needs to start a guest; each profile adds its own options. */
+export interface GuestStartOptions {
+  repoRoot: string;
+  artifactsDir: string;
+  /** Make every DMA mapping bounce (Linux swiotlb=force; Windows RAM beyond the 28-bit address width). */
+  forceBounce: boolean;
+  accel: 'auto' | 'kvm' | 'tcg';
+  bootTimeoutMs: number;
+  onProgress?: (message: string) => void;
+}

@@ -9,7 +9,7 @@ import { createPrivateDir, Machine, removePrivateDir, type MachineConfig } from 
 import type { IcountConfig } from '../../machine/config.js';
 import { openGuestMemory } from '../../memory/index.js';
 import { SshChannel } from '../channel/ssh-channel.js';
-import type { DebugTarget, DeviceModelEvent, GuestSession, HeldRun, SessionMemory } from '../session.js';
+import type { DebugTarget, DeviceModelEvent, GuestSession, GuestStartOptions, HeldRun, SessionMemory } from '../session.js';
 import { buildReferenceImage } from '../../../images/linux/build.js';
 import { makeRunInitrd, RUN_FILES } from '../../../images/linux/run-keys.js';
 import { buildLinuxDriver } from '../../../guest-driver/linux/build.js';
@@ -17,15 +17,9 @@ import { buildLinuxDriver } from '../../../guest-driver/linux/build.js';
 /** The driver failed to load or bind in the guest. */
 export class DriverLoadError extends DmahilError {}
 
-export interface LinuxGuestOptions {
-  repoRoot: string;
+/** forceBounce is swiotlb=force here: every mapping bounces, so a missing sync shows (RAM stays under the 28-bit mask). */
+export interface LinuxGuestOptions extends GuestStartOptions {
   cacheDir: string;
-  artifactsDir: string;
-  /** swiotlb=force: every mapping bounces, so a missing sync shows (needs RAM under the 28-bit mask). */
-  forceBounce: boolean;
-  accel: 'auto' | 'kvm' | 'tcg';
-  bootTimeoutMs: number;
-  onProgress?: (message: string) => void;
   /** Appended to the kernel command line. */
   extraAppend?: string;
   /** Use these files instead of the built module and tool (a driver under development, or a test's fault). */

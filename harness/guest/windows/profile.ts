@@ -20,7 +20,7 @@ import type { QmpEvent } from '../../machine/qmp/index.js';
 import { openGuestMemory } from '../../memory/index.js';
 import { SshChannel, type ExecResult, type HeldExec } from '../channel/ssh-channel.js';
 import { GuestCommandTimeoutError, GuestNotReadyError } from '../channel/errors.js';
-import type { DebugTarget, DeviceModelEvent, GuestSession, HeldRun, SessionMemory } from '../session.js';
+import type { DebugTarget, DeviceModelEvent, GuestSession, GuestStartOptions, HeldRun, SessionMemory } from '../session.js';
 import { readWindowsImage } from '../../../images/windows/manifest.js';
 import {
   addDriverScript, deviceStateScript, driverStatusScript, GUEST_DIR, listDumpsScript, mkdirScript, parseDeviceStates, parseDumpList,
@@ -44,15 +44,9 @@ export const BOUNCE_MEMORY_MIB = 4096;
 const COMMAND_TIMEOUT_MS = 120_000;
 const RUN_TIMEOUT_MS = 300_000;
 
-export interface WindowsGuestOptions {
+export interface WindowsGuestOptions extends GuestStartOptions {
   /** The golden image: its manifest (.json) or its .qcow2 with the manifest beside it. */
   image: string;
-  repoRoot: string;
-  artifactsDir: string;
-  forceBounce: boolean;
-  accel: 'auto' | 'kvm' | 'tcg';
-  bootTimeoutMs: number;
-  onProgress?: (message: string) => void;
   /** Default: DIRECT_MEMORY_MIB or BOUNCE_MEMORY_MIB by variant; must exceed 256 for map registers. */
   memoryMiB?: number;
   cpus?: number;
