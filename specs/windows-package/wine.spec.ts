@@ -6,7 +6,7 @@
 // the driver never runs; only a Windows guest on QEMU can run it. x86 binaries are checked only statically
 // (Debian's wine32 needs the i386 architecture, see wdm-build-notes.md section 8.3).
 import { expect } from 'chai';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageDir } from '../../harness/windows-package/package.js';
 import { fixChecksum, parsePe, readImports } from '../../harness/windows-package/pe.js';
@@ -45,6 +45,9 @@ describe('windows-package: under Wine (x64)', function () {
   /** Install, start, query, stop and delete the driver in one cmd script; WINEDEBUG shows the loader and DbgPrintEx. */
   function load(image: Buffer): LoadResult {
     writeFileSync(join(drive, 'windows', 'system32', 'drivers', 'edudma.sys'), image);
+    // The driver appends its log to C:\dmahil\edudma.log when the folder exists (the Windows profile creates it).
+    mkdirSync(join(drive, 'dmahil'), { recursive: true });
+    rmSync(join(drive, 'dmahil', 'edudma.log'), { force: true });
     // One cmd script: Wine stops the driver's service process when the last ordinary process exits.
     writeFileSync(join(drive, 'load.bat'), [
       'sc create edudma type= kernel start= demand binPath= C:\\windows\\system32\\drivers\\edudma.sys',
@@ -85,6 +88,10 @@ describe('windows-package: under Wine (x64)', function () {
     expect(r.log).to.match(/edudma: unload/);
     expect(r.log.indexOf('edudma: unload')).to.be.greaterThan(r.log.indexOf('edudma: DriverEntry'));
     expect(r.out).to.match(/dmactl-exit=2/); // no device object: Wine never calls AddDevice
+    // The driver's own log file, the one the Windows profile collects after every run.
+    const fileLog = readFileSync(join(drive, 'dmahil', 'edudma.log'), 'latin1').split('\r\n').filter(Boolean);
+    expect(fileLog[0]).to.match(/^DriverEntry: version 0\.1\.0, contract 1/);
+    expect(fileLog.at(-1)).to.equal('unload');
   });
 
   it('the load test fails for a driver with an import no kernel has (negative control)', function () {

@@ -6,7 +6,7 @@
  * Files: driver.c (DriverEntry, AddDevice, unload), pnp.c, power.c,
  * dispatch.c (create/cleanup/close/ioctl), queue.c (cancel-safe queue),
  * dma.c (adapter, buffers), run.c (the scenario engine), isr.c (ISR, DPC,
- * timeout), regs.h (edu registers), dma_v3.h (DMA v3 declarations).
+ * timeout), log.c (the driver's log), regs.h (edu registers), dma_v3.h (DMA v3 declarations).
  */
 #ifndef EDUDMA_H
 #define EDUDMA_H
@@ -23,7 +23,9 @@
 #define EDU_NT_NAME L"\\Device\\EduDma0"
 #define EDU_DOS_NAME L"\\DosDevices\\EduDma"
 
-#define EDU_LOG(fmt, ...) DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_ERROR_LEVEL, "edudma: " fmt "\n", ##__VA_ARGS__)
+/* The driver's log: the debugger, and C:\dmahil\edudma.log at PASSIVE_LEVEL (log.c). */
+VOID EduLog(const char *Fmt, ...);
+#define EDU_LOG(fmt, ...) EduLog(fmt, ##__VA_ARGS__)
 
 typedef enum _EDU_PNP_STATE {
 	EduNotStarted = 0,

@@ -206,11 +206,11 @@ export function parseDumpList(json: string): Array<{ path: string; size: number 
   return (Array.isArray(j) ? j : [j]).map((d) => ({ path: String((d as { path: unknown }).path), size: Number((d as { size: unknown }).size) }));
 }
 
-/** The driver's own log file, if the driver writes one, and its service/PnP view. */
+/** The driver's own log file (edudma.sys appends to it at PASSIVE_LEVEL), and its service/PnP view. */
 export function driverStatusScript(): string {
   return [
     `$log = ${psQuote(winJoin(GUEST_DIR, 'edudma.log'))}`,
-    "if (Test-Path -LiteralPath $log) { Get-Content -LiteralPath $log -Raw } else { 'edudma writes its log with DbgPrintEx (not kept on disk); service and device state follow' }",
+    "if (Test-Path -LiteralPath $log) { Get-Content -LiteralPath $log -Raw } else { 'no C:\\dmahil\\edudma.log: the driver never loaded (it writes a line in DriverEntry); service and device state follow' }",
     "& sc.exe query edudma | Out-String",
     "& pnputil.exe /enum-drivers | Out-String",
   ].join('\n');
