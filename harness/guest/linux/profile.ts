@@ -9,6 +9,7 @@ import { createPrivateDir, Machine, removePrivateDir, type MachineConfig } from 
 import type { IcountConfig } from '../../machine/config.js';
 import { openGuestMemory } from '../../memory/index.js';
 import { SshChannel } from '../channel/ssh-channel.js';
+import { toDeviceModelEvents } from '../device-events.js';
 import type { DebugTarget, DeviceModelEvent, GuestSession, GuestStartOptions, HeldRun, SessionMemory } from '../session.js';
 import { buildReferenceImage } from '../../../images/linux/build.js';
 import { makeRunInitrd, RUN_FILES } from '../../../images/linux/run-keys.js';
@@ -274,12 +275,7 @@ export class LinuxSession implements GuestSession {
   }
 
   deviceModelEvents(sinceMs: number): DeviceModelEvent[] {
-    return this.machine.deviceModelMessages(sinceMs).map((m) => ({
-      atMs: m.at,
-      kind: m.kind,
-      line: m.line,
-      ...(m.kind === 'edu-clamp' ? { from: Number(m.from), to: Number(m.to) } : {}),
-    }));
+    return toDeviceModelEvents(this.machine.deviceModelMessages(sinceMs));
   }
 
   async collectLogs(): Promise<void> {

@@ -20,6 +20,7 @@ import type { QmpEvent } from '../../machine/qmp/index.js';
 import { openGuestMemory } from '../../memory/index.js';
 import { SshChannel, type ExecResult, type HeldExec } from '../channel/ssh-channel.js';
 import { GuestCommandTimeoutError, GuestNotReadyError } from '../channel/errors.js';
+import { toDeviceModelEvents } from '../device-events.js';
 import type { DebugTarget, DeviceModelEvent, GuestSession, GuestStartOptions, HeldRun, SessionMemory } from '../session.js';
 import { readWindowsImage } from '../../../images/windows/manifest.js';
 import {
@@ -351,12 +352,7 @@ export class WindowsSession implements GuestSession {
   }
 
   deviceModelEvents(sinceMs: number): DeviceModelEvent[] {
-    return this.machine.deviceModelMessages(sinceMs).map((m) => ({
-      atMs: m.at,
-      kind: m.kind,
-      line: m.line,
-      ...(m.kind === 'edu-clamp' ? { from: Number(m.from), to: Number(m.to) } : {}),
-    }));
+    return toDeviceModelEvents(this.machine.deviceModelMessages(sinceMs));
   }
 
   /**
