@@ -434,22 +434,33 @@ static int open_backend(const struct opts *o, struct dmactl_backend **b)
 	return 0;
 }
 
+/* Open the device and ask the driver who it is; on success the backend stays open. */
+static int open_with_info(const struct opts *o, struct dmactl_backend **b, struct dmahil_info *info)
+{
+	char err[ERRLEN] = "";
+	int rc;
+
+	rc = open_backend(o, b);
+	if (rc)
+		return rc;
+	memset(info, 0, sizeof(*info));
+	if (dmactl_backend_info(*b, info, err, sizeof(err))) {
+		dmactl_backend_close(*b);
+		return fail_json(o->command, "ioctl", err, EXIT_RUN);
+	}
+	return 0;
+}
+
 static int cmd_info(const struct opts *o)
 {
 	struct dmactl_backend *b;
 	struct dmahil_info info;
-	char err[ERRLEN] = "";
 	uint32_t i;
 	int rc, first;
 
-	rc = open_backend(o, &b);
+	rc = open_with_info(o, &b, &info);
 	if (rc)
 		return rc;
-	memset(&info, 0, sizeof(info));
-	if (dmactl_backend_info(b, &info, err, sizeof(err))) {
-		dmactl_backend_close(b);
-		return fail_json("info", "ioctl", err, EXIT_RUN);
-	}
 	dmactl_backend_close(b);
 	print_head(1, "info");
 	putchar(',');
@@ -490,14 +501,9 @@ static int cmd_run(const struct opts *o)
 	char err[ERRLEN] = "";
 	int rc;
 
-	rc = open_backend(o, &b);
+	rc = open_with_info(o, &b, &info);
 	if (rc)
 		return rc;
-	memset(&info, 0, sizeof(info));
-	if (dmactl_backend_info(b, &info, err, sizeof(err))) {
-		dmactl_backend_close(b);
-		return fail_json("run", "ioctl", err, EXIT_RUN);
-	}
 	memset(&result, 0, sizeof(result));
 	if (dmactl_backend_run(b, &o->s, &result, err, sizeof(err))) {
 		print_head(0, "run");
