@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pattern } from '../contract/pattern.js';
-import { EDU_DMA_BITS, type Scenario } from '../contract/scenario.js';
+import { EDU_DMA_BITS, eduOpsPerLeg, type Scenario } from '../contract/scenario.js';
 import type { RunResult } from '../contract/result.js';
 import { DmahilError } from '../errors.js';
 import type { DebugTarget, GuestSession, HeldRun } from '../guest/session.js';
@@ -50,7 +50,7 @@ let dumpsTaken = 0;
  * virtual time, and a round trip moves every byte twice in pieces of at most 4095 bytes).
  */
 export function scenarioDeadlineMs(s: Scenario): number {
-  const ops = Math.ceil(s.size / 4095) * (s.direction === 'round-trip' ? 2 : 1);
+  const ops = eduOpsPerLeg(s) * (s.direction === 'round-trip' ? 2 : 1);
   return 60_000 + ops * 400;
 }
 

@@ -35,7 +35,7 @@ for (const variant of Object.values(VARIANTS)) {
 
     for (const entry of CATALOG.filter((e) => e.variant === variant.id)) {
       it(entry.name, async function () {
-        this.timeout(scenarioTimeoutMs(entry.scenario.size));
+        this.timeout(scenarioTimeoutMs(entry.scenario));
         const v = await runScenario(session, entry);
         expect(outcome(v), `${v.status}: ${v.summary}`).to.equal('ok');
         const dest = v.result!.buffers.find((b) => b.role === 'destination')!;
@@ -100,7 +100,7 @@ for (const variant of Object.values(VARIANTS)) {
 
     for (const entry of CATALOG.filter((e) => e.variant === variant.id)) {
       it(entry.name, async function () {
-        this.timeout(scenarioTimeoutMs(entry.scenario.size) * 4);
+        this.timeout(scenarioTimeoutMs(entry.scenario) * 4);
         const v = await runScenario(session, entry);
         expect(outcome(v), `${v.status}: ${v.summary}`).to.equal('ok');
       });

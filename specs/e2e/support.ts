@@ -1,6 +1,8 @@
 // Boot the reference guest for a spec, with artifacts kept under reports/e2e/<name>.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Scenario } from '../../harness/contract/scenario.js';
+import { scenarioDeadlineMs } from '../../harness/dma/run-scenario.js';
 import { startLinuxGuest, type LinuxGuestOptions, type LinuxSession } from '../../harness/guest/linux/profile.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -21,7 +23,7 @@ export function startReferenceGuest(name: string, forceBounce: boolean, extra: P
   });
 }
 
-/** Time for a scenario: 100 ms of virtual time per edu operation, both legs, with room for TCG. */
-export function scenarioTimeoutMs(size: number): number {
-  return 60_000 + Math.ceil(size / 4095) * 2 * 400;
+/** A spec's time limit: the harness's own scenario deadline plus room, so a hang is caught by the harness, with evidence, not by mocha. */
+export function scenarioTimeoutMs(s: Scenario): number {
+  return scenarioDeadlineMs(s) + 30_000;
 }
