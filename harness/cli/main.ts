@@ -85,7 +85,10 @@ async function run(opts: RunOptions): Promise<number> {
   const kept: Array<{ session: GuestSession; verdict: SuiteVerdict }> = [];
   const keep = (session: GuestSession, v: Verdict): boolean => {
     if (!opts.keep || kept.length > 0 || outcome(v) !== 'not-ok' || !session.debugTarget?.().machine.isRunning()) return false;
-    kept.push({ session, verdict: v as SuiteVerdict });
+    // The source hands back runScenario's verdict, which has no variant; onVerdict recorded the suite's one.
+    const recorded = [...seen].reverse().find((s) => s.name === v.name && s.scenario === v.scenario);
+    if (!recorded) return false;
+    kept.push({ session, verdict: recorded });
     return true;
   };
 
@@ -114,9 +117,10 @@ async function run(opts: RunOptions): Promise<number> {
     process.stdout.write(`${t.notOk === 0 ? 'PASS' : 'FAIL'}: ${t.ok} ok, ${t.notOk} failed, ${t.skipped} skipped — artifacts in ${artifacts}\n`);
   }
   process.stderr.write(`HTML report: ${path.join(artifacts, 'report.html')}\n`);
-  for (const k of kept) await holdForDebugging(k.session, k.verdict, artifacts);
+  // The run is over and its reports are written: from here Ctrl-C / SIGTERM only end the kept guest.
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  for (const k of kept) await holdForDebugging(k.session, k.verdict, artifacts);
   return t.notOk === 0 && t.ok > 0 ? 0 : 1;
 }
 
@@ -132,15 +136,23 @@ function writeReportsSync(artifacts: string, verdicts: SuiteVerdict[], ver: stri
 /** --keep: print how to reach the failed scenario's guest and keep it up until Ctrl-C / SIGTERM. */
 async function holdForDebugging(session: GuestSession, v: SuiteVerdict, artifacts: string): Promise<void> {
   const target = session.debugTarget!();
-  const access = await prepareAccess(target, path.join(artifacts, v.variant, 'kept'));
-  process.stderr.write(`\n${accessText(access, { title: `kept the ${v.variant} guest of "${v.name}" (${v.status}): ${v.summary}`, scenario: v.name })}\nPress Ctrl-C to stop the guest.\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    void target.machine.exited.then(stop);
-  });
-  await session.close().catch(() => undefined);
+  try {
+    const access = await prepareAccess(target, path.join(artifacts, v.variant, 'kept'));
+    process.stderr.write(`\n${accessText(access, { title: `kept the ${v.variant} guest of "${v.name}" (${v.status}): ${v.summary}`, scenario: v.name })}\nPress Ctrl-C to stop the guest.\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      void target.machine.exited.then(stop);
+    });
+  } finally {
+    // Also when the access could not be prepared: a kept guest nobody can reach must not outlive the run.
+    await session.close().catch(() => undefined);
+  }
 }
 
 /** dmahil shell: a fresh direct guest with edudma loaded, and the system ssh client on this terminal. */
