@@ -18,7 +18,7 @@ import { readWindowsImage } from '../../images/windows/manifest.js';
 import { resultsJson } from '../report/results-json.js';
 import { htmlReport } from '../report/html.js';
 import { outcome, type Verdict } from '../dma/verdict.js';
-import { accessText, interactiveSsh, prepareAccess } from './shell.js';
+import { accessText, closeHandedOver, interactiveSsh, prepareAccess } from './shell.js';
 import { doctor } from './doctor.js';
 import { tally, verdictTable } from '../report/verdict-table.js';
 import { parseCommandLine, USAGE, type RunOptions, type ShellOptions } from './args.js';
@@ -151,7 +151,7 @@ async function holdForDebugging(session: GuestSession, v: SuiteVerdict, artifact
     });
   } finally {
     // Also when the access could not be prepared: a kept guest nobody can reach must not outlive the run.
-    await session.close().catch(() => undefined);
+    await closeHandedOver(session).catch(() => undefined);
   }
 }
 
@@ -173,7 +173,7 @@ async function shell(opts: ShellOptions): Promise<number> {
     process.stderr.write(`${accessText(access, { title: 'guest ready, edudma loaded (dmactl is /tmp/dmahil/dmactl); the same guest from another terminal:' })}\n`);
     return await interactiveSsh(access);
   } finally {
-    await session.close();
+    await closeHandedOver(session);
   }
 }
 

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EnvironmentError } from '../errors.js';
-import type { DebugTarget } from '../guest/session.js';
+import type { DebugTarget, GuestSession } from '../guest/session.js';
 import { pickFreePort, qmpSocketPath } from '../machine/index.js';
 import { rerunCommand } from '../report/verdict-table.js';
 
@@ -48,6 +48,9 @@ export async function prepareAccess(target: DebugTarget, dir: string, opts: { gd
     gdbPort = await pickFreePort();
     await machine.qmp.execute('human-monitor-command', { 'command-line': `gdbserver tcp:127.0.0.1:${gdbPort}` });
   }
+  // QEMU's QMP socket serves one client at a time and the harness's connection holds it: a client of the
+  // printed socket would connect and never get a greeting. The harness needs QMP no more; hand it over.
+  machine.qmp.close('QMP handed over to the user');
   return {
     sshArgs,
     sshCommand: ['ssh', ...sshArgs].map(q).join(' '),
@@ -58,12 +61,22 @@ export async function prepareAccess(target: DebugTarget, dir: string, opts: { gd
   };
 }
 
+/**
+ * Stop a guest whose QMP was handed over by prepareAccess. Without QMP, Machine.shutdown would wait out
+ * its grace period for a quit it cannot send; SIGTERM is QEMU's clean exit, and shutdown then tidies up.
+ */
+export async function closeHandedOver(session: GuestSession): Promise<void> {
+  const machine = session.debugTarget?.().machine;
+  if (machine?.isRunning()) process.kill(machine.pid, 'SIGTERM');
+  await session.close();
+}
+
 /** How to reach the guest, as lines for a terminal. */
 export function accessText(a: Access, opts: { title: string; scenario?: string }): string {
   const lines = [
     opts.title,
     `  ssh:     ${a.sshCommand}`,
-    `  QMP:     ${a.qmpSocket}   (e.g. socat - UNIX-CONNECT:${q(a.qmpSocket)}, then {"execute":"qmp_capabilities"})`,
+    `  QMP:     ${a.qmpSocket}   (one client at a time; e.g. socat - UNIX-CONNECT:${q(a.qmpSocket)}, then {"execute":"qmp_capabilities"})`,
     `  serial:  tail -f ${q(a.serialLog)}`,
   ];
   if (a.gdbPort) lines.push(`  gdb:     gdb -ex 'target remote 127.0.0.1:${a.gdbPort}'   (attaching stops the guest; 'continue' resumes it)`);
