@@ -3,29 +3,13 @@
 // the artifacts stay. And `dmahil shell` with a scripted stdin: a shell in a guest with edudma loaded.
 import fs from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { execa, type ResultPromise } from 'execa';
 import { isProcessAlive, sweepStaleRunDirs } from '../../harness/machine/index.js';
 import { BOOT_TIMEOUT_MS, cliPath, repoRoot } from '../e2e/support.js';
+import { qemuChildren, runDirsOf, until } from './processes.js';
 
 const artifactsRoot = path.join(repoRoot, 'reports', 'e2e', 'cli-extra');
-
-/** QEMU processes whose parent is pid (setpriv exec()s QEMU, so QEMU is the CLI's child). */
-function qemuChildren(pid: number): number[] {
-  const out: number[] = [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat);
-      if (m && Number(m[2]) === pid && m[1]!.startsWith('qemu')) out.push(Number(e));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 /** Live processes that map (or hold open) file: a QEMU still using the guest's RAM. */
 function holders(file: string): number[] {
@@ -41,23 +25,8 @@ function holders(file: string): number[] {
   return out;
 }
 
-/** Everything the harness process owns in tmpfs or /tmp: machine run dirs, key dirs. */
-function runDirsOf(cliPid: number): string[] {
-  return ['/dev/shm', '/tmp'].flatMap((base) => fs.readdirSync(base).filter((d) => d.startsWith(`dmahil-run-${cliPid}-`)).map((d) => path.join(base, d)));
-}
-
 function ramFileOf(cliPid: number): string | undefined {
   return runDirsOf(cliPid).map((d) => path.join(d, 'guest-ram')).find((f) => fs.existsSync(f));
-}
-
-async function until<T>(what: string, f: () => T | undefined, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 describe('cli-extra: dmahil interrupted or killed leaves no QEMU and keeps the artifacts', function () {
