@@ -17,7 +17,7 @@ Options for run:
   --grep <regex>      only scenarios whose name matches
   --json              print the results as JSON on stdout (progress stays on stderr)
   --accel <mode>      auto (default: KVM when /dev/kvm is usable, else TCG), kvm or tcg
-  --artifacts <dir>   where logs and results go (default: reports/runs/<time>)
+  --artifacts <dir>   where logs and results go (default: reports/runs/<time>); needs 32 MiB free
   --boot-timeout <s>  seconds to wait for the guest's SSH login (default: 120)
   --jobs <n>          scenarios at once, each on its own restored guest (default: 1)
   --shard <i/n>       run only shard i of n (CI matrix): every scenario is in exactly one shard

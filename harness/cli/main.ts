@@ -9,7 +9,7 @@ import { parseShard, runSuite, shardEntries, type SuiteVerdict } from '../dma/ru
 import { SnapshotSessionSource } from '../dma/snapshot-session-source.js';
 import { CHEAP_WAITS } from '../snapshot/index.js';
 import { ReusingSessionSource } from '../dma/session-source.js';
-import { DmahilError, UsageError } from '../errors.js';
+import { DmahilError, EnvironmentError, UsageError } from '../errors.js';
 import { restoreLinuxGuest, startLinuxGuest, type LinuxSession } from '../guest/linux/profile.js';
 import type { GuestSession } from '../guest/session.js';
 import { startWindowsGuest } from '../guest/windows/profile.js';
@@ -46,6 +46,7 @@ async function run(opts: RunOptions): Promise<number> {
     throw new UsageError(`shard ${opts.shard} has none of the ${selected.length} selected scenarios`, { hint: 'use fewer shards than scenarios, or add --all' });
   }
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
+  checkArtifactsRoom(artifacts);
   await fs.mkdir(artifacts, { recursive: true });
   progress(`${entries.length} scenarios${opts.shard ? ` (shard ${opts.shard} of ${selected.length})` : ''}; artifacts in ${artifacts}`);
   const boot = (variant: GuestVariant): Promise<LinuxSession> =>
@@ -76,8 +77,12 @@ async function run(opts: RunOptions): Promise<number> {
   const ver = await version();
   const onSignal = (signal: NodeJS.Signals): void => {
     const why = `${signal} after ${seen.length} of ${entries.length} scenarios`;
-    writeReportsSync(artifacts, seen, ver, why);
-    progress(`interrupted (${why}); results so far in ${artifacts}`);
+    try {
+      writeReportsSync(artifacts, seen, ver, why);
+      progress(`interrupted (${why}); results so far in ${artifacts}`);
+    } catch (e) {
+      progress(`interrupted (${why}); ${e instanceof DmahilError ? e.describe() : (e as Error).message}`);
+    }
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   process.once('SIGINT', onSignal);
@@ -109,28 +114,81 @@ async function run(opts: RunOptions): Promise<number> {
     }),
   });
 
-  const report = writeReportsSync(artifacts, verdicts, ver);
+  // The verdict first, so a full disk under the artifacts cannot cost it.
+  const report = runReport(artifacts, verdicts, ver);
   const t = tally(verdicts);
   if (opts.json) process.stdout.write(JSON.stringify(report) + '\n');
   else {
     process.stdout.write('\n' + verdictTable(verdicts) + '\n\n');
     process.stdout.write(`${t.notOk === 0 ? 'PASS' : 'FAIL'}: ${t.ok} ok, ${t.notOk} failed, ${t.skipped} skipped — artifacts in ${artifacts}\n`);
   }
+  try {
+    writeReportsSync(artifacts, verdicts, ver);
+  } catch (e) {
+    for (const k of kept) await k.session.close().catch(() => undefined);
+    throw e;
+  }
   process.stderr.write(`HTML report: ${path.join(artifacts, 'report.html')}\n`);
-  // The run is over and its reports are written: from here Ctrl-C / SIGTERM only end the kept guest.
+  // The run is over and reported: from here Ctrl-C / SIGTERM only end the kept guest.
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   for (const k of kept) await holdForDebugging(k.session, k.verdict, artifacts);
   return t.notOk === 0 && t.ok > 0 ? 0 : 1;
 }
 
-/** results.json and report.html, synchronously (a signal handler calls it too). */
-function writeReportsSync(artifacts: string, verdicts: SuiteVerdict[], ver: string, interrupted?: string) {
-  const report = { ...resultsJson(verdicts, { version: ver, artifacts }), ...(interrupted ? { ok: false, interrupted } : {}) };
-  fsSync.mkdirSync(artifacts, { recursive: true });
-  fsSync.writeFileSync(path.join(artifacts, 'results.json'), JSON.stringify(report, null, 2) + '\n');
-  fsSync.writeFileSync(path.join(artifacts, 'report.html'), htmlReport(verdicts, { version: ver, artifacts, interrupted }));
-  return report;
+/**
+ * The least free space a run's artifacts need: serial logs, QEMU logs, QMP transcripts, dmesg, memory
+ * excerpts and the reports of a full catalog come to a few MiB (a memory dump of a hung guest needs more).
+ */
+const ARTIFACTS_MIN_FREE_BYTES = 32 * 1024 * 1024;
+
+/** Refuse, before anything is created or booted, an artifacts folder on a file system without room. */
+function checkArtifactsRoom(artifacts: string): void {
+  let dir = artifacts;
+  while (!fsSync.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  let free: number;
+  try {
+    const st = fsSync.statfsSync(dir);
+    free = st.bavail * st.bsize;
+  } catch {
+    return; // cannot tell: the writes themselves will say
+  }
+  if (free >= ARTIFACTS_MIN_FREE_BYTES) return;
+  const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  throw new EnvironmentError(`only ${mib(free)} free for the artifacts in ${artifacts} (a run needs at least ${mib(ARTIFACTS_MIN_FREE_BYTES)} for its logs and reports)`, {
+    hint: 'free space on that file system, or pass --artifacts DIR on one with room',
+  });
+}
+
+function runReport(artifacts: string, verdicts: SuiteVerdict[], ver: string, interrupted?: string) {
+  return { ...resultsJson(verdicts, { version: ver, artifacts }), ...(interrupted ? { ok: false, interrupted } : {}) };
+}
+
+/**
+ * results.json and report.html, synchronously (a signal handler calls it too). Each is written whole or
+ * not at all (a .part file renamed into place); a failure is one clear error naming the folder and the fix.
+ */
+function writeReportsSync(artifacts: string, verdicts: SuiteVerdict[], ver: string, interrupted?: string): void {
+  const files: Array<[string, () => string]> = [
+    ['results.json', () => JSON.stringify(runReport(artifacts, verdicts, ver, interrupted), null, 2) + '\n'],
+    ['report.html', () => htmlReport(verdicts, { version: ver, artifacts, interrupted })],
+  ];
+  for (const [name, text] of files) {
+    const file = path.join(artifacts, name);
+    const part = `${file}.part`;
+    try {
+      fsSync.mkdirSync(artifacts, { recursive: true });
+      fsSync.writeFileSync(part, text());
+      fsSync.renameSync(part, file);
+    } catch (e) {
+      fsSync.rmSync(part, { force: true });
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new EnvironmentError(`cannot write ${file}: ${code === 'ENOSPC' ? 'no space left on device' : (e as Error).message}`, {
+        hint: `free space on the file system of ${artifacts}, or pass --artifacts DIR on one with room`,
+        cause: e,
+      });
+    }
+  }
 }
 
 /** --keep: print how to reach the failed scenario's guest and keep it up until Ctrl-C / SIGTERM. */
