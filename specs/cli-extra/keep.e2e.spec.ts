@@ -138,7 +138,7 @@ describe('cli-extra: dmahil run --keep on a real failure (e2e)', function () {
 
   after(() => {
     // Only what these specs started: the CLIs (their QEMUs die with them: pdeathsig) and the QEMUs they printed.
-    for (const c of clis) if (c.exitCode === undefined && c.pid && isProcessAlive(c.pid)) c.kill('SIGKILL');
+    for (const c of clis) if (c.exitCode === null && c.pid && isProcessAlive(c.pid)) c.kill('SIGKILL');
     for (const pid of qemus) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
     if (wrapperDir) fs.rmSync(wrapperDir, { recursive: true, force: true });
   });
