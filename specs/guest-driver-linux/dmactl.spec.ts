@@ -113,6 +113,47 @@ describe('guest-driver/linux: dmactl on the host', function () {
     expect(r.json.error.message).to.match(/\/dev\/edudma/);
   });
 
+  describe('serve: one process, a JSON line per command line', () => {
+    async function serve(input: string, device = '/nonexistent/edudma'): Promise<{ exitCode: number; json: Record<string, any>[] }> {
+      const r = await execa(dmactl, ['--device', device, 'serve'], { input, reject: false });
+      return { exitCode: r.exitCode ?? -1, json: r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l)) };
+    }
+
+    it('answers each command in order, skips blank lines and exits 0 at EOF', async () => {
+      const r = await serve('pattern --seed 1 --size 4\n\n  \ninfo\npattern --seed 0xa5a5a5a5 --size 0x40\n');
+      expect(r.exitCode).to.equal(0);
+      expect(r.json.map((j) => j.command)).to.deep.equal(['pattern', 'info', 'pattern']);
+      const single = await run(['pattern', '--seed', '1', '--size', '4']);
+      expect(r.json[0]).to.deep.equal(single.json);
+      expect(r.json[1].error).to.include({ code: 'open' }); // serve's --device applies to every command
+      expect(r.json[2].hex).to.have.length(128);
+      for (const j of r.json) expect(validate(j), JSON.stringify(j)).to.equal(true);
+    });
+
+    it('answers bad lines with usage errors and goes on', async () => {
+      const r = await serve(`fly\nserve\nrun --size 1\n${'x'.repeat(2000)}\n${Array(50).fill('a').join(' ')}\npattern --seed 2 --size 1\n`);
+      expect(r.exitCode).to.equal(0);
+      const messages = r.json.map((j) => (j.error?.message as string | undefined) ?? 'ok');
+      expect(messages).to.have.length(6);
+      expect(messages[0]).to.match(/unknown command 'fly'/);
+      expect(messages[1]).to.match(/serve does not nest/);
+      expect(messages[2]).to.match(/needs --direction/);
+      expect(messages[3]).to.match(/longer than 1023 bytes/);
+      expect(messages[4]).to.match(/more than 40 arguments/);
+      expect(r.json[5]).to.include({ ok: true, command: 'pattern' });
+    });
+
+    it('a held run that could not open the device still takes its release line and answers it', async () => {
+      // One protocol whatever happened: the host always sends "release" after a held run.
+      const r = await serve('run --direction round-trip --size 64 --hold\nrelease\npattern --seed 3 --size 2\n');
+      expect(r.json.map((j) => j.command)).to.deep.equal(['run', 'release', 'pattern']);
+      expect(r.json[0]).to.include({ ok: false });
+      expect(r.json[0].error.code).to.equal('open');
+      expect(r.json[1]).to.include({ ok: true, handle: 0 });
+      for (const j of r.json) expect(validate(j), JSON.stringify(j)).to.equal(true);
+    });
+  });
+
   it('is a static executable, so it runs in the guest without libraries', async () => {
     const r = await execa('file', ['-L', dmactl], { reject: false });
     if (r.exitCode === 0) expect(r.stdout).to.match(/statically linked/);

@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pattern } from '../../harness/contract/pattern.js';
 import { packageDir } from '../../harness/windows-package/package.js';
 import { fixChecksum, parsePe, readImports } from '../../harness/windows-package/pe.js';
 import { createWinePrefix, ensurePackage, needTools, ROOT, type WinePrefix } from './support.js';
@@ -128,6 +129,9 @@ describe('windows-package: under Wine (x64)', function () {
     cases.forEach((args, i) => {
       lines.push(`C:\\dmactl.exe ${args.join(' ')} > C:\\out\\${i}.txt`, `echo %ERRORLEVEL% > C:\\out\\${i}.rc`);
     });
+    // serve, fed a file with Windows line endings: the persistent mode the host uses over SSH.
+    writeFileSync(join(drive, 'serve-in.txt'), SERVE_INPUT.join('\r\n') + '\r\n');
+    lines.push('C:\\dmactl.exe serve < C:\\serve-in.txt > C:\\out\\serve.txt', 'echo %ERRORLEVEL% > C:\\out\\serve.rc');
     writeFileSync(join(drive, 'dmactl.bat'), lines.join('\r\n') + '\r\n');
     const r = prefix!.wine(['cmd', '/c', 'C:\\dmactl.bat']);
     expect(r.status, r.stderr.slice(-2000)).to.equal(0);
@@ -138,6 +142,8 @@ describe('windows-package: under Wine (x64)', function () {
       });
     });
   }
+
+  const SERVE_INPUT = ['pattern --seed 1 --size 4', '', 'run --direction round-trip --size 64 --hold', 'release', 'bogus'];
 
   function dmactl(args: string[]): { code: number; json: Record<string, unknown>; raw: string } {
     if (calls.size === 0) runAll();
@@ -187,5 +193,18 @@ describe('windows-package: under Wine (x64)', function () {
       expect(err.code).to.equal('open');
       expect(err.message).to.match(/CreateFile\(\\\\\.\\EduDma\) failed: win32 error 2/);
     }
+  });
+
+  it('dmactl.exe serve answers a JSON line per command line (CRLF input), a held run with its release', function () {
+    this.timeout(120_000);
+    if (calls.size === 0) runAll();
+    expect(readFileSync(join(drive, 'out', 'serve.rc'), 'utf8').trim()).to.equal('0');
+    const out = readFileSync(join(drive, 'out', 'serve.txt'), 'utf8').split(/\r?\n/).filter((l) => l.trim());
+    const json = out.map((l) => JSON.parse(l) as { command: string; ok: boolean; hex?: string; handle?: number; error?: { code: string } });
+    expect(json.map((j) => j.command)).to.deep.equal(['pattern', 'run', 'release', 'usage']);
+    expect(json[0]!.hex).to.equal(pattern(1, 4).toString('hex'));
+    expect(json[1]!.error?.code).to.equal('open');
+    expect(json[2]).to.include({ ok: true, handle: 0 });
+    expect(json[3]!.error?.code).to.equal('usage');
   });
 });

@@ -7,10 +7,11 @@
  *                              [--sync Y] [--fault F] [--timeout-ms T] [--hold]
  *   dmactl [--device PATH] release HANDLE
  *   dmactl pattern --seed S --size N [--start I]
+ *   dmactl [--device PATH] serve
  *   dmactl --help
  *
- * Prints exactly one JSON object on one line. Exit status: 0 success, 1 usage error,
- * 2 device not opened, 3 the driver refused or the run failed.
+ * Prints exactly one JSON object on one line (serve: one per command line read). Exit status:
+ * 0 success, 1 usage error, 2 device not opened, 3 the driver refused or the run failed.
  *
  * Portable C11 (built with gcc on Linux and mingw-w64 for Windows): no getopt, no
  * POSIX calls. Everything OS-specific is behind backend.h.
@@ -49,11 +50,15 @@ static const char usage_text[] =
 	"         [--timeout-ms T] [--hold]\n"
 	"  dmactl [--device PATH] release HANDLE\n"
 	"  dmactl pattern --seed S --size N [--start I]\n"
+	"  dmactl [--device PATH] serve\n"
 	"  dmactl --help\n"
 	"Numbers are decimal or 0x-prefixed hex. Defaults: --offset 0 --seed 1 --method streaming --sync full\n"
 	"--fault none --timeout-ms 0 (driver default, per edu operation).\n"
 	"--hold: after printing, keep the device open (and the run's buffers allocated) until a line or EOF\n"
 	"arrives on standard input, then release and exit.\n"
+	"serve: read commands (the arguments above, one command per line) from standard input until EOF and\n"
+	"answer each with one JSON line; every run --hold, failed or not, is released by the next line\n"
+	"(send 'release'), which is answered with a release line.\n"
 	"Output: one JSON object on one line. Exit: 0 ok, 1 usage, 2 device not opened, 3 driver refused or run failed.\n";
 
 /* ---- JSON output ---- */
@@ -328,7 +333,8 @@ static int parse(int argc, char **argv, struct opts *o)
 			continue;
 		}
 		if (!o->command) {
-			if (strcmp(a, "info") && strcmp(a, "run") && strcmp(a, "release") && strcmp(a, "pattern"))
+			if (strcmp(a, "info") && strcmp(a, "run") && strcmp(a, "release") && strcmp(a, "pattern") &&
+			    strcmp(a, "serve"))
 				return usage_error(NULL, "unknown command '%s'", a);
 			o->command = a;
 			continue;
@@ -483,6 +489,17 @@ static int cmd_info(const struct opts *o)
 	return 0;
 }
 
+/* Set while serving: commands come from standard input, one per line. */
+static int serving;
+/* Set when a held run has read and answered its release line. */
+static int release_answered;
+
+static void print_release_ack(uint32_t handle)
+{
+	print_head(1, "release");
+	printf(",\"handle\":%" PRIu32 ",\"error\":null}\n", handle);
+}
+
 static void wait_for_stdin(void)
 {
 	int c;
@@ -521,9 +538,19 @@ static int cmd_run(const struct opts *o)
 	print_result(&info, &result);
 	fflush(stdout);
 	if (o->hold) {
+		int released = 1;
+
 		wait_for_stdin();
-		if (result.handle && dmactl_backend_release(b, result.handle, err, sizeof(err)))
+		if (result.handle && dmactl_backend_release(b, result.handle, err, sizeof(err))) {
 			fprintf(stderr, "dmactl: release %" PRIu32 ": %s\n", result.handle, err);
+			released = 0;
+		}
+		/* serve answers every line it reads, the release line too */
+		if (serving && released)
+			print_release_ack(result.handle);
+		else if (serving)
+			fail_json("release", "ioctl", err, EXIT_RUN);
+		release_answered = 1;
 	}
 	dmactl_backend_close(b);
 	return result.status == DMAHIL_OK ? 0 : EXIT_RUN;
@@ -543,8 +570,7 @@ static int cmd_release(const struct opts *o)
 		return fail_json("release", "ioctl", err, EXIT_RUN);
 	}
 	dmactl_backend_close(b);
-	print_head(1, "release");
-	printf(",\"handle\":%" PRIu32 ",\"error\":null}\n", o->handle);
+	print_release_ack(o->handle);
 	return 0;
 }
 
@@ -575,6 +601,86 @@ static int cmd_help(void)
 	return 0;
 }
 
+static int dispatch(const struct opts *o)
+{
+	if (!strcmp(o->command, "help"))
+		return cmd_help();
+	if (!strcmp(o->command, "info"))
+		return cmd_info(o);
+	if (!strcmp(o->command, "run"))
+		return cmd_run(o);
+	if (!strcmp(o->command, "release"))
+		return cmd_release(o);
+	return cmd_pattern(o);
+}
+
+#define SERVE_LINE 1024
+#define SERVE_ARGS 40
+
+/*
+ * One process for many commands: the host keeps one channel open instead of starting a process per
+ * scenario (an SSH exec costs ~60 ms under TCG; a line costs ~1 ms).
+ */
+static int cmd_serve(const struct opts *served)
+{
+	static char line[SERVE_LINE];
+	char *argv[SERVE_ARGS + 3];
+
+	serving = 1;
+	while (fgets(line, sizeof(line), stdin)) {
+		struct opts o;
+		int argc = 0, rc;
+		char *p = line;
+
+		if (!strchr(line, '\n') && !feof(stdin)) {
+			wait_for_stdin();
+			usage_error(NULL, "command line longer than %s bytes", "1023");
+			continue;
+		}
+		argv[argc++] = "dmactl";
+		if (served->device) {
+			argv[argc++] = "--device";
+			argv[argc++] = (char *)served->device;
+		}
+		while (*p) {
+			while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+				*p++ = '\0';
+			if (!*p)
+				break;
+			if (argc == SERVE_ARGS + 3) {
+				argc = -1;
+				break;
+			}
+			argv[argc++] = p;
+			while (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+				p++;
+		}
+		if (argc < 0) {
+			usage_error(NULL, "more than %s arguments on one line", "40");
+			continue;
+		}
+		if (argc == (served->device ? 3 : 1))
+			continue; /* blank line */
+		rc = parse(argc, argv, &o);
+		if (rc)
+			continue; /* parse printed the usage error */
+		if (!strcmp(o.command, "serve")) {
+			usage_error("serve", "serve does not nest%s", NULL);
+			continue;
+		}
+		release_answered = 0;
+		dispatch(&o);
+		fflush(stdout);
+		/* A held run that failed before holding anything still takes its release line: one protocol. */
+		if (o.hold && !release_answered) {
+			wait_for_stdin();
+			print_release_ack(0);
+			fflush(stdout);
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -582,16 +688,7 @@ int main(int argc, char **argv)
 
 	if (rc)
 		return rc;
-	if (!strcmp(o.command, "help"))
-		rc = cmd_help();
-	else if (!strcmp(o.command, "info"))
-		rc = cmd_info(&o);
-	else if (!strcmp(o.command, "run"))
-		rc = cmd_run(&o);
-	else if (!strcmp(o.command, "release"))
-		rc = cmd_release(&o);
-	else
-		rc = cmd_pattern(&o);
+	rc = strcmp(o.command, "serve") ? dispatch(&o) : cmd_serve(&o);
 	fflush(stdout);
 	return rc;
 }
