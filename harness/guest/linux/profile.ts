@@ -2,14 +2,15 @@
 // with the edudma module and dmactl uploaded over SFTP and loaded like a driver under test.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { parseDmactlOutput, parseInfoResult, parseRunResult } from '../../contract/result.js';
-import { dmactlRunArgs, type Scenario } from '../../contract/scenario.js';
-import { DmahilError, GuestContractError } from '../../errors.js';
+import type { InfoResult } from '../../contract/result.js';
+import type { Scenario } from '../../contract/scenario.js';
+import { DmahilError } from '../../errors.js';
 import { createPrivateDir, Machine, removePrivateDir, type MachineConfig } from '../../machine/index.js';
 import type { IcountConfig } from '../../machine/config.js';
 import { openGuestMemory } from '../../memory/index.js';
 import { SshChannel } from '../channel/ssh-channel.js';
 import { toDeviceModelEvents } from '../device-events.js';
+import { DmactlServer } from '../dmactl-server.js';
 import type { DebugTarget, DeviceModelEvent, GuestSession, GuestStartOptions, HeldRun, SessionMemory } from '../session.js';
 import { buildReferenceImage } from '../../../images/linux/build.js';
 import { makeRunInitrd, RUN_FILES } from '../../../images/linux/run-keys.js';
@@ -139,12 +140,17 @@ export async function restoreLinuxGuest(point: LinuxRestorePoint, opts: LinuxRes
   const machine = await Machine.launch({ ...point.config, incoming: 'defer' }, { artifactsDir: opts.artifactsDir, prepareRamFile: point.fillRam });
   const t1 = performance.now();
   try {
-    const loadStateMs = await machine.migrateIncoming(point.deviceState);
-    const t2 = performance.now();
-    const channel = await SshChannel.waitReady(
+    // The login starts while the state loads: its TCP connect and ssh2's setup need no running guest.
+    const login = SshChannel.login(
       { host: '127.0.0.1', port: machine.sshPort, username: 'root', privateKey: point.clientPrivateKey, hostPublicKey: point.hostPublicKey },
       { timeoutMs: opts.readyTimeoutMs, isAlive: () => machine.isRunning(), logFile: path.join(opts.artifactsDir, 'serial.log') },
     );
+    const loadStateMs = await machine.migrateIncoming(point.deviceState).catch((e: unknown) => {
+      login.then((c) => c.close(), () => undefined);
+      throw e;
+    });
+    const t2 = performance.now();
+    const channel = await login;
     const t3 = performance.now();
     const memory = await openGuestMemory(machine);
     const session = new LinuxSession(machine, channel, memory, opts.artifactsDir, async () => undefined);
@@ -161,11 +167,15 @@ export async function restoreLinuxGuest(point: LinuxRestorePoint, opts: LinuxRes
   }
 }
 
-/** Finds the edu (1234:11e8) in sysfs; `$d` is its directory. */
-const FIND_EDU = 'for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && break; d=; done';
+/** Finds the edu (1234:11e8) in sysfs; `$d` is its directory. Shell builtins only: a fork costs ms under TCG. */
+const FIND_EDU = 'd=; for x in /sys/bus/pci/devices/*; do read v < $x/vendor; read i < $x/device; [ "$v:$i" = 0x1234:0x11e8 ] && d=$x && break; done';
+
+const DMACTL = `${GUEST_DIR}/dmactl`;
 
 export class LinuxSession implements GuestSession {
   readonly profile = 'linux-reference';
+  /** One `dmactl serve` answers every info and run (a process per scenario costs ~60 ms under TCG). */
+  private readonly dmactl: DmactlServer;
 
   constructor(
     readonly machine: Machine,
@@ -175,7 +185,14 @@ export class LinuxSession implements GuestSession {
     private readonly removeKeys: () => Promise<void>,
     /** The boot's SSH identity and key initrd: what a snapshot of this guest needs to be restored. */
     readonly identity?: { clientPrivateKey: string; hostPublicKey: string; keyDir: string; initrd: string },
-  ) {}
+  ) {
+    this.dmactl = new DmactlServer({
+      open: () => channel.openLineStream(`exec ${DMACTL} serve`),
+      contains: (gpa, len) => memory.contains(gpa, len),
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      runTimeoutMs: RUN_TIMEOUT_MS,
+    });
+  }
 
   debugTarget(): DebugTarget {
     const t = this.channel.target;
@@ -191,6 +208,7 @@ export class LinuxSession implements GuestSession {
    * the saved guest holds no stale view of a device whose state a restore loses.
    */
   async detachDevice(): Promise<void> {
+    await this.dmactl.close(); // a restored guest starts its own
     await this.sh(`${FIND_EDU}; [ -n "$d" ] || { echo no edu >&2; exit 1; }; echo 1 > $d/remove`);
   }
 
@@ -202,16 +220,23 @@ export class LinuxSession implements GuestSession {
    * Any failure throws, and this guest is not used. (/dev/mem is closed to claimed BARs: IO_STRICT_DEVMEM.)
    */
   async reattachDevice(): Promise<void> {
-    // A guest saved with the edu attached holds a stale device: remove it first, then rescan.
-    const out = await this.sh(
+    const failed = (why: string): DriverLoadError =>
+      new DriverLoadError(`the edu did not come back after the restore: ${why}`, { logFile: path.join(this.artifactsDir, 'serial.log') });
+    // A guest saved with the edu attached holds a stale device: remove it first, then rescan. One exec
+    // does it all and then becomes the session's dmactl server (each exec costs ~60 ms under TCG).
+    const stream = await this.channel.openLineStream(
       `${FIND_EDU}; [ -n "$d" ] && echo 1 > $d/remove; echo 1 > /sys/bus/pci/rescan; ${FIND_EDU}; ` +
         '[ -n "$d" ] || { echo "no edu after rescan" >&2; exit 1; }; [ -e $d/driver ] || { echo "edudma did not bind $d (its probe checks ID and liveness)" >&2; exit 1; }; ' +
-        'echo "cmd $(od -An -tx2 -j4 -N2 $d/config) bar0 $(od -An -tx4 -j16 -N4 $d/config)"',
-    ).catch((e: unknown) => {
-      throw new DriverLoadError(`the edu did not come back after the restore: ${(e as Error).message}`, { logFile: path.join(this.artifactsDir, 'serial.log') });
+        `echo config $(od -An -tx4 -N20 $d/config); exec ${DMACTL} serve`,
+    );
+    const out = await stream.readLine(COMMAND_TIMEOUT_MS, 'the PCI rescan').catch((e: unknown) => {
+      throw failed((e as Error).message);
     });
-    const cmd = /cmd\s+([0-9a-f]+)/.exec(out)?.[1];
-    const bar0 = /bar0\s+([0-9a-f]+)/.exec(out)?.[1];
+    this.dmactl.adopt(stream);
+    // The first 20 bytes of config space as little-endian dwords: [1] holds COMMAND in its low half, [4] is BAR0.
+    const dwords = /^config((?:\s+[0-9a-f]{8}){5})\s*$/.exec(out)?.[1]?.trim().split(/\s+/);
+    const cmd = dwords ? (parseInt(dwords[1]!, 16) & 0xffff).toString(16) : undefined;
+    const bar0 = dwords?.[4];
     const command = cmd === undefined ? 0 : parseInt(cmd, 16);
     if ((command & 0x6) !== 0x6 || bar0 === undefined || (parseInt(bar0, 16) & ~0xf) === 0) {
       throw new DriverLoadError(`the edu is dead after the restore: PCI COMMAND ${cmd ?? '?'} (memory and bus-master bits must be set), BAR0 ${bar0 ?? '?'}`, {
@@ -249,25 +274,12 @@ export class LinuxSession implements GuestSession {
     }
   }
 
-  async info() {
-    const r = await this.channel.exec(`${GUEST_DIR}/dmactl info`, { timeoutMs: COMMAND_TIMEOUT_MS });
-    return parseInfoResult(parseDmactlOutput(r.stdout));
+  info(): Promise<InfoResult> {
+    return this.dmactl.info();
   }
 
-  async run(scenario: Scenario): Promise<HeldRun> {
-    const command = [`${GUEST_DIR}/dmactl`, ...dmactlRunArgs(scenario, true)].join(' ');
-    const held = await this.channel.execHeld(command, RUN_TIMEOUT_MS);
-    const release = async (): Promise<void> => {
-      await held.release(COMMAND_TIMEOUT_MS);
-    };
-    try {
-      const result = parseRunResult(parseDmactlOutput(held.firstLine), scenario, (gpa, len) => this.memory.contains(gpa, len));
-      return { result, raw: held.firstLine, release };
-    } catch (e) {
-      await release().catch(() => undefined);
-      if (e instanceof GuestContractError) throw e;
-      throw new GuestContractError(`dmactl output could not be used: ${(e as Error).message}`, { cause: e });
-    }
+  run(scenario: Scenario): Promise<HeldRun> {
+    return this.dmactl.run(scenario);
   }
 
   isHealthy(): boolean {
@@ -284,6 +296,7 @@ export class LinuxSession implements GuestSession {
   }
 
   async close(): Promise<void> {
+    await this.dmactl.close();
     this.channel.close();
     await this.memory.close();
     await this.machine.shutdown();
