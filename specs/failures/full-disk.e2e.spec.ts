@@ -33,7 +33,7 @@ function mountTinyFs(ctx: Context, size: string): string {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir], { stdio: 'pipe' });
   } catch (e) {
     fs.rmdirSync(dir);
-    const why = String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim();
+    const why = String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).replace(/\s+/g, ' ').trim();
     console.log(`      skipped: cannot mount a ${size} tmpfs (${why || 'mount failed'}); a real full disk needs root (CAP_SYS_ADMIN)`);
     ctx.skip();
   }
