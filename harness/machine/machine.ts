@@ -123,8 +123,12 @@ export class Machine {
         const hostPort = await pickPort();
         const cmd = buildQemuCommand({ config, accel, runDir, artifactsDir, hostPort });
         if (cmd.ramFile && attempt === 1) {
-          createRamFile(cmd.ramFile);
-          if (options.prepareRamFile) await options.prepareRamFile(cmd.ramFile);
+          try {
+            createRamFile(cmd.ramFile);
+            if (options.prepareRamFile) await options.prepareRamFile(cmd.ramFile);
+          } catch (e) {
+            throw noRoomError(e, cmd.ramFile, `guest RAM needs up to ${config.memoryMiB} MiB in ${base}: free space there`) ?? e;
+          }
         }
         fs.rmSync(cmd.qmpSocket, { force: true }); // a failed attempt leaves its socket behind
         const argv = [setpriv, '--pdeathsig', 'SIGKILL', '--', binary, ...cmd.args];
@@ -193,19 +197,25 @@ export class Machine {
     const uri = `exec:cat > '${part}' && mv '${part}' '${file}' || { rm -f '${part}'; : > '${failed}'; }`;
     await this.qmp.execute('migrate', { uri });
     const status = await this.waitMigration(deadline);
+    const stderrLog = path.join(this.artifactsDir, 'qemu-stderr.log');
+    const why = (): string => {
+      const line = lastWriteFailure(stderrLog);
+      return line ? `; QEMU's stderr says "${line}"` : '';
+    };
+    const dir = path.dirname(path.resolve(file));
     if (status.status !== 'completed') {
       fs.rmSync(part, { force: true });
-      throw new MigrationError(`saving the device state failed: migration ${status.status}${status['error-desc'] ? `: ${status['error-desc']}` : ''}`, {
-        hint: 'is there room where the snapshot goes?',
-        logFile: path.join(this.artifactsDir, 'qemu-stderr.log'),
+      throw new MigrationError(`saving the device state to ${dir} failed: migration ${status.status}${status['error-desc'] ? `: ${status['error-desc']}` : ''}${why()}`, {
+        hint: `check that ${dir} has room and is writable`,
+        logFile: stderrLog,
       });
     }
     while (!fs.existsSync(file)) {
       if (fs.existsSync(failed)) {
         fs.rmSync(failed, { force: true });
-        throw new MigrationError(`writing the device state to ${file} failed (the writer exited with an error; full disk?)`, {
-          hint: 'free space where the snapshot goes',
-          logFile: path.join(this.artifactsDir, 'qemu-stderr.log'),
+        throw new MigrationError(`writing the device state to ${file} failed${why() || ' (the writer exited with an error)'}`, {
+          hint: `check that ${dir} has room and is writable`,
+          logFile: stderrLog,
         });
       }
       if (Date.now() > deadline) throw new MigrationError(`the device state writer did not finish ${file} in time`);
@@ -329,8 +339,28 @@ function artifactPaths(dir: string) {
 }
 
 function writeArtifact(file: string, text: string, append: boolean): void {
-  if (append) fs.appendFileSync(file, text);
-  else fs.writeFileSync(file, text);
+  try {
+    if (append) fs.appendFileSync(file, text);
+    else fs.writeFileSync(file, text);
+  } catch (e) {
+    throw noRoomError(e, file, 'free space there or pass --artifacts DIR on a disk with room') ?? e;
+  }
+}
+
+/** A full disk as one line that names the file and the fix; undefined for any other error. */
+function noRoomError(e: unknown, file: string, fix: string): QemuStartError | undefined {
+  if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') return undefined;
+  return new QemuStartError(`no space left to write ${file}`, { hint: fix, cause: e });
+}
+
+/** The last line of QEMU's stderr log that says why a write failed (the migration writer's own words). */
+function lastWriteFailure(stderrLog: string): string | undefined {
+  try {
+    const text = fs.readFileSync(stderrLog, 'utf8').slice(-16_384);
+    return text.split('\n').reverse().find((l) => /no space|write error|cannot create|permission denied/i.test(l))?.trim();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Wait for the QMP socket and complete the handshake; 'exited' when QEMU died first. */

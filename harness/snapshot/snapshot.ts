@@ -63,11 +63,11 @@ export interface SaveOptions {
  * Copy the guest RAM image, skipping holes: the tmpfs RAM file of a freshly booted 256 MiB guest is mostly
  * holes (pages the guest never touched), and coreutils cp 9 copies only the data extents (SEEK_DATA).
  */
-export async function copyRamImage(from: string, to: string): Promise<void> {
+export async function copyRamImage(from: string, to: string, roomIn: string): Promise<void> {
   const r = await execa('cp', ['--sparse=always', '--', from, to], { reject: false, stdin: 'ignore' });
   if (r.exitCode !== 0) {
     throw new SnapshotError(`copying guest RAM ${from} to ${to} failed: ${String(r.stderr).trim() || `cp exited ${r.exitCode}`}`, {
-      hint: /No space/i.test(String(r.stderr)) ? `free space in ${path.dirname(to)}` : undefined,
+      hint: /No space/i.test(String(r.stderr)) ? `free space in ${roomIn} (the copy holds up to ${Math.ceil(fs.statSync(from).size / 2 ** 20)} MiB)` : undefined,
     });
   }
 }
@@ -96,7 +96,7 @@ export async function saveSnapshot(session: LinuxSession, opts: SaveOptions): Pr
     const qemuVersion = await machine.qmp.execute<{ qemu: { major: number; minor: number; micro: number }; package: string }>('query-version');
     const stateFile = path.join(dir, FILES.state);
     const saved = await machine.saveDeviceState(stateFile);
-    await copyRamImage(machine.ramFile, path.join(dir, FILES.ram));
+    await copyRamImage(machine.ramFile, path.join(dir, FILES.ram), path.dirname(dir));
     await fsp.copyFile(session.identity.initrd, path.join(dir, FILES.initrd));
     if (opts.resume) {
       await machine.resume();
@@ -156,7 +156,7 @@ function snapshotFrom(dir: string, manifest: SnapshotManifest): Snapshot {
     point: {
       config: manifest.config,
       deviceState: path.join(dir, FILES.state),
-      fillRam: (ramFile) => copyRamImage(path.join(dir, FILES.ram), ramFile),
+      fillRam: (ramFile) => copyRamImage(path.join(dir, FILES.ram), ramFile, path.dirname(path.dirname(ramFile))),
       clientPrivateKey: manifest.clientPrivateKey,
       hostPublicKey: manifest.hostPublicKey,
     },
