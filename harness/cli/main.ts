@@ -49,11 +49,19 @@ async function run(opts: RunOptions): Promise<number> {
   checkArtifactsRoom(artifacts);
   await fs.mkdir(artifacts, { recursive: true });
   progress(`${entries.length} scenarios${opts.shard ? ` (shard ${opts.shard} of ${selected.length})` : ''}; artifacts in ${artifacts}`);
+  // A variant's first boot logs to <artifacts>/<variant>; a later one (the fallback after a failed snapshot,
+  // the replacement of a broken guest) to <variant>/boot-N, so it cannot overwrite the evidence of the first.
+  const boots = new Map<string, number>();
+  const bootDir = (variant: GuestVariant): string => {
+    const n = (boots.get(variant.id) ?? 0) + 1;
+    boots.set(variant.id, n);
+    return n === 1 ? path.join(artifacts, variant.id) : path.join(artifacts, variant.id, `boot-${n}`);
+  };
   const boot = (variant: GuestVariant): Promise<LinuxSession> =>
     startLinuxGuest({
       repoRoot,
       cacheDir: path.join(repoRoot, '.cache'),
-      artifactsDir: path.join(artifacts, variant.id),
+      artifactsDir: bootDir(variant),
       forceBounce: variant.forceBounce,
       accel: opts.accel,
       bootTimeoutMs: opts.bootTimeoutMs,
@@ -65,7 +73,7 @@ async function run(opts: RunOptions): Promise<number> {
     startWindowsGuest({
       image: opts.image,
       repoRoot,
-      artifactsDir: path.join(artifacts, variant.id),
+      artifactsDir: bootDir(variant),
       forceBounce: variant.forceBounce,
       accel: opts.accel,
       bootTimeoutMs: opts.bootTimeoutMs,
