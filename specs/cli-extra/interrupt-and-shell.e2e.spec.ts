@@ -37,10 +37,11 @@ describe('cli-extra: dmahil interrupted or killed leaves no QEMU and keeps the a
     { signal: 'SIGTERM', when: /running "/, phase: 'while a scenario runs', code: 143 },
     { signal: 'SIGKILL', when: /running "/, phase: 'while a scenario runs', code: null },
   ] as const) {
+    // 1 MiB: 1028 edu operations, long enough (seconds, even with cheap waits) for the signal to land mid-run.
     it(`${c.signal} ${c.phase}`, async () => {
       const artifacts = path.join(artifactsRoot, c.signal.toLowerCase());
       fs.rmSync(artifacts, { recursive: true, force: true });
-      const cli: ResultPromise = execa('node', [cliPath, 'run', '--boot', '--grep', '^round-trip 64 KiB$', '--all', '--artifacts', artifacts], { reject: false, buffer: true });
+      const cli: ResultPromise = execa('node', [cliPath, 'run', '--boot', '--grep', '^round-trip 1 MiB$', '--all', '--artifacts', artifacts], { reject: false, buffer: true });
       let stderr = '';
       cli.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       await until(`"${c.when.source}" on stderr`, () => c.when.test(stderr), 300_000);
