@@ -7,6 +7,11 @@ import { runScenario } from '../harness/dma/run-scenario.js';
 import { restoreLinuxGuest, startLinuxGuest } from '../harness/guest/linux/profile.js';
 import type { IcountConfig } from '../harness/machine/config.js';
 import { CHEAP_WAITS, saveSnapshot } from '../harness/snapshot/index.js';
+import { RESTORE_PROBE, SnapshotSessionSource } from '../harness/dma/snapshot-session-source.js';
+import { VARIANTS, type CatalogEntry } from '../harness/dma/catalog.js';
+import { runSuite } from '../harness/dma/run-suite.js';
+import type { Verdict } from '../harness/dma/verdict.js';
+import { median } from './table.js';
 
 export interface GuestBenchContext {
   repoRoot: string;
@@ -26,23 +31,44 @@ function boot(ctx: GuestBenchContext, name: string, icount?: IcountConfig) {
   });
 }
 
-/** Seconds from starting QEMU on a saved state to a guest whose edu is back and checked. */
-export async function restoreSamples(ctx: GuestBenchContext, n: number): Promise<number[]> {
-  const source = await boot(ctx, 'restore-source');
+export interface RestoreSamples {
+  /** Seconds from starting QEMU on the saved state to a guest that passed its verified probe round trip. */
+  seconds: number[];
+  /** Median milliseconds of each step, in order. */
+  stepsMs: Record<string, number>;
+}
+
+/**
+ * Restores as `dmahil run` does them (cheap waits on, the edu re-attached and checked, then the 64-byte
+ * round trip verified from host memory that every restored guest must pass before it gets a scenario).
+ */
+export async function restoreSamples(ctx: GuestBenchContext, n: number): Promise<RestoreSamples> {
+  const source = await boot(ctx, 'restore-source', CHEAP_WAITS);
   const snapshot = await saveSnapshot(source, { key: 'bench' }).finally(() => source.close());
-  const out: number[] = [];
+  const seconds: number[] = [];
+  const steps: Record<string, number[]> = { launch: [], loadState: [], sshLogin: [], eduReattach: [], probe: [] };
   try {
     for (let i = 0; i < n; i++) {
       const started = performance.now();
       const s = await restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(ctx.artifacts, `restore-${i}`), readyTimeoutMs: 60_000 });
-      out.push((performance.now() - started) / 1000);
+      const restored = performance.now();
+      const probe = await runScenario(s, RESTORE_PROBE);
+      const ready = performance.now();
       await s.close();
-      ctx.log(`restore ${i + 1}/${n}: ${out.at(-1)!.toFixed(2)} s`);
+      if (probe.status !== 'pass') throw new Error(`restore ${i}: the probe round trip did not verify: ${probe.summary}`);
+      seconds.push((ready - started) / 1000);
+      const t = s.restoreTimings!;
+      steps.launch!.push(t.launchMs);
+      steps.loadState!.push(t.loadStateMs);
+      steps.sshLogin!.push(t.sshMs);
+      steps.eduReattach!.push(t.eduMs);
+      steps.probe!.push(ready - restored);
+      ctx.log(`restore ${i + 1}/${n}: ${seconds.at(-1)!.toFixed(2)} s`);
     }
   } finally {
     await snapshot.discard();
   }
-  return out;
+  return { seconds, stepsMs: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, Math.round(median(v))])) };
 }
 
 /** Verified 4 KiB round trips per second, each judged from guest RAM like any scenario. */
@@ -62,24 +88,31 @@ export async function roundTripRate(ctx: GuestBenchContext, label: string, icoun
   }
 }
 
-/** Verified 4 KiB round trips per second over all guests, each guest running its share at the same time. */
-export async function parallelThroughput(ctx: GuestBenchContext, guests: number, perGuest: number): Promise<number> {
-  const sessions = await Promise.all(Array.from({ length: guests }, (_, g) => boot(ctx, `parallel-${guests}-${g}`, CHEAP_WAITS)));
+/**
+ * Scenarios per second the way `dmahil run --jobs N` runs them: every scenario (a verified 4 KiB round
+ * trip) on its own restored guest, N guests at once. The snapshot is made before the clock starts.
+ */
+export async function parallelThroughput(ctx: GuestBenchContext, jobs: number, scenarios: number): Promise<number> {
+  const source = new SnapshotSessionSource({
+    boot: () => boot(ctx, `parallel-${jobs}-boot`, CHEAP_WAITS),
+    restore: (snapshot, _v, n) => restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(ctx.artifacts, `parallel-${jobs}`, `restore-${n}`), readyTimeoutMs: 60_000 }),
+    key: () => `bench parallel ${jobs}`,
+  });
   try {
+    await source.release(await source.acquire(VARIANTS.direct), { status: 'pass' } as Verdict); // boot + save, off the clock
+    const entries: CatalogEntry[] = Array.from({ length: scenarios }, (_, i) => ({
+      variant: 'direct', quick: true, name: `parallel ${i}`, scenario: makeScenario({ size: 4096, seed: 2000 + i }),
+    }));
     const started = performance.now();
-    await Promise.all(
-      sessions.map(async (session, g) => {
-        for (let i = 0; i < perGuest; i++) {
-          const v = await runScenario(session, { name: `parallel ${g}.${i}`, scenario: makeScenario({ size: 4096, seed: 2000 + g * 1000 + i }) });
-          if (v.status !== 'pass') throw new Error(`guest ${g} round trip ${i} did not verify: ${v.summary}`);
-        }
-      }),
-    );
-    const rate = (guests * perGuest) / ((performance.now() - started) / 1000);
-    ctx.log(`${guests} guest(s) at once: ${rate.toFixed(1)} round trips/s`);
+    const verdicts = await runSuite(entries, { source, jobs });
+    const rate = scenarios / ((performance.now() - started) / 1000);
+    const bad = verdicts.find((v) => v.status !== 'pass');
+    if (bad) throw new Error(`--jobs ${jobs}: "${bad.name}" did not verify: ${bad.summary}`);
+    if (source.fallbackReasons.size > 0) throw new Error(`--jobs ${jobs}: fell back to a reused guest: ${[...source.fallbackReasons.values()].join('; ')}`);
+    ctx.log(`--jobs ${jobs}: ${rate.toFixed(2)} scenarios/s, each on a freshly restored guest`);
     return rate;
   } finally {
-    await Promise.all(sessions.map((s) => s.close()));
+    await source.close();
   }
 }
 
