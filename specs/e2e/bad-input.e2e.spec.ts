@@ -22,19 +22,24 @@ async function expectRejects(p: Promise<unknown>): Promise<Error> {
 }
 
 // A stand-in for dmactl: a valid info, then for run a result that must not be trusted.
+// Speaks dmactl's serve protocol (docs/contract.md), and lies: a page outside guest RAM, or a crash.
 const LYING_TOOL = `#!/bin/sh
-if [ "$1" = info ]; then
-  echo '{"contract":1,"ok":true,"command":"info","os":"linux","driver":{"name":"liar","version":"0","api":"linux-dma-api"},"faults":[],"methods":[],"maxSize":1048576,"held":0,"error":null}'
-  exit 0
-fi
-seed=
-while [ $# -gt 0 ]; do [ "$1" = --seed ] && seed=$2; shift; done
-seg='"segments":[{"offset":0,"length":16,"device":"0x100000"}]'
-case "$seed" in
-  1) echo '{"contract":1,"ok":true,"command":"run","os":"linux","driver":{"name":"liar","version":"0","api":"linux-dma-api"},"scenario":{"direction":"round-trip","method":"streaming","sync":"full","fault":"none","size":16,"offset":0,"seed":1},"handle":1,"buffers":[{"role":"source","kind":"client","offset":0,"length":16,"bounced":false,"pages":["0x100000"],'"$seg"'},{"role":"destination","kind":"client","offset":0,"length":16,"bounced":false,"pages":["0x7ff00000000"],'"$seg"'}],"calls":[],"timings":{},"error":null}' ;;
-  *) echo 'Segmentation fault' ;;
-esac
-read line
+[ "$1" = serve ] || exit 1
+while read cmd rest; do
+  case "$cmd" in
+    info) echo '{"contract":1,"ok":true,"command":"info","os":"linux","driver":{"name":"liar","version":"0","api":"linux-dma-api"},"faults":[],"methods":[],"maxSize":1048576,"held":0,"error":null}' ;;
+    run)
+      seed=; set -- $rest
+      while [ $# -gt 0 ]; do [ "$1" = --seed ] && seed=$2; shift; done
+      seg='"segments":[{"offset":0,"length":16,"device":"0x100000"}]'
+      case "$seed" in
+        1) echo '{"contract":1,"ok":true,"command":"run","os":"linux","driver":{"name":"liar","version":"0","api":"linux-dma-api"},"scenario":{"direction":"round-trip","method":"streaming","sync":"full","fault":"none","size":16,"offset":0,"seed":1},"handle":1,"buffers":[{"role":"source","kind":"client","offset":0,"length":16,"bounced":false,"pages":["0x100000"],'"$seg"'},{"role":"destination","kind":"client","offset":0,"length":16,"bounced":false,"pages":["0x7ff00000000"],'"$seg"'}],"calls":[],"timings":{},"error":null}' ;;
+        *) echo 'Segmentation fault'; exit 139 ;;
+      esac
+      read release
+      echo '{"contract":1,"ok":true,"command":"release","os":"linux","handle":1,"error":null}' ;;
+  esac
+done
 `;
 
 describe('e2e: bad input and broken guests', function () {

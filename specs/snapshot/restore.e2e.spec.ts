@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
+import { DmahilError } from '../../harness/errors.js';
 import { makeScenario } from '../../harness/contract/scenario.js';
 import { runScenario } from '../../harness/dma/run-scenario.js';
 import { restoreLinuxGuest, type LinuxSession } from '../../harness/guest/linux/profile.js';
@@ -104,7 +105,8 @@ describe('snapshot restore (real QEMU) @e2e', function () {
       },
     };
     const err = await restoreLinuxGuest(point, { artifactsDir: art('enospc'), readyTimeoutMs: 30_000 }).then(() => undefined, (e: Error) => e);
-    expect(err?.message).to.match(/No space left/);
+    expect(err?.message).to.match(/^no space left to write \S+guest-ram/);
+    expect((err as DmahilError).describe()).to.match(/guest RAM needs up to 256 MiB in \S+: free space there/);
     expect(runDirs().length).to.equal(before);
   });
 });
