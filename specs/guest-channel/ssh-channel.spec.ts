@@ -74,37 +74,6 @@ describe('guest-channel: SshChannel against a real sshd on 127.0.0.1', function 
     });
   });
 
-  describe('held exec', () => {
-    it('returns the first line while the command waits, and ends it on release', async () => {
-      const marker = path.join(tmp, 'held');
-      const held = await channel.execHeld(`echo '{"ok":true}'; touch ${marker}; read line; echo "got:$line"`, 30_000);
-      expect(held.firstLine).to.equal('{"ok":true}');
-      await sleep(200);
-      expect(fs.existsSync(marker), 'the command is still running before release').to.equal(true);
-      const r = await held.release(30_000);
-      expect(r.code).to.equal(0);
-      expect(r.stdout).to.contain('got:release');
-    });
-
-    it('a command that ends before printing a line still resolves', async () => {
-      const held = await channel.execHeld('printf partial', 30_000);
-      expect(held.firstLine).to.equal('partial');
-      await held.release(5000);
-    });
-
-    it('a command that ignores its release times out with a clear error', async () => {
-      const held = await channel.execHeld('echo first; exec sleep 30', 60_000);
-      let err: unknown;
-      try {
-        await held.release(500);
-      } catch (e) {
-        err = e;
-      }
-      expect(err).to.be.instanceOf(GuestCommandTimeoutError);
-      expect((err as Error).message).to.match(/did not end within 500 ms of its release/);
-    });
-  });
-
   describe('SFTP', () => {
     it('uploads a large file byte for byte, with its mode, and downloads it back', async function () {
       this.timeout(60_000);

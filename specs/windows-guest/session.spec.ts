@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ExecResult, HeldExec } from '../../harness/guest/channel/ssh-channel.js';
+import { Duplex, PassThrough } from 'node:stream';
+import type { ExecResult } from '../../harness/guest/channel/ssh-channel.js';
+import { LineStream } from '../../harness/guest/channel/line-stream.js';
 import { GuestCommandTimeoutError } from '../../harness/guest/channel/errors.js';
 import { DriverStartError, TestSigningOffError } from '../../harness/guest/windows/guest-commands.js';
 import { decodePowerShellCommand } from '../../harness/guest/windows/powershell.js';
@@ -27,6 +29,30 @@ interface GuestState {
   downloads: string[];
 }
 
+/** dmactl.exe serve as a stream: a CRLF answer per line written. */
+class FakeDmactl extends Duplex {
+  readonly stderr = new PassThrough();
+  private pending = '';
+  constructor(private readonly answer: (line: string) => string) {
+    super();
+  }
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    this.pending += chunk.toString();
+    let nl: number;
+    while ((nl = this.pending.indexOf('\n')) >= 0) {
+      const line = this.pending.slice(0, nl);
+      this.pending = this.pending.slice(nl + 1);
+      this.push(this.answer(line) + '\r\n');
+    }
+    done();
+  }
+  override _read(): void {}
+  close(): void {
+    this.push(null);
+    this.emit('close');
+  }
+}
+
 class FakeChannel implements WinChannel {
   isOpen = true;
   constructor(private readonly g: GuestState) {}
@@ -44,15 +70,18 @@ class FakeChannel implements WinChannel {
       throw new GuestCommandTimeoutError(`guest command "${command.slice(0, 20)}" ran past ${opts.timeoutMs} ms`);
     }
     const script = decodePowerShellCommand(command);
-    if (script === undefined) {
-      expect(command).to.match(/^C:\\dmahil\\dmactl\.exe info$/);
-      return { command, stdout: JSON.stringify(INFO) + '\r\n', stderr: '', code: 0 };
-    }
+    if (script === undefined) expect.fail(`only PowerShell goes through exec (dmactl goes through serve): ${command}`);
     return { command, stdout: this.answer(script), stderr: '', code: 0 };
   }
-  async execHeld(command: string): Promise<HeldExec> {
+  async openLineStream(command: string): Promise<LineStream> {
     this.g.commands.push(command);
-    return { firstLine: 'not json\r', release: async () => ({ command, stdout: '', stderr: '', code: 0 }) };
+    expect(command).to.equal('C:\\dmahil\\dmactl.exe serve');
+    return new LineStream(new FakeDmactl((line) => {
+      this.g.commands.push(line);
+      if (line === 'info') return JSON.stringify(INFO);
+      if (line === 'release') return JSON.stringify({ contract: 1, ok: true, command: 'release', os: 'windows', handle: 0, error: null });
+      return 'not json';
+    }), command);
   }
   async upload(local: string, remote: string): Promise<void> {
     expect(fs.existsSync(local)).to.equal(true);
@@ -132,7 +161,7 @@ describe('windows-guest/session (scripted guest)', () => {
     const { s } = session(g);
     await s.installDriver();
     const scripts = g.commands.map((c) => decodePowerShellCommand(c) ?? c);
-    const order = ['SystemStartOptions', 'New-Item', 'addstore Root', 'pnputil.exe /add-driver', 'Win32_PnPEntity', 'dmactl.exe info'];
+    const order = ['SystemStartOptions', 'New-Item', 'addstore Root', 'pnputil.exe /add-driver', 'Win32_PnPEntity', 'dmactl.exe serve', 'info'];
     let at = -1;
     for (const step of order) {
       const i = scripts.findIndex((c, k) => k > at && c.includes(step));
@@ -204,7 +233,9 @@ describe('windows-guest/session (scripted guest)', () => {
     const { s } = session(g);
     const e = await rejection(s.run(makeScenario({ size: 4096, seed: 7 })));
     expect(e.name).to.equal('GuestContractError');
-    expect(g.commands.at(-1)).to.match(/^C:\\dmahil\\dmactl\.exe run --direction round-trip .*--size 4096 .*--hold$/);
+    expect(g.commands.slice(-3)[0]).to.equal('C:\\dmahil\\dmactl.exe serve');
+    expect(g.commands.slice(-2)[0]).to.match(/^run --direction round-trip .*--size 4096 .*--hold$/);
+    expect(g.commands.at(-1), 'the rejected run is released').to.equal('release');
     await s.close();
   });
 

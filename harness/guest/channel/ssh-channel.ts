@@ -1,6 +1,6 @@
 // One SSH connection to a guest, reused for every command and upload: exec with a time limit and exit
-// status, a held exec (the guest keeps a resource until the host says so), a long-running command
-// spoken to in lines, and SFTP upload.
+// status, a long-running command spoken to in lines (LineStream: dmactl serve holds a scenario's buffers
+// until the host releases them), and SFTP upload and download.
 import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
 import type { ClientChannel, SFTPWrapper } from 'ssh2';
@@ -39,13 +39,6 @@ export interface ExecResult {
   stderr: string;
   code: number | null;
   signal?: string;
-}
-
-/** A command that printed its first line and now waits for the host to release it. */
-export interface HeldExec {
-  firstLine: string;
-  /** Send a line on stdin, close it, and wait for the command to end. */
-  release(timeoutMs: number): Promise<ExecResult>;
 }
 
 function hostKeyMatches(expected: string | undefined): ((key: Buffer) => boolean) | undefined {
@@ -196,40 +189,6 @@ export class SshChannel {
   /** Start a command that keeps running and is spoken to in lines (see LineStream). */
   async openLineStream(command: string): Promise<LineStream> {
     return new LineStream(await this.start(command), command, () => this.closed);
-  }
-
-  /** Run a command until it prints its first line, and leave it running until released. */
-  async execHeld(command: string, timeoutMs: number): Promise<HeldExec> {
-    const stream = await this.start(command);
-    const outcome = this.collect(command, stream, timeoutMs);
-    outcome.catch(() => undefined);
-    const firstLine = await new Promise<string>((resolve, reject) => {
-      let seen = '';
-      const onData = (d: Buffer): void => {
-        seen += d.toString('utf8');
-        const nl = seen.indexOf('\n');
-        if (nl >= 0) {
-          stream.stdout.off('data', onData);
-          resolve(seen.slice(0, nl));
-        }
-      };
-      stream.stdout.on('data', onData);
-      outcome.then(
-        (r) => resolve(r.stdout.split('\n')[0] ?? ''),
-        (e) => reject(e),
-      );
-    });
-    return {
-      firstLine,
-      release: async (releaseTimeoutMs: number) => {
-        stream.end('release\n');
-        const deadline = sleep(releaseTimeoutMs).then(() => {
-          stream.close();
-          throw new GuestCommandTimeoutError(`"${command}" did not end within ${releaseTimeoutMs} ms of its release`);
-        });
-        return Promise.race([outcome, deadline]);
-      },
-    };
   }
 
   private collect(command: string, stream: ClientChannel, timeoutMs: number): Promise<ExecResult> {

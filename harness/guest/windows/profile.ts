@@ -11,14 +11,16 @@
 // unbounced DMA on Windows needs a driver that declares a wider DmaAddressWidth (see docs/windows.md).
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { parseDmactlOutput, parseInfoResult, parseRunResult, type InfoResult } from '../../contract/result.js';
-import { dmactlRunArgs, type Scenario } from '../../contract/scenario.js';
-import { DmahilError, GuestContractError, UsageError } from '../../errors.js';
+import type { InfoResult } from '../../contract/result.js';
+import type { Scenario } from '../../contract/scenario.js';
+import { DmahilError, UsageError } from '../../errors.js';
 import { Machine } from '../../machine/index.js';
 import type { DeviceModelMessage } from '../../machine/device-messages.js';
 import type { QmpEvent } from '../../machine/qmp/index.js';
 import { openGuestMemory } from '../../memory/index.js';
-import { SshChannel, type ExecResult, type HeldExec } from '../channel/ssh-channel.js';
+import { SshChannel, type ExecResult } from '../channel/ssh-channel.js';
+import type { LineStream } from '../channel/line-stream.js';
+import { DmactlServer } from '../dmactl-server.js';
 import { GuestCommandTimeoutError, GuestNotReadyError } from '../channel/errors.js';
 import { toDeviceModelEvents } from '../device-events.js';
 import type { DebugTarget, DeviceModelEvent, GuestSession, GuestStartOptions, HeldRun, SessionMemory } from '../session.js';
@@ -70,7 +72,8 @@ export interface WinMachine {
 export interface WinChannel {
   readonly isOpen: boolean;
   exec(command: string, opts: { timeoutMs: number; stdin?: string }): Promise<ExecResult>;
-  execHeld(command: string, timeoutMs: number): Promise<HeldExec>;
+  /** A long-running command spoken to in lines (dmactl serve). */
+  openLineStream(command: string): Promise<LineStream>;
   upload(localPath: string, remotePath: string, mode?: number): Promise<void>;
   download(remotePath: string, localPath: string): Promise<void>;
   close(): void;
@@ -221,6 +224,7 @@ export class WindowsSession implements GuestSession {
   private failed = false;
   private closed = false;
   private evidenceTaken = new Set<string>();
+  private server?: DmactlServer;
   readonly startedAt = new Date();
   private readonly watcher: PanicWatcher;
 
@@ -321,25 +325,23 @@ export class WindowsSession implements GuestSession {
     return [winJoin(GUEST_DIR, 'dmactl.exe'), ...args].map(cmdToken).join(' ');
   }
 
-  async info(): Promise<InfoResult> {
-    const r = await this.guarded(this.ch.exec(this.dmactl(['info']), { timeoutMs: COMMAND_TIMEOUT_MS }), 'dmactl info');
-    return parseInfoResult(parseDmactlOutput(r.stdout.replace(/\r/g, '')));
+  /** One dmactl.exe serve for the session: a process start per command is slow on Windows too. */
+  private get dmactlServer(): DmactlServer {
+    return (this.server ??= new DmactlServer({
+      open: () => this.ch.openLineStream(this.dmactl(['serve'])),
+      contains: (gpa, len) => this.memory.contains(gpa, len),
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      runTimeoutMs: RUN_TIMEOUT_MS,
+    }));
+  }
+
+  info(): Promise<InfoResult> {
+    return this.guarded(this.dmactlServer.info(), 'dmactl info');
   }
 
   async run(scenario: Scenario): Promise<HeldRun> {
-    const held = await this.guarded(this.ch.execHeld(this.dmactl(dmactlRunArgs(scenario, true)), RUN_TIMEOUT_MS), `dmactl run (${scenario.direction} ${scenario.size} B)`);
-    const release = async (): Promise<void> => {
-      await this.guarded(held.release(COMMAND_TIMEOUT_MS), 'the release of a held run');
-    };
-    const line = held.firstLine.replace(/\r$/, '');
-    try {
-      const result = parseRunResult(parseDmactlOutput(line), scenario, (gpa, len) => this.memory.contains(gpa, len));
-      return { result, raw: line, release };
-    } catch (e) {
-      await release().catch(() => undefined);
-      if (e instanceof GuestContractError) throw e;
-      throw new GuestContractError(`dmactl output could not be used: ${(e as Error).message}`, { cause: e });
-    }
+    const held = await this.guarded(this.dmactlServer.run(scenario), `dmactl run (${scenario.direction} ${scenario.size} B)`);
+    return { ...held, release: () => this.guarded(held.release(), 'the release of a held run') };
   }
 
   debugTarget(): DebugTarget {
@@ -411,6 +413,7 @@ export class WindowsSession implements GuestSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.server?.close();
     this.channel?.close();
     await this.mem?.close();
     await this.machine.shutdown();
