@@ -31,10 +31,12 @@ export interface LaunchOptions {
   /** Ports to try when QEMU cannot bind the host forward. Default 5. */
   portAttempts?: number;
   /**
-   * Fill the freshly created (empty, 0600) RAM file before QEMU starts, e.g. with a saved guest RAM image
-   * for a restore. A throw aborts the launch; the run directory, and so the half-written file, is removed.
+   * Fill the RAM file (created 0600 at its full size, all zero) with a saved guest RAM image while QEMU
+   * starts: only with `incoming`, where nothing runs the guest or writes its RAM before the state loads.
+   * Write in place (never truncate: QEMU has it mapped). launch() returns once both are done; a throw
+   * aborts the launch and the run directory, with the half-written file, is removed.
    */
-  prepareRamFile?: (ramFile: string) => Promise<void>;
+  fillRamFile?: (ramFile: string) => Promise<void>;
 }
 
 /** A snapshot save or restore (QEMU migration) failed. */
@@ -110,6 +112,7 @@ export class Machine {
     const runDir = createRunDir(path.resolve(base), config.name);
 
     let proc: QemuProcess | undefined;
+    let filling: Promise<void> | undefined;
     const registration: RegisteredMachine = { runDir, killNow: () => proc?.signal('SIGKILL') };
     registerMachine(registration);
     const qmpLog = fs.createWriteStream(path.join(artifactsDir, 'qmp.log'), { flags: 'w' });
@@ -123,11 +126,18 @@ export class Machine {
         const hostPort = await pickPort();
         const cmd = buildQemuCommand({ config, accel, runDir, artifactsDir, hostPort });
         if (cmd.ramFile && attempt === 1) {
+          const ramFile = cmd.ramFile;
+          const noRoom = (e: unknown): unknown => noRoomError(e, ramFile, `guest RAM needs up to ${config.memoryMiB} MiB in ${base}: free space there`) ?? e;
           try {
-            createRamFile(cmd.ramFile);
-            if (options.prepareRamFile) await options.prepareRamFile(cmd.ramFile);
+            createRamFile(ramFile);
           } catch (e) {
-            throw noRoomError(e, cmd.ramFile, `guest RAM needs up to ${config.memoryMiB} MiB in ${base}: free space there`) ?? e;
+            throw noRoom(e);
+          }
+          if (options.fillRamFile) {
+            if (!config.incoming) throw new QemuStartError('fillRamFile needs an incoming migration (config.incoming): a running guest would race the fill');
+            fs.truncateSync(ramFile, ramBytes);
+            filling = options.fillRamFile(ramFile).catch((e: unknown) => Promise.reject(noRoom(e)));
+            filling.catch(() => undefined); // awaited below; QEMU may fail first
           }
         }
         fs.rmSync(cmd.qmpSocket, { force: true }); // a failed attempt leaves its socket behind
@@ -146,12 +156,14 @@ export class Machine {
           });
         }
         await checkAccel(qmp, accel, log.stderr);
+        await filling;
         const layout = ramLayout('q35', ramBytes);
         return new Machine(config, accel, runDir, artifactsDir, hostPort, cmd.ramFile, layout, qmp, proc, registration, qmpLog);
       }
     } catch (err) {
       proc?.signal('SIGKILL');
       if (proc) await proc.exited;
+      await filling?.catch(() => undefined); // nothing may still write into the run dir we remove
       unregisterMachine(registration);
       removeRunDir(runDir);
       qmpLog.end();

@@ -72,6 +72,19 @@ export async function copyRamImage(from: string, to: string, roomIn: string): Pr
   }
 }
 
+/**
+ * Write a RAM image into an existing, all-zero RAM file of the same size without truncating it (QEMU may
+ * have it mapped already): dd skips the image's all-zero blocks, so holes stay holes.
+ */
+export async function writeRamImageInPlace(from: string, to: string, roomIn: string): Promise<void> {
+  const r = await execa('dd', [`if=${from}`, `of=${to}`, 'bs=64K', 'conv=notrunc,sparse', 'status=none'], { reject: false, stdin: 'ignore' });
+  if (r.exitCode !== 0) {
+    throw new SnapshotError(`writing guest RAM ${from} into ${to} failed: ${String(r.stderr).trim() || `dd exited ${r.exitCode}`}`, {
+      hint: /No space/i.test(String(r.stderr)) ? `free space in ${roomIn} (the RAM file takes up to ${Math.ceil(fs.statSync(from).size / 2 ** 20)} MiB)` : undefined,
+    });
+  }
+}
+
 function sha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
@@ -156,7 +169,7 @@ function snapshotFrom(dir: string, manifest: SnapshotManifest): Snapshot {
     point: {
       config: manifest.config,
       deviceState: path.join(dir, FILES.state),
-      fillRam: (ramFile) => copyRamImage(path.join(dir, FILES.ram), ramFile, path.dirname(path.dirname(ramFile))),
+      fillRam: (ramFile) => writeRamImageInPlace(path.join(dir, FILES.ram), ramFile, path.dirname(path.dirname(ramFile))),
       clientPrivateKey: manifest.clientPrivateKey,
       hostPublicKey: manifest.hostPublicKey,
     },

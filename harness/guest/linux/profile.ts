@@ -35,7 +35,7 @@ export interface LinuxRestorePoint {
   config: MachineConfig;
   /** Device state written by Machine.saveDeviceState (guest RAM is not in it). */
   deviceState: string;
-  /** Copies the saved guest RAM into the new machine's (empty) RAM file. */
+  /** Writes the saved guest RAM into the new machine's RAM file, in place, while QEMU starts. */
   fillRam: (ramFile: string) => Promise<void>;
   clientPrivateKey: string;
   hostPublicKey: string;
@@ -137,7 +137,7 @@ export async function restoreLinuxGuest(point: LinuxRestorePoint, opts: LinuxRes
   const progress = opts.onProgress ?? (() => undefined);
   const t0 = performance.now();
   await fs.mkdir(opts.artifactsDir, { recursive: true });
-  const machine = await Machine.launch({ ...point.config, incoming: 'defer' }, { artifactsDir: opts.artifactsDir, prepareRamFile: point.fillRam });
+  const machine = await Machine.launch({ ...point.config, incoming: 'defer' }, { artifactsDir: opts.artifactsDir, fillRamFile: point.fillRam });
   const t1 = performance.now();
   try {
     // The login starts while the state loads: its TCP connect and ssh2's setup need no running guest.
