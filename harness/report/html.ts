@@ -4,7 +4,7 @@
 import { outcome } from '../dma/verdict.js';
 import type { SuiteVerdict } from '../dma/run-suite.js';
 import type { MemoryExcerpt } from '../dma/excerpts.js';
-import { rerunCommand, tally } from './verdict-table.js';
+import { formatDuration, rerunCommand, tally } from './verdict-table.js';
 
 export interface HtmlMeta {
   version: string;
@@ -69,7 +69,7 @@ function scenarioRow(v: SuiteVerdict, i: number): string {
   if (o === 'not-ok') details.push(`<div class="files">re-run alone: <code class="rerun">${esc(rerunCommand(v.name))}</code></div>`);
   return `<tr class="scenario" id="s${i}" data-name="${esc(v.name)}" data-outcome="${o}">
 <td>${esc(v.variant)}</td><td>${esc(v.name)}<div class="summary">${esc(v.summary)}</div>${details.join('')}</td>
-<td>${esc(expected)}</td><td>${esc(v.status)}${v.trouble ? ` (${esc(v.trouble)})` : ''}</td><td class="time">${(v.durationMs / 1000).toFixed(1)} s</td>
+<td>${esc(expected)}</td><td>${esc(v.status)}${v.trouble ? ` (${esc(v.trouble)})` : ''}</td><td class="time">${formatDuration(v.durationMs)}</td>
 <td class="outcome-${o}">${o === 'ok' ? 'ok' : o === 'skipped' ? 'skipped' : 'FAILED'}</td></tr>`;
 }
 

@@ -17,8 +17,9 @@ function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
+/** A scenario takes milliseconds on a restored guest and seconds or minutes on a big transfer. */
+export function formatDuration(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 export function verdictTable(rows: TableRow[]): string {
@@ -28,7 +29,7 @@ export function verdictTable(rows: TableRow[]): string {
     r.name,
     r.expectFinding ? `caught: ${r.expectFinding}` : 'pass',
     r.status,
-    seconds(r.durationMs),
+    formatDuration(r.durationMs),
     MARK[outcome(r)],
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
