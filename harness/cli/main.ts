@@ -202,6 +202,8 @@ function writeReportsSync(artifacts: string, verdicts: SuiteVerdict[], ver: stri
 /** --keep: print how to reach the failed scenario's guest and keep it up until Ctrl-C / SIGTERM. */
 async function holdForDebugging(session: GuestSession, v: SuiteVerdict, artifacts: string): Promise<void> {
   const target = session.debugTarget!();
+  // The driver's log as it was at the failure, before anyone pokes at the guest.
+  await session.collectLogs().catch(() => undefined);
   try {
     const access = await prepareAccess(target, path.join(artifacts, v.variant, 'kept'));
     process.stderr.write(`\n${accessText(access, { title: `kept the ${v.variant} guest of "${v.name}" (${v.status}): ${v.summary}`, scenario: v.name })}\nPress Ctrl-C to stop the guest.\n`);

@@ -212,6 +212,8 @@ describe('cli-extra: dmahil run --keep on a real failure (e2e)', function () {
     const serial = fs.readFileSync(p.serialLog, 'utf8');
     expect(serial.length).to.be.greaterThan(0);
     expect(serial).to.match(/Linux version/);
+    // The driver's log as it was at the failure, collected before the guest was handed over.
+    expect(fs.readFileSync(path.join(artifacts, 'direct', 'guest-dmesg.txt'), 'utf8')).to.match(/edudma/);
 
     // Stop it the way the output says.
     const keyFile = /-i (\S+)/.exec(p.sshCommand)![1]!;
