@@ -33,6 +33,13 @@ export function qmpSocketPath(runDir: string): string {
   return path.join(runDir, 'qmp.sock');
 }
 
+export function agentSocketPath(runDir: string): string {
+  return path.join(runDir, 'agent.sock');
+}
+
+/** The virtio-serial port name the guest finds in /sys/class/virtio-ports/<port>/name. */
+export const AGENT_PORT_NAME = 'dmahil.agent';
+
 export function ramFilePath(runDir: string): string {
   return path.join(runDir, 'guest-ram');
 }
@@ -92,6 +99,11 @@ export function buildQemuCommand(inputs: QemuCommandInputs): QemuCommand {
   }
   if (c.pvpanic) args.push('-device', 'pvpanic');
   if (c.vmcoreinfo) args.push('-device', 'vmcoreinfo');
+  if (c.agentPort) {
+    args.push('-device', 'virtio-serial-pci,id=agent-serial');
+    args.push('-chardev', `socket,id=agent,path=${esc(agentSocketPath(runDir))},server=on,wait=off`);
+    args.push('-device', `virtserialport,bus=agent-serial.0,chardev=agent,id=agent-port,name=${AGENT_PORT_NAME}`);
+  }
 
   let ahciPort = 0;
   (c.drives ?? []).forEach((d, i) => {

@@ -68,6 +68,11 @@ export interface MachineConfig {
   /** ISA pvpanic device: a guest panic becomes a GUEST_PANICKED event and exit cause 'guest-panic'. */
   pvpanic?: boolean;
   /**
+   * A virtio-serial port named `dmahil.agent` whose host end is a Unix socket in the run dir
+   * (Machine.connectAgent): a channel to a guest process that survives a snapshot restore, unlike TCP.
+   */
+  agentPort?: boolean;
+  /**
    * Back guest RAM with a shared file the host can read (default true). Without it, GuestMemory falls
    * back to QMP pmemsave.
    */
@@ -111,7 +116,7 @@ const FIELDS: ReadonlySet<string> = new Set([
   'name', 'memoryMiB', 'cpus', 'accel', 'kernel', 'initrd', 'append', 'drives', 'cdroms', 'edu', 'nic',
   'cpuModel', 'pvpanic', 'sharedRam', 'logGuestErrors', 'extraArgs', 'qemuBinary',
   'firmware', 'display', 'panicAction', 'vmcoreinfo', 'allowReboot', 'rtcLocalTime',
-  'icount', 'incoming',
+  'icount', 'incoming', 'agentPort',
 ]);
 
 /** The ICH9 AHCI controller on q35 has six ports: ide.0 … ide.5. */
@@ -245,7 +250,7 @@ export function validateMachineConfig(input: unknown): MachineConfig {
   if (c.panicAction !== undefined && !['shutdown', 'pause', 'none'].includes(c.panicAction as string)) {
     bad('panicAction', `must be 'shutdown', 'pause' or 'none' (got ${show(c.panicAction)})`, "use 'pause' to keep a panicked guest for a memory dump");
   }
-  for (const field of ['pvpanic', 'sharedRam', 'logGuestErrors', 'vmcoreinfo', 'allowReboot', 'rtcLocalTime'] as const) {
+  for (const field of ['pvpanic', 'sharedRam', 'logGuestErrors', 'vmcoreinfo', 'allowReboot', 'rtcLocalTime', 'agentPort'] as const) {
     if (c[field] !== undefined && typeof c[field] !== 'boolean') bad(field, `must be a boolean (got ${show(c[field])})`, 'use true or false');
   }
   if (c.extraArgs !== undefined && (!Array.isArray(c.extraArgs) || !c.extraArgs.every((a) => typeof a === 'string'))) {

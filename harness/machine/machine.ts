@@ -3,10 +3,11 @@
 // Knows nothing of guests.
 
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { validateMachineConfig, type MachineConfig } from './config.js';
 import { probeKvm, resolveAccel, type ResolvedAccel } from './accel.js';
-import { buildQemuCommand, DEFAULT_QEMU_BINARY, shellQuote, type QemuCommand } from './cmdline.js';
+import { agentSocketPath, buildQemuCommand, DEFAULT_QEMU_BINARY, shellQuote, type QemuCommand } from './cmdline.js';
 import { chooseRunDirBase, createRamFile, createRunDir, removeRunDir, sweepStaleRunDirs } from './run-dir.js';
 import { HOSTFWD_FAILURE, pickFreePort, type PortPicker } from './ports.js';
 import { checkConfigFiles, requireQemu, requireSetpriv } from './launch-checks.js';
@@ -92,6 +93,37 @@ export class Machine {
 
   get name(): string {
     return this.config.name;
+  }
+
+  /**
+   * The host end of the agent port (config.agentPort): a stream to whatever guest process holds the port
+   * open. Connect before a restored guest runs, so the guest sees the host connected all along.
+   */
+  connectAgent(timeoutMs = 5000): Promise<net.Socket> {
+    if (!this.config.agentPort) return Promise.reject(new DmahilError('this machine has no agent port (config.agentPort)'));
+    const file = agentSocketPath(this.runDir);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(file);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new DmahilError(`the agent port socket ${file} did not accept within ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(socket);
+      });
+      socket.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new DmahilError(`cannot connect to the agent port socket ${file}: ${e.message}`, { cause: e }));
+      });
+    });
+  }
+
+  /** Called when the guest closes the agent port (the process holding it ended). Returns the unsubscribe function. */
+  onAgentPortClosed(listener: () => void): () => void {
+    return this.qmp.onEvent((e) => {
+      if (e.event === 'VSERPORT_CHANGE' && e.data.id === 'agent-port' && e.data.open === false) listener();
+    });
   }
 
   get pid(): number {

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import { DmahilError } from '../errors.js';
@@ -35,6 +36,8 @@ export interface SnapshotManifest {
   hostPublicKey: string;
   /** True when the edu was removed from the guest's PCI tree before the save. */
   eduDetached: boolean;
+  /** True when an agent waits on the agent port in the saved guest (restores need no SSH login). */
+  agentArmed?: boolean;
   savedAt: string;
   saveMs: number;
 }
@@ -103,13 +106,18 @@ export async function saveSnapshot(session: LinuxSession, opts: SaveOptions): Pr
   } catch (e) {
     throw new SnapshotError(`cannot create a snapshot directory under ${base}: ${(e as Error).message}`, { cause: e, hint: 'check that the directory exists and is writable' });
   }
+  let agentHost: Socket | undefined;
   try {
     const detach = opts.detachEdu !== false;
     if (detach) await session.detachDevice();
+    // The agent re-attaches the edu after a restore without an SSH login (LinuxSession.armAgent).
+    if (detach && machine.config.agentPort) agentHost = await session.armAgent();
     const qemuVersion = await machine.qmp.execute<{ qemu: { major: number; minor: number; micro: number }; package: string }>('query-version');
     const stateFile = path.join(dir, FILES.state);
     const saved = await machine.saveDeviceState(stateFile);
     await copyRamImage(machine.ramFile, path.join(dir, FILES.ram), path.dirname(dir));
+    // Only now may the host end go: its hang-up is a message QEMU writes into guest RAM.
+    agentHost?.destroy();
     await fsp.copyFile(session.identity.initrd, path.join(dir, FILES.initrd));
     if (opts.resume) {
       await machine.resume();
@@ -126,6 +134,7 @@ export async function saveSnapshot(session: LinuxSession, opts: SaveOptions): Pr
       clientPrivateKey: session.identity.clientPrivateKey,
       hostPublicKey: session.identity.hostPublicKey,
       eduDetached: detach,
+      agentArmed: agentHost !== undefined,
       savedAt: new Date().toISOString(),
       saveMs: Math.round(performance.now() - started),
     };
@@ -134,6 +143,7 @@ export async function saveSnapshot(session: LinuxSession, opts: SaveOptions): Pr
     await fsp.rename(tmp, path.join(dir, FILES.manifest));
     return snapshotFrom(dir, manifest);
   } catch (e) {
+    agentHost?.destroy();
     removeRunDir(dir);
     if (e instanceof DmahilError) throw e;
     throw new SnapshotError(`saving a snapshot failed: ${(e as Error).message}`, { cause: e });
@@ -172,6 +182,7 @@ function snapshotFrom(dir: string, manifest: SnapshotManifest): Snapshot {
       fillRam: (ramFile) => writeRamImageInPlace(path.join(dir, FILES.ram), ramFile, path.dirname(path.dirname(ramFile))),
       clientPrivateKey: manifest.clientPrivateKey,
       hostPublicKey: manifest.hostPublicKey,
+      agentArmed: manifest.agentArmed === true,
     },
     discard: async () => removeRunDir(dir),
   };

@@ -43,10 +43,11 @@ export interface BuildReferenceImageOptions {
 export const REFERENCE_APPEND = 'console=ttyS0 panic=-1 rdinit=/init';
 
 /**
- * Modules /init loads, with their dependency chains: the NIC drivers, and pvpanic_mmio (the ISA/ACPI
- * pvpanic device), so a guest kernel panic reaches the host at once as QMP GUEST_PANICKED.
+ * Modules /init loads, with their dependency chains: the NIC drivers, pvpanic_mmio (the ISA/ACPI
+ * pvpanic device), so a guest kernel panic reaches the host at once as QMP GUEST_PANICKED, and
+ * virtio_console for the agent port (a channel that survives a snapshot restore).
  */
-const NIC_MODULES = ['virtio_pci', 'virtio_net', 'e1000', 'pvpanic_mmio'];
+const GUEST_MODULES = ['virtio_pci', 'virtio_net', 'e1000', 'pvpanic_mmio', 'virtio_console'];
 /** The guest's dropbear looks for the SFTP server here (compiled into Debian's dropbear-bin). */
 const DROPBEAR_SFTP_PATH = '/usr/lib/sftp-server';
 const CACHE_FORMAT = 1;
@@ -172,10 +173,10 @@ async function sharedLibraries(binary: string): Promise<string[]> {
 }
 
 async function moduleChain(kernelVersion: string): Promise<string[]> {
-  const res = await execa('modprobe', ['-S', kernelVersion, '--show-depends', '-a', ...NIC_MODULES], { reject: false });
+  const res = await execa('modprobe', ['-S', kernelVersion, '--show-depends', '-a', ...GUEST_MODULES], { reject: false });
   if (res.exitCode !== 0) {
     throw new EnvironmentError(
-      `reference image: modprobe cannot resolve ${NIC_MODULES.join(', ')} for kernel ${kernelVersion}: ${res.stderr.trim()}`,
+      `reference image: modprobe cannot resolve ${GUEST_MODULES.join(', ')} for kernel ${kernelVersion}: ${res.stderr.trim()}`,
       { hint: `reinstall the kernel package: apt-get install --reinstall linux-image-${kernelVersion}` },
     );
   }

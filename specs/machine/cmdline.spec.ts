@@ -123,6 +123,13 @@ describe('machine/cmdline', () => {
       expect(args.slice(-3)).to.deep.equal(['-S', '-d', 'int']);
       expect(build({}, baseConfig({ logGuestErrors: false })).args).not.to.include('guest_errors');
     });
+    it('adds the agent port: a virtio-serial port named dmahil.agent on a Unix socket in the run dir', () => {
+      const { args } = build({ runDir: '/r,un' }, baseConfig({ agentPort: true }));
+      const devices = args.filter((_, i) => args[i - 1] === '-device');
+      expect(devices).to.include.members(['virtio-serial-pci,id=agent-serial', 'virtserialport,bus=agent-serial.0,chardev=agent,id=agent-port,name=dmahil.agent']);
+      expect(args.filter((_, i) => args[i - 1] === '-chardev')).to.include('socket,id=agent,path=/r,,un/agent.sock,server=on,wait=off');
+      expect(build().args.join(' ')).to.not.match(/virtio-serial|agent/);
+    });
     it('uses qemu-system-x86_64 unless qemuBinary says otherwise', () => {
       expect(build().binary).to.equal('qemu-system-x86_64');
       expect(build({}, baseConfig({ qemuBinary: '/opt/q' })).binary).to.equal('/opt/q');

@@ -65,6 +65,7 @@ describe('machine/config validation', () => {
     ['nic port out of range', { nic: { model: 'e1000', guestPort: 70000 } }, 'nic.guestPort', /1-65535 \(got 70000\)/, /22/],
     ['cpuModel with a space', { cpuModel: 'qemu64 +rdrand' }, 'cpuModel', /-cpu value/],
     ['pvpanic not boolean', { pvpanic: 'on' }, 'pvpanic', /boolean/],
+    ['agentPort not boolean', { agentPort: 1 }, 'agentPort', /boolean/],
     ['sharedRam not boolean', { sharedRam: 0 }, 'sharedRam', /boolean/],
     ['extraArgs with a number', { extraArgs: ['-S', 1] }, 'extraArgs', /array of strings/],
     ['empty qemuBinary', { qemuBinary: '' }, 'qemuBinary', /non-empty/],

@@ -7,6 +7,7 @@ import { DmahilError } from '../../harness/errors.js';
 import { makeScenario } from '../../harness/contract/scenario.js';
 import { runScenario } from '../../harness/dma/run-scenario.js';
 import { restoreLinuxGuest, type LinuxSession } from '../../harness/guest/linux/profile.js';
+import { SshChannel } from '../../harness/guest/channel/ssh-channel.js';
 import { loadSnapshot, saveSnapshot, CHEAP_WAITS, type Snapshot } from '../../harness/snapshot/index.js';
 import { RUN_DIR_PREFIX } from '../../harness/machine/index.js';
 import { repoRoot, startReferenceGuest, BOOT_TIMEOUT_MS } from '../e2e/support.js';
@@ -67,6 +68,27 @@ describe('snapshot restore (real QEMU) @e2e', function () {
     const [va, vb] = await Promise.all([runScenario(a, roundTrip), runScenario(b, { ...roundTrip, scenario: makeScenario({ size: 8192, seed: 78 }) })]);
     expect(va.status, va.summary).to.equal('pass');
     expect(vb.status, vb.summary).to.equal('pass');
+    // The saved guest's agent did the re-attach: no SSH login was needed to get here.
+    expect(a.restoreTimings).to.include({ via: 'agent', sshMs: 0 });
+  });
+
+  it("the agent's dmactl dies: the guest closes the port, the session goes on over SSH; SSH logs in when needed", async () => {
+    const s = await restore(detached!, 'agent-dies', 'rescan');
+    expect(s.restoreTimings?.via).to.equal('agent');
+    // SSH, made on first use: collect the guest's dmesg, then kill the agent's dmactl serve with it.
+    await s.collectLogs();
+    expect(fs.readFileSync(path.join(art('agent-dies'), 'guest-dmesg.txt'), 'utf8')).to.match(/edudma/);
+    const closed = new Promise<void>((resolve) => s.machine.onAgentPortClosed(resolve));
+    const t = s.debugTarget().ssh;
+    const ssh = await SshChannel.connect({ host: t.host, port: t.port, username: t.user, privateKey: t.privateKey!, hostPublicKey: t.hostPublicKey }, 30_000);
+    try {
+      expect((await ssh.exec('kill -9 $(cat /tmp/dmahil/agent.pid)', { timeoutMs: 10_000 })).code).to.equal(0);
+    } finally {
+      ssh.close();
+    }
+    await closed;
+    const v = await runScenario(s, roundTrip);
+    expect(v.status, v.summary).to.equal('pass');
   });
 
   it('a corrupt device state is refused before QEMU sees it; one QEMU rejects gives a MigrationError, no run dir left', async () => {

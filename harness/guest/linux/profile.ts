@@ -1,14 +1,17 @@
 // The reference guest: a small Linux from Debian packages, booted straight from kernel + initramfs,
 // with the edudma module and dmactl uploaded over SFTP and loaded like a driver under test.
 import fs from 'node:fs/promises';
+import type net from 'node:net';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import type { InfoResult } from '../../contract/result.js';
 import type { Scenario } from '../../contract/scenario.js';
 import { DmahilError } from '../../errors.js';
-import { createPrivateDir, Machine, removePrivateDir, type MachineConfig } from '../../machine/index.js';
+import { AGENT_PORT_NAME, createPrivateDir, Machine, removePrivateDir, type MachineConfig } from '../../machine/index.js';
 import type { IcountConfig } from '../../machine/config.js';
 import { openGuestMemory } from '../../memory/index.js';
-import { SshChannel } from '../channel/ssh-channel.js';
+import { SshChannel, type SshTarget } from '../channel/ssh-channel.js';
+import { LineStream, type CommandStream } from '../channel/line-stream.js';
 import { toDeviceModelEvents } from '../device-events.js';
 import { DmactlServer } from '../dmactl-server.js';
 import type { DebugTarget, DeviceModelEvent, GuestSession, GuestStartOptions, HeldRun, SessionMemory } from '../session.js';
@@ -39,6 +42,8 @@ export interface LinuxRestorePoint {
   fillRam: (ramFile: string) => Promise<void>;
   clientPrivateKey: string;
   hostPublicKey: string;
+  /** The saved guest has a process waiting on the agent port (LinuxSession.armAgent) to re-attach the edu and serve dmactl. */
+  agentArmed?: boolean;
 }
 
 export interface LinuxRestoreOptions {
@@ -59,9 +64,12 @@ export interface LinuxRestoreOptions {
 export interface RestoreTimings {
   launchMs: number;
   loadStateMs: number;
+  /** 0 when the restore went through the agent port: SSH logs in later, when something needs it. */
   sshMs: number;
   eduMs: number;
   totalMs: number;
+  /** Which channel re-attached the edu and carries dmactl. */
+  via: 'agent' | 'ssh';
 }
 
 // 256 MiB keeps all RAM, and so swiotlb's pool, under the edu's 28-bit mask (guest notes §5).
@@ -98,6 +106,7 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
     edu: { enabled: true },
     nic: { model: 'virtio-net-pci', guestPort: 22 },
     pvpanic: true,
+    agentPort: true,
     panicAction: 'pause', // a panicked guest stays in memory for the host's dump (run-scenario shuts it down)
     ...(opts.icount ? { icount: opts.icount } : {}),
   };
@@ -130,8 +139,10 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
 }
 
 /**
- * A guest from a restore point: a new QEMU started paused (-incoming defer) on a copy of the saved RAM,
- * the device state loaded, SSH with the saved identity, then the edu brought back and checked.
+ * A guest from a restore point: a new QEMU started paused (-incoming defer) while the saved RAM is written
+ * into its RAM file, the device state loaded, then the edu brought back and checked. With an armed agent
+ * (the default for snapshots) that goes over the agent port, which a restore does not break, and SSH logs
+ * in only when something needs it; otherwise over a fresh SSH login.
  */
 export async function restoreLinuxGuest(point: LinuxRestorePoint, opts: LinuxRestoreOptions): Promise<LinuxSession> {
   const progress = opts.onProgress ?? (() => undefined);
@@ -139,29 +150,35 @@ export async function restoreLinuxGuest(point: LinuxRestorePoint, opts: LinuxRes
   await fs.mkdir(opts.artifactsDir, { recursive: true });
   const machine = await Machine.launch({ ...point.config, incoming: 'defer' }, { artifactsDir: opts.artifactsDir, fillRamFile: point.fillRam });
   const t1 = performance.now();
+  const reattach = (opts.edu ?? 'rescan') === 'rescan';
+  const target: SshTarget = { host: '127.0.0.1', port: machine.sshPort, username: 'root', privateKey: point.clientPrivateKey, hostPublicKey: point.hostPublicKey };
+  const ready = { timeoutMs: opts.readyTimeoutMs, isAlive: () => machine.isRunning(), logFile: path.join(opts.artifactsDir, 'serial.log') };
+  let agent: net.Socket | undefined;
+  let login: Promise<SshChannel> | undefined;
   try {
-    // The login starts while the state loads: its TCP connect and ssh2's setup need no running guest.
-    const login = SshChannel.login(
-      { host: '127.0.0.1', port: machine.sshPort, username: 'root', privateKey: point.clientPrivateKey, hostPublicKey: point.hostPublicKey },
-      { timeoutMs: opts.readyTimeoutMs, isAlive: () => machine.isRunning(), logFile: path.join(opts.artifactsDir, 'serial.log') },
-    );
-    const loadStateMs = await machine.migrateIncoming(point.deviceState).catch((e: unknown) => {
-      login.then((c) => c.close(), () => undefined);
-      throw e;
-    });
+    // Before the guest runs: it must see the host end of its port connected all along.
+    if (point.agentArmed && reattach) agent = await machine.connectAgent();
+    // Without the agent, the login starts while the state loads: its TCP connect and ssh2's setup need no running guest.
+    else login = SshChannel.login(target, ready);
+    const loadStateMs = await machine.migrateIncoming(point.deviceState);
     const t2 = performance.now();
-    const channel = await login;
+    const channel = login ? await login : undefined;
     const t3 = performance.now();
     const memory = await openGuestMemory(machine);
-    const session = new LinuxSession(machine, channel, memory, opts.artifactsDir, async () => undefined);
-    if ((opts.edu ?? 'rescan') === 'rescan') {
+    const session = new LinuxSession(machine, channel ?? { target, login: () => SshChannel.login(target, ready) }, memory, opts.artifactsDir, async () => undefined);
+    if (agent) {
+      progress('re-attaching the edu (PCI rescan, over the agent port)');
+      await session.reattachDevice(agent);
+    } else if (reattach) {
       progress('re-attaching the edu (PCI rescan)');
       await session.reattachDevice();
     }
     const t4 = performance.now();
-    session.restoreTimings = { launchMs: t1 - t0, loadStateMs, sshMs: t3 - t2, eduMs: t4 - t3, totalMs: t4 - t0 };
+    session.restoreTimings = { launchMs: t1 - t0, loadStateMs, sshMs: login ? t3 - t2 : 0, eduMs: t4 - t3, totalMs: t4 - t0, via: agent ? 'agent' : 'ssh' };
     return session;
   } catch (e) {
+    agent?.destroy();
+    login?.then((c) => c.close(), () => undefined);
     await machine.shutdown();
     throw e;
   }
@@ -172,30 +189,84 @@ const FIND_EDU = 'd=; for x in /sys/bus/pci/devices/*; do read v < $x/vendor; re
 
 const DMACTL = `${GUEST_DIR}/dmactl`;
 
+/**
+ * The re-attach, as shell: remove a stale edu (a guest saved with it attached), rescan, so the fresh edu is
+ * enumerated, gets its BAR and bus mastering, and edudma probes it (the probe fails unless the ID register
+ * reads 0x010000ed and the liveness register inverts). Prints one line: `config` and the first 20 bytes of
+ * the edu's PCI config space, or `error` and why (then exits 1).
+ */
+const REATTACH =
+  `${FIND_EDU}; [ -n "$d" ] && echo 1 > $d/remove; echo 1 > /sys/bus/pci/rescan; ${FIND_EDU}; ` +
+  '[ -n "$d" ] || { echo "error no edu after rescan"; exit 1; }; ' +
+  '[ -e $d/driver ] || { echo "error edudma did not bind $d (its probe checks ID and liveness)"; exit 1; }; ' +
+  'echo config $(od -An -tx4 -N20 $d/config)';
+
+/**
+ * The agent a snapshot is saved with: it holds the agent port open and waits. After a restore the host
+ * writes `reattach`; it runs REATTACH into the port and becomes `dmactl serve` on it. No SSH login needed.
+ */
+const AGENT_SCRIPT = [
+  `dev=; for p in /sys/class/virtio-ports/*; do read n < $p/name; [ "$n" = ${AGENT_PORT_NAME} ] && dev=/dev/\${p##*/}; done`,
+  '[ -n "$dev" ] || { echo "no virtio port named ' + AGENT_PORT_NAME + '" >&2; exit 1; }',
+  'exec 3<>$dev',
+  `echo $$ > ${GUEST_DIR}/agent.pid`,
+  'read -r c <&3',
+  '[ "$c" = reattach ] || exit 1',
+  `{ ${REATTACH}; } >&3`,
+  `exec ${DMACTL} serve <&3 >&3`,
+].join('\n');
+
+/** An SSH connection made only when something needs it (a restored guest's logs, --keep, a fallback). */
+export interface DeferredLogin {
+  target: SshTarget;
+  login: () => Promise<SshChannel>;
+}
+
 export class LinuxSession implements GuestSession {
   readonly profile = 'linux-reference';
   /** One `dmactl serve` answers every info and run (a process per scenario costs ~60 ms under TCG). */
   private readonly dmactl: DmactlServer;
+  private channel?: SshChannel;
+  private loggingIn?: Promise<SshChannel>;
+  private readonly target: SshTarget;
+  private readonly login: () => Promise<SshChannel>;
+  private stopWatchingAgent?: () => void;
 
   constructor(
     readonly machine: Machine,
-    private readonly channel: SshChannel,
+    ssh: SshChannel | DeferredLogin,
     readonly memory: SessionMemory,
     readonly artifactsDir: string,
     private readonly removeKeys: () => Promise<void>,
     /** The boot's SSH identity and key initrd: what a snapshot of this guest needs to be restored. */
     readonly identity?: { clientPrivateKey: string; hostPublicKey: string; keyDir: string; initrd: string },
   ) {
+    if (ssh instanceof SshChannel) this.channel = ssh;
+    this.target = ssh.target;
+    this.login = ssh instanceof SshChannel ? async () => ssh : ssh.login;
     this.dmactl = new DmactlServer({
-      open: () => channel.openLineStream(`exec ${DMACTL} serve`),
+      open: async () => (await this.ssh()).openLineStream(`exec ${DMACTL} serve`),
       contains: (gpa, len) => memory.contains(gpa, len),
       commandTimeoutMs: COMMAND_TIMEOUT_MS,
       runTimeoutMs: RUN_TIMEOUT_MS,
     });
   }
 
+  /** The SSH connection, logging in on first use. */
+  private ssh(): Promise<SshChannel> {
+    if (this.channel) return Promise.resolve(this.channel);
+    this.loggingIn ??= this.login().then(
+      (c) => (this.channel = c),
+      (e: unknown) => {
+        this.loggingIn = undefined; // the next use tries again
+        throw e;
+      },
+    );
+    return this.loggingIn;
+  }
+
   debugTarget(): DebugTarget {
-    const t = this.channel.target;
+    const t = this.target;
     const privateKeyFile = this.identity ? path.join(this.identity.keyDir, RUN_FILES.clientKey) : '';
     return { machine: this.machine, ssh: { host: t.host, port: t.port, user: t.username, privateKeyFile, privateKey: t.privateKey, hostPublicKey: t.hostPublicKey } };
   }
@@ -213,26 +284,52 @@ export class LinuxSession implements GuestSession {
   }
 
   /**
-   * After a restore: rescan, so the fresh edu is enumerated, gets its BAR and bus mastering, and edudma
-   * probes it (the probe fails unless the ID register reads 0x010000ed and the liveness register inverts).
+   * Before a save: start the agent (AGENT_SCRIPT) on the agent port and wait until it holds the port. The
+   * returned socket is the host end, which must stay connected until the machine is saved: the agent
+   * reads from the port, and a port with no host end reads as end-of-file.
+   */
+  async armAgent(): Promise<net.Socket> {
+    const host = await this.machine.connectAgent();
+    try {
+      const ch = await this.ssh();
+      const put = await ch.exec(`cat > ${GUEST_DIR}/agent.sh`, { timeoutMs: COMMAND_TIMEOUT_MS, stdin: AGENT_SCRIPT + '\n' });
+      if (put.code !== 0) throw new DmahilError(`could not write the agent script into the guest: ${put.stderr.trim()}`);
+      await this.sh(
+        `rm -f ${GUEST_DIR}/agent.pid; setsid sh ${GUEST_DIR}/agent.sh </dev/null >/dev/null 2>${GUEST_DIR}/agent.err & ` +
+          `i=0; while [ ! -s ${GUEST_DIR}/agent.pid ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; ` +
+          `[ -s ${GUEST_DIR}/agent.pid ] || { echo "the agent did not open its port: $(cat ${GUEST_DIR}/agent.err)" >&2; exit 1; }`,
+      );
+      return host;
+    } catch (e) {
+      host.destroy();
+      throw e;
+    }
+  }
+
+  /**
+   * After a restore: re-attach the edu (REATTACH), over the agent port when the host end of an armed agent
+   * is given, else over one SSH exec; either way that shell then becomes the session's `dmactl serve`.
    * Then check, from PCI config space rather than the driver's word, that BAR0 is assigned and memory
    * decoding and bus mastering are on (a restore leaves both zero), and that dmactl sees the device.
    * Any failure throws, and this guest is not used. (/dev/mem is closed to claimed BARs: IO_STRICT_DEVMEM.)
    */
-  async reattachDevice(): Promise<void> {
+  async reattachDevice(agent?: net.Socket): Promise<void> {
     const failed = (why: string): DriverLoadError =>
       new DriverLoadError(`the edu did not come back after the restore: ${why}`, { logFile: path.join(this.artifactsDir, 'serial.log') });
-    // A guest saved with the edu attached holds a stale device: remove it first, then rescan. One exec
-    // does it all and then becomes the session's dmactl server (each exec costs ~60 ms under TCG).
-    const stream = await this.channel.openLineStream(
-      `${FIND_EDU}; [ -n "$d" ] && echo 1 > $d/remove; echo 1 > /sys/bus/pci/rescan; ${FIND_EDU}; ` +
-        '[ -n "$d" ] || { echo "no edu after rescan" >&2; exit 1; }; [ -e $d/driver ] || { echo "edudma did not bind $d (its probe checks ID and liveness)" >&2; exit 1; }; ' +
-        `echo config $(od -An -tx4 -N20 $d/config); exec ${DMACTL} serve`,
-    );
+    let stream: LineStream;
+    if (agent) {
+      stream = new LineStream(asCommandStream(agent), 'dmactl serve on the agent port');
+      // The agent's process ends (it crashed, or dmactl serve exited): the port closes, the stream with it.
+      this.stopWatchingAgent = this.machine.onAgentPortClosed(() => void stream.close('the guest closed the agent port (its dmactl serve ended)'));
+      stream.writeLine('reattach');
+    } else {
+      stream = await (await this.ssh()).openLineStream(`${REATTACH}; exec ${DMACTL} serve`);
+    }
     const out = await stream.readLine(COMMAND_TIMEOUT_MS, 'the PCI rescan').catch((e: unknown) => {
       throw failed((e as Error).message);
     });
     this.dmactl.adopt(stream);
+    if (out.startsWith('error ')) throw failed(out.slice(6));
     // The first 20 bytes of config space as little-endian dwords: [1] holds COMMAND in its low half, [4] is BAR0.
     const dwords = /^config((?:\s+[0-9a-f]{8}){5})\s*$/.exec(out)?.[1]?.trim().split(/\s+/);
     const cmd = dwords ? (parseInt(dwords[1]!, 16) & 0xffff).toString(16) : undefined;
@@ -248,16 +345,17 @@ export class LinuxSession implements GuestSession {
   }
 
   private async sh(command: string, timeoutMs = COMMAND_TIMEOUT_MS): Promise<string> {
-    const r = await this.channel.exec(command, { timeoutMs });
+    const r = await (await this.ssh()).exec(command, { timeoutMs });
     if (r.code !== 0) throw new DmahilError(`guest command "${command}" exited with ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
     return r.stdout;
   }
 
   async installDriver(modulePath: string, toolPath: string): Promise<void> {
     await this.sh(`mkdir -p ${GUEST_DIR}`);
-    await this.channel.upload(modulePath, `${GUEST_DIR}/edudma.ko`);
-    await this.channel.upload(toolPath, `${GUEST_DIR}/dmactl`, 0o755);
-    const r = await this.channel.exec(`insmod ${GUEST_DIR}/edudma.ko`, { timeoutMs: COMMAND_TIMEOUT_MS });
+    const ch = await this.ssh();
+    await ch.upload(modulePath, `${GUEST_DIR}/edudma.ko`);
+    await ch.upload(toolPath, `${GUEST_DIR}/dmactl`, 0o755);
+    const r = await ch.exec(`insmod ${GUEST_DIR}/edudma.ko`, { timeoutMs: COMMAND_TIMEOUT_MS });
     if (r.code !== 0) {
       const dmesg = await this.sh('dmesg | tail -n 20').catch(() => '');
       throw new DriverLoadError(`insmod edudma.ko failed: ${r.stderr.trim() || `exit ${r.code}`}`, {
@@ -282,8 +380,9 @@ export class LinuxSession implements GuestSession {
     return this.dmactl.run(scenario);
   }
 
+  /** A restored guest that has not needed SSH yet is healthy without it. */
   isHealthy(): boolean {
-    return this.machine.isRunning() && this.channel.isOpen;
+    return this.machine.isRunning() && (this.channel?.isOpen ?? true);
   }
 
   deviceModelEvents(sinceMs: number): DeviceModelEvent[] {
@@ -296,10 +395,17 @@ export class LinuxSession implements GuestSession {
   }
 
   async close(): Promise<void> {
+    this.stopWatchingAgent?.();
     await this.dmactl.close();
-    this.channel.close();
+    this.channel?.close();
+    this.loggingIn?.then((c) => c.close(), () => undefined);
     await this.memory.close();
     await this.machine.shutdown();
     await this.removeKeys();
   }
+}
+
+/** A socket as a LineStream's command stream: no stderr, close() ends it. */
+function asCommandStream(socket: net.Socket): CommandStream {
+  return Object.assign(socket, { stderr: new PassThrough(), close: () => socket.destroy() });
 }
