@@ -1,6 +1,6 @@
 // Restore instead of boot, and cheap device waits. See README.md here for the measurements.
 import type { IcountConfig } from '../machine/config.js';
-export { saveSnapshot, loadSnapshot, copyRamImage, SnapshotError, MANIFEST_VERSION } from './snapshot.js';
+export { saveSnapshot, loadSnapshot, writeRamImage, SnapshotError, MANIFEST_VERSION } from './snapshot.js';
 export type { Snapshot, SnapshotManifest, SaveOptions } from './snapshot.js';
 
 /**

@@ -63,27 +63,15 @@ export interface SaveOptions {
 }
 
 /**
- * Copy the guest RAM image, skipping holes: the tmpfs RAM file of a freshly booted 256 MiB guest is mostly
- * holes (pages the guest never touched), and coreutils cp 9 copies only the data extents (SEEK_DATA).
+ * Write a guest RAM image into `to`: a new file, or an existing all-zero RAM file of the same size that QEMU
+ * may have mapped already (so never truncate it). dd skips all-zero blocks, so holes stay holes: the tmpfs
+ * RAM file of a freshly booted 256 MiB guest holds ~76 MB of data.
  */
-export async function copyRamImage(from: string, to: string, roomIn: string): Promise<void> {
-  const r = await execa('cp', ['--sparse=always', '--', from, to], { reject: false, stdin: 'ignore' });
-  if (r.exitCode !== 0) {
-    throw new SnapshotError(`copying guest RAM ${from} to ${to} failed: ${String(r.stderr).trim() || `cp exited ${r.exitCode}`}`, {
-      hint: /No space/i.test(String(r.stderr)) ? `free space in ${roomIn} (the copy holds up to ${Math.ceil(fs.statSync(from).size / 2 ** 20)} MiB)` : undefined,
-    });
-  }
-}
-
-/**
- * Write a RAM image into an existing, all-zero RAM file of the same size without truncating it (QEMU may
- * have it mapped already): dd skips the image's all-zero blocks, so holes stay holes.
- */
-export async function writeRamImageInPlace(from: string, to: string, roomIn: string): Promise<void> {
+export async function writeRamImage(from: string, to: string, roomIn: string): Promise<void> {
   const r = await execa('dd', [`if=${from}`, `of=${to}`, 'bs=64K', 'conv=notrunc,sparse', 'status=none'], { reject: false, stdin: 'ignore' });
   if (r.exitCode !== 0) {
     throw new SnapshotError(`writing guest RAM ${from} into ${to} failed: ${String(r.stderr).trim() || `dd exited ${r.exitCode}`}`, {
-      hint: /No space/i.test(String(r.stderr)) ? `free space in ${roomIn} (the RAM file takes up to ${Math.ceil(fs.statSync(from).size / 2 ** 20)} MiB)` : undefined,
+      hint: /No space/i.test(String(r.stderr)) ? `free space in ${roomIn} (the RAM image takes up to ${Math.ceil(fs.statSync(from).size / 2 ** 20)} MiB)` : undefined,
     });
   }
 }
@@ -115,7 +103,7 @@ export async function saveSnapshot(session: LinuxSession, opts: SaveOptions): Pr
     const qemuVersion = await machine.qmp.execute<{ qemu: { major: number; minor: number; micro: number }; package: string }>('query-version');
     const stateFile = path.join(dir, FILES.state);
     const saved = await machine.saveDeviceState(stateFile);
-    await copyRamImage(machine.ramFile, path.join(dir, FILES.ram), path.dirname(dir));
+    await writeRamImage(machine.ramFile, path.join(dir, FILES.ram), path.dirname(dir));
     // Only now may the host end go: its hang-up is a message QEMU writes into guest RAM.
     agentHost?.destroy();
     await fsp.copyFile(session.identity.initrd, path.join(dir, FILES.initrd));
@@ -179,7 +167,7 @@ function snapshotFrom(dir: string, manifest: SnapshotManifest): Snapshot {
     point: {
       config: manifest.config,
       deviceState: path.join(dir, FILES.state),
-      fillRam: (ramFile) => writeRamImageInPlace(path.join(dir, FILES.ram), ramFile, path.dirname(path.dirname(ramFile))),
+      fillRam: (ramFile) => writeRamImage(path.join(dir, FILES.ram), ramFile, path.dirname(path.dirname(ramFile))),
       clientPrivateKey: manifest.clientPrivateKey,
       hostPublicKey: manifest.hostPublicKey,
       agentArmed: manifest.agentArmed === true,

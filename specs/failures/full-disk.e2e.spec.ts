@@ -90,7 +90,7 @@ describe('failures: a real full disk (tiny tmpfs) @e2e', function () {
   this.timeout(BOOT_TIMEOUT_MS);
 
   for (const c of [
-    { size: '8m', fails: 'the RAM copy', reason: /copying guest RAM .* failed: cp: error writing .*No space left on device — free space in / },
+    { size: '8m', fails: 'the RAM copy', reason: /writing guest RAM .* failed: dd: error writing .*No space left on device — free space in / },
     {
       size: '128k',
       fails: "QEMU's device-state stream",
