@@ -11,7 +11,7 @@ import { GuestCommandTimeoutError, GuestConnectionError, GuestNotReadyError } fr
 import { SshChannel, type SshTarget } from '../../harness/guest/channel/ssh-channel.js';
 import { DmactlServer } from '../../harness/guest/dmactl-server.js';
 import { GuestContractError } from '../../harness/errors.js';
-import { sshdAvailable, startSshd, type LoopbackSshd } from './sshd.js';
+import { startSshdOrSkip, type LoopbackSshd } from './sshd.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const dmactl = path.join(repoRoot, 'build/linux/dmactl');
@@ -23,14 +23,8 @@ describe('guest-channel: line streams and the dmactl server against a real sshd'
   let channel: SshChannel;
 
   before(async function () {
-    const missing = sshdAvailable();
-    if (missing) {
-      this.test!.title += ` (skipped: ${missing})`;
-      this.skip();
-    }
+    ({ sshd, target } = await startSshdOrSkip(this));
     await execa('make', ['-s', '-C', path.join(repoRoot, 'guest-driver/linux'), 'dmactl-linux']);
-    sshd = await startSshd();
-    target = { host: '127.0.0.1', port: sshd.port, username: sshd.username, privateKey: sshd.clientPrivateKey, hostPublicKey: sshd.hostPublicKey };
     channel = await SshChannel.login(target, { timeoutMs: 60_000 });
   });
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SshChannel, type SshTarget } from '../../harness/guest/channel/ssh-channel.js';
 import { GuestCommandTimeoutError, GuestConnectionError, GuestNotReadyError } from '../../harness/guest/channel/errors.js';
-import { sshdAvailable, startSshd, type LoopbackSshd } from './sshd.js';
+import { startSshd, startSshdOrSkip, type LoopbackSshd } from './sshd.js';
 
 describe('guest-channel: SshChannel against a real sshd on 127.0.0.1', function () {
   this.timeout(120_000);
@@ -19,13 +19,7 @@ describe('guest-channel: SshChannel against a real sshd on 127.0.0.1', function 
   let tmp: string;
 
   before(async function () {
-    const missing = sshdAvailable();
-    if (missing) {
-      this.test!.title += ` (skipped: ${missing})`;
-      this.skip();
-    }
-    sshd = await startSshd();
-    target = { host: '127.0.0.1', port: sshd.port, username: sshd.username, privateKey: sshd.clientPrivateKey, hostPublicKey: sshd.hostPublicKey };
+    ({ sshd, target } = await startSshdOrSkip(this));
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dmahil-chan-'));
   });
 

@@ -6,6 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { SshTarget } from '../../harness/guest/channel/ssh-channel.js';
 
 export const SSHD = '/usr/sbin/sshd';
 
@@ -121,4 +122,18 @@ export async function startSshd(): Promise<LoopbackSshd> {
       },
     };
   }
+}
+
+/**
+ * For a spec's before hook: a running sshd and the target that logs in to it, or the test skipped with
+ * the reason in its title when this machine cannot run one.
+ */
+export async function startSshdOrSkip(ctx: Mocha.Context): Promise<{ sshd: LoopbackSshd; target: SshTarget }> {
+  const missing = sshdAvailable();
+  if (missing) {
+    ctx.test!.title += ` (skipped: ${missing})`;
+    ctx.skip();
+  }
+  const sshd = await startSshd();
+  return { sshd, target: { host: '127.0.0.1', port: sshd.port, username: sshd.username, privateKey: sshd.clientPrivateKey, hostPublicKey: sshd.hostPublicKey } };
 }
