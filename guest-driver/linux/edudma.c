@@ -9,6 +9,11 @@
  * guest RAM at the reported pages. The buffers stay allocated and untouched
  * until EDUDMA_IOC_RELEASE or until the file that ran the scenario is closed.
  *
+ * After a snapshot restore into a new QEMU, whose edu has no migration state
+ * and so comes up with its PCI config reset, EDUDMA_IOC_REATTACH writes back the
+ * config the probe left (BAR0, memory decoding, bus mastering, MSI), the way the
+ * PCI core restores a device on resume, and checks the device again.
+ *
  * The scenario semantics are in docs/contract.md; the ABI in dmahil_abi.h and
  * edudma_ioctl.h.
  */
@@ -66,6 +71,7 @@ struct edudma_dev {
 	int irq;
 	struct completion done;
 	struct miscdevice misc;
+	struct pci_saved_state *config; /* as set up by the probe: what EDUDMA_IOC_REATTACH writes back */
 };
 
 /* A device-contiguous run of a buffer's data: one mapping, one sg entry, or the coherent buffer. */
@@ -809,6 +815,44 @@ static long do_release(void __user *arg)
 	return rc;
 }
 
+/*
+ * The edu lost its state under a bound driver (a restore into a QEMU whose edu has no VMState): write back
+ * the PCI config saved at probe, then the same ID and liveness check as a run. The status and message go
+ * back in the args; the ioctl itself fails only for a bad pointer or no bound device.
+ */
+static long do_reattach(void __user *arg)
+{
+	struct edudma_reattach_args a;
+	struct dmahil_result *r;
+	struct edudma_dev *d;
+	long rc = 0;
+
+	r = kvzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return -ENOMEM;
+	memset(&a, 0, sizeof(a));
+	if (mutex_lock_interruptible(&edudma_lock)) {
+		kvfree(r);
+		return -EINTR;
+	}
+	d = edudma;
+	if (!d) {
+		rc = -ENODEV;
+	} else {
+		/* pci_restore_state() consumes the saved state: load the probe's copy each time. */
+		pci_load_saved_state(d->pdev, d->config);
+		pci_restore_state(d->pdev);
+		check_device(d, 0xa5a50000u ^ edudma_next_handle, r);
+		a.status = r->status;
+		memcpy(a.message, r->message, sizeof(a.message));
+	}
+	mutex_unlock(&edudma_lock);
+	kvfree(r);
+	if (!rc && copy_to_user(arg, &a, sizeof(a)))
+		rc = -EFAULT;
+	return rc;
+}
+
 static long edudma_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 {
 	void __user *p = (void __user *)arg;
@@ -820,6 +864,8 @@ static long edudma_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 		return do_run(f, p);
 	case EDUDMA_IOC_RELEASE:
 		return do_release(p);
+	case EDUDMA_IOC_REATTACH:
+		return do_reattach(p);
 	default:
 		return -ENOTTY;
 	}
@@ -899,6 +945,14 @@ static int edudma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		pci_free_irq_vectors(pdev);
 		return dev_err_probe(&pdev->dev, rc, "request_irq(%d)\n", d->irq);
 	}
+	/* The config as set up now (BAR0, COMMAND with bus mastering, MSI): what a re-attach writes back. */
+	pci_save_state(pdev);
+	d->config = pci_store_saved_state(pdev);
+	if (!d->config) {
+		free_irq(d->irq, d);
+		pci_free_irq_vectors(pdev);
+		return -ENOMEM;
+	}
 
 	d->misc.minor = MISC_DYNAMIC_MINOR;
 	d->misc.name = "edudma";
@@ -916,6 +970,7 @@ static int edudma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		mutex_lock(&edudma_lock);
 		edudma = NULL;
 		mutex_unlock(&edudma_lock);
+		kfree(d->config);
 		free_irq(d->irq, d);
 		pci_free_irq_vectors(pdev);
 		return dev_err_probe(&pdev->dev, rc, "misc_register\n");
@@ -939,6 +994,7 @@ static void edudma_remove(struct pci_dev *pdev)
 	mutex_unlock(&edudma_lock);
 	free_irq(d->irq, d);
 	pci_free_irq_vectors(pdev);
+	kfree(d->config);
 }
 
 static const struct pci_device_id edudma_ids[] = {

@@ -13,6 +13,12 @@
  *   EDUDMA_IOC_RELEASE  arg: pointer to the uint32_t handle of a held scenario.
  *                       Frees its buffers (unmapping first where a fault
  *                       deferred the unmap). ENOENT if no such handle is held.
+ *   EDUDMA_IOC_REATTACH arg: struct edudma_reattach_args (out). For a device
+ *                       that lost its state under the bound driver (a snapshot
+ *                       restore: QEMU 7.2's edu has no migration state): writes
+ *                       back the PCI config saved at probe (BAR0, COMMAND, MSI)
+ *                       and checks the ID and liveness registers. The outcome
+ *                       is in status/message; ENODEV if no device is bound.
  *
  * A run's buffers are held, allocated and untouched, until RELEASE or until
  * the file that ran it is closed. Handles are global, so any open file may
@@ -43,9 +49,17 @@ struct edudma_run_args {
 };
 DMAHIL_STATIC_ASSERT(sizeof(struct edudma_run_args) == 24, "edudma_run_args layout");
 
+struct edudma_reattach_args {
+	uint32_t status;      /* DMAHIL_OK, or DMAHIL_E_DEVICE when the device check fails (out) */
+	uint32_t reserved;
+	char message[128];    /* why, when status != DMAHIL_OK (out) */
+};
+DMAHIL_STATIC_ASSERT(sizeof(struct edudma_reattach_args) == 136, "edudma_reattach_args layout");
+
 #define EDUDMA_IOC_MAGIC 0xED
 #define EDUDMA_IOC_INFO _IOR(EDUDMA_IOC_MAGIC, 1, struct dmahil_info)
 #define EDUDMA_IOC_RUN _IOW(EDUDMA_IOC_MAGIC, 2, struct edudma_run_args)
 #define EDUDMA_IOC_RELEASE _IOW(EDUDMA_IOC_MAGIC, 3, uint32_t)
+#define EDUDMA_IOC_REATTACH _IOR(EDUDMA_IOC_MAGIC, 4, struct edudma_reattach_args)
 
 #endif /* EDUDMA_IOCTL_H */

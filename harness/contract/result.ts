@@ -75,6 +75,13 @@ export interface InfoResult {
   error: GuestError | null;
 }
 
+export interface ReattachResult {
+  ok: boolean;
+  /** The first 16 dwords of the device's PCI config space, read by the guest OS (not reported by the driver). */
+  config: number[];
+  error: GuestError | null;
+}
+
 /** Answers whether [gpa, gpa + length) lies wholly in guest RAM. */
 export type RamPredicate = (gpa: number, length: number) => boolean;
 
@@ -204,6 +211,18 @@ export function parseInfoResult(raw: unknown): InfoResult {
     methods: (r.methods as string[]) ?? [],
     maxSize: (r.maxSize as number) ?? 0,
     held: (r.held as number) ?? 0,
+    error: (r.error as GuestError | null) ?? null,
+  };
+}
+
+export function parseReattachResult(raw: unknown): ReattachResult {
+  checkSchema(raw, 'reattach');
+  const r = raw as Record<string, unknown>;
+  if (r.command === 'usage') fail(`dmactl does not know reattach: ${(r.error as GuestError | null)?.message ?? 'usage error'}`);
+  if (r.ok && !r.config) fail('reattach without the config space');
+  return {
+    ok: r.ok as boolean,
+    config: ((r.config as string[] | undefined) ?? []).map((h) => parseInt(h, 16)),
     error: (r.error as GuestError | null) ?? null,
   };
 }

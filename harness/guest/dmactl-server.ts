@@ -2,7 +2,7 @@
 // a JSON line per command (docs/contract.md). Requests take turns: a held run keeps the turn until it
 // is released, because the guest holds the scenario's buffers only while nothing else runs.
 // A stream that broke (time limit, guest command gone) is dropped and the next request starts a new one.
-import { parseDmactlOutput, parseInfoResult, parseRunResult, type InfoResult } from '../contract/result.js';
+import { parseDmactlOutput, parseInfoResult, parseReattachResult, parseRunResult, type InfoResult, type ReattachResult } from '../contract/result.js';
 import { dmactlRunArgs, type Scenario } from '../contract/scenario.js';
 import { DmahilError, GuestContractError } from '../errors.js';
 import type { LineStream } from './channel/line-stream.js';
@@ -30,11 +30,21 @@ export class DmactlServer {
     this.stream = stream;
   }
 
-  async info(): Promise<InfoResult> {
+  info(): Promise<InfoResult> {
+    return this.command('info', parseInfoResult);
+  }
+
+  /** After a snapshot restore: the driver writes the device's PCI config back and checks it (Linux guests). */
+  reattach(): Promise<ReattachResult> {
+    return this.command('reattach', parseReattachResult);
+  }
+
+  /** A command answered by one line. */
+  private async command<T>(name: string, parse: (raw: unknown) => T): Promise<T> {
     const unlock = await this.take();
     try {
-      const line = await (await this.live()).request('info', this.opts.commandTimeoutMs, 'dmactl info');
-      return parseInfoResult(parseDmactlOutput(line));
+      const line = await (await this.live()).request(name, this.opts.commandTimeoutMs, `dmactl ${name}`);
+      return parse(parseDmactlOutput(line));
     } finally {
       unlock();
     }

@@ -19,7 +19,7 @@ import type { LinuxRestorePoint, LinuxSession } from '../guest/linux/profile.js'
 /** A snapshot cannot be made or cannot be used (corrupt, mismatched, no room). */
 export class SnapshotError extends DmahilError {}
 
-export const MANIFEST_VERSION = 1;
+export const MANIFEST_VERSION = 2; // 2: saved with the edu attached, restored by `dmactl reattach`
 const FILES = { state: 'device-state', ram: 'guest-ram', initrd: 'initrd', manifest: 'manifest.json' } as const;
 
 export interface SnapshotManifest {
@@ -34,9 +34,7 @@ export interface SnapshotManifest {
   ramBytes: number;
   clientPrivateKey: string;
   hostPublicKey: string;
-  /** True when the edu was removed from the guest's PCI tree before the save. */
-  eduDetached: boolean;
-  /** True when an agent waits on the agent port in the saved guest (restores need no SSH login). */
+  /** True when a `dmactl serve` waits on the agent port in the saved guest (restores need no SSH login). */
   agentArmed?: boolean;
   savedAt: string;
   saveMs: number;
@@ -56,8 +54,6 @@ export interface SaveOptions {
   key: string;
   /** Where the snapshot directory goes; default /dev/shm when it has room (as machine run dirs). */
   base?: string;
-  /** Remove the edu from the guest before saving (default true; see LinuxSession.detachDevice). */
-  detachEdu?: boolean;
   /** Keep the source machine running after the save (default: it stays stopped; close it). */
   resume?: boolean;
 }
@@ -96,10 +92,8 @@ export async function saveSnapshot(session: LinuxSession, opts: SaveOptions): Pr
   }
   let agentHost: Socket | undefined;
   try {
-    const detach = opts.detachEdu !== false;
-    if (detach) await session.detachDevice();
-    // The agent re-attaches the edu after a restore without an SSH login (LinuxSession.armAgent).
-    if (detach && machine.config.agentPort) agentHost = await session.armAgent();
+    // The agent serves the restored guest without an SSH login (LinuxSession.prepareForSave).
+    agentHost = await session.prepareForSave();
     const qemuVersion = await machine.qmp.execute<{ qemu: { major: number; minor: number; micro: number }; package: string }>('query-version');
     const stateFile = path.join(dir, FILES.state);
     const saved = await machine.saveDeviceState(stateFile);
@@ -107,10 +101,8 @@ export async function saveSnapshot(session: LinuxSession, opts: SaveOptions): Pr
     // Only now may the host end go: its hang-up is a message QEMU writes into guest RAM.
     agentHost?.destroy();
     await fsp.copyFile(session.identity.initrd, path.join(dir, FILES.initrd));
-    if (opts.resume) {
-      await machine.resume();
-      if (detach) await session.reattachDevice();
-    }
+    // The source's edu kept its state (only a new QEMU loses it): no re-attach.
+    if (opts.resume) await machine.resume();
     const manifest: SnapshotManifest = {
       version: MANIFEST_VERSION,
       config: { ...machine.config, initrd: path.join(dir, FILES.initrd) },
@@ -121,7 +113,6 @@ export async function saveSnapshot(session: LinuxSession, opts: SaveOptions): Pr
       ramBytes: fs.statSync(path.join(dir, FILES.ram)).size,
       clientPrivateKey: session.identity.clientPrivateKey,
       hostPublicKey: session.identity.hostPublicKey,
-      eduDetached: detach,
       agentArmed: agentHost !== undefined,
       savedAt: new Date().toISOString(),
       saveMs: Math.round(performance.now() - started),

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { parseDmactlOutput, parseInfoResult, parseRunResult } from '../../harness/contract/result.js';
+import { parseDmactlOutput, parseInfoResult, parseReattachResult, parseRunResult } from '../../harness/contract/result.js';
+import { restoredConfigProblem } from '../../harness/guest/linux/profile.js';
 import { makeScenario } from '../../harness/contract/scenario.js';
 import { GuestContractError } from '../../harness/errors.js';
 
@@ -86,5 +87,31 @@ describe('contract: checking what the guest reported', () => {
     });
     expect(info.driver.flushDmaBuffer).to.equal(true);
     expect(() => parseInfoResult({ contract: 1, ok: true, command: 'run' })).to.throw(GuestContractError, /expected "info"/);
+  });
+
+  describe('reattach (after a snapshot restore)', () => {
+    // The edu's config space as Linux reads it after a good re-attach: IDs, COMMAND 0x0406, BAR0 0xfea00000.
+    const good = ['0x11e81234', '0x00100406', '0x00ff0010', '0x00000000', '0xfea00000', ...Array(11).fill('0x00000000')];
+    const answer = (config: string[]): Record<string, unknown> => ({ contract: 1, ok: true, command: 'reattach', os: 'linux', config, error: null });
+
+    it('parses the config dwords and finds nothing wrong with a live edu', () => {
+      const r = parseReattachResult(answer(good));
+      expect(r.config[4]).to.equal(0xfea00000);
+      expect(restoredConfigProblem(r.config)).to.equal(undefined);
+    });
+    it('rejects a config of the wrong length or format before using it', () => {
+      expect(() => parseReattachResult(answer(good.slice(1)))).to.throw(GuestContractError, /result schema/);
+      expect(() => parseReattachResult(answer([...good.slice(1), 'fea00000']))).to.throw(GuestContractError, /result schema/);
+    });
+    it('names what is dead: bus mastering off, no BAR0, another device', () => {
+      const config = (i: number, v: number): number[] => parseReattachResult(answer(good)).config.map((d, j) => (j === i ? v : d));
+      expect(restoredConfigProblem(config(1, 0x00100002))).to.match(/COMMAND 0002 \(memory and bus-master bits 0x6 must be set\)/);
+      expect(restoredConfigProblem(config(4, 0))).to.match(/BAR0 00000000/);
+      expect(restoredConfigProblem(config(0, 0x10001af4))).to.match(/IDs 1af4:1000, not the edu's 1234:11e8/);
+    });
+    it("passes the driver's refusal through", () => {
+      const r = parseReattachResult({ contract: 1, ok: false, command: 'reattach', os: 'linux', error: { code: 'device', message: 'edu ID register reads 0x00000000' } });
+      expect(r.error?.message).to.match(/ID register/);
+    });
   });
 });

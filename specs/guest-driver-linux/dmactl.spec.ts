@@ -71,6 +71,7 @@ describe('guest-driver/linux: dmactl on the host', function () {
     [['release', 'abc'], /HANDLE 'abc'/],
     [['release', '3', '4'], /extra argument/],
     [['info', 'extra'], /unexpected argument 'extra'/],
+    [['reattach', 'now'], /unexpected argument 'now'/],
     [['pattern', '--seed', '1'], /needs --seed and --size/],
     [['pattern', '--seed', '1', '--size', '0'], /--size must be 1\.\.1048576/],
     [['pattern', '--seed', '1', '--size', '16', '--start', '4294967290'], /must not pass 2\^32/],
@@ -94,7 +95,7 @@ describe('guest-driver/linux: dmactl on the host', function () {
     expect(r.json.usage).to.match(/dmactl \[--device PATH\] run --direction/);
   });
 
-  for (const args of [['info'], ['run', '--direction', 'round-trip', '--size', '4096'], ['release', '1']]) {
+  for (const args of [['info'], ['run', '--direction', 'round-trip', '--size', '4096'], ['release', '1'], ['reattach']]) {
     it(`fails "dmactl ${args[0]}" without the device: JSON error "open", exit 2`, async () => {
       const r = await run(['--device', '/nonexistent/edudma', ...args]);
       expect(r.exitCode).to.equal(2);

@@ -117,7 +117,7 @@ describe('windows-package: under Wine (x64)', function () {
   const calls = new Map<string, { code: number; raw: string }>();
   const usageCases = [[], ['bogus'], ['run', '--size', '5'], ['run', '--direction', 'sideways', '--size', '5'], ['pattern', '--seed', '1'],
     ['pattern', '--seed', '1', '--size', '1048577'], ['release', 'zero']];
-  const noDriverCases = [['info'], ['run', '--direction', 'round-trip', '--size', '4096'], ['release', '3']];
+  const noDriverCases = [['info'], ['run', '--direction', 'round-trip', '--size', '4096'], ['release', '3'], ['reattach']];
   function vectorCases(): string[][] {
     const vectors = JSON.parse(readFileSync(join(ROOT, 'harness', 'contract', 'pattern-vectors.json'), 'utf8')) as Vectors;
     return vectors.vectors.map((v) => ['pattern', '--seed', String(v.seed), '--size', String(v.length), '--start', String(v.start)]);

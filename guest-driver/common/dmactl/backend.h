@@ -20,6 +20,12 @@ int dmactl_backend_info(struct dmactl_backend *b, struct dmahil_info *info, char
 int dmactl_backend_run(struct dmactl_backend *b, const struct dmahil_scenario *s, struct dmahil_result *r,
 		       char *err, size_t errlen);
 int dmactl_backend_release(struct dmactl_backend *b, uint32_t handle, char *err, size_t errlen);
+/*
+ * After a snapshot restore (the device came back with its PCI config reset): the driver writes its saved
+ * config back and checks the device. config receives the first 64 bytes of the device's PCI config space
+ * as the OS reads it, not as the driver reports it. Linux only; the Windows backend refuses.
+ */
+int dmactl_backend_reattach(struct dmactl_backend *b, uint32_t config[16], char *err, size_t errlen);
 void dmactl_backend_close(struct dmactl_backend *b);
 
 /* Default device path for this OS ("/dev/edudma", "\\\\.\\EduDma"). */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -76,6 +78,38 @@ int dmactl_backend_release(struct dmactl_backend *b, uint32_t handle, char *err,
 			return -1;
 		}
 		return fail_errno(err, errlen, "EDUDMA_IOC_RELEASE");
+	}
+	return 0;
+}
+
+int dmactl_backend_reattach(struct dmactl_backend *b, uint32_t config[16], char *err, size_t errlen)
+{
+	struct edudma_reattach_args a;
+	char path[96];
+	struct stat st;
+	ssize_t got;
+	int fd;
+
+	memset(&a, 0, sizeof(a));
+	if (ioctl(b->fd, EDUDMA_IOC_REATTACH, &a) < 0)
+		return fail_errno(err, errlen, "EDUDMA_IOC_REATTACH");
+	if (a.status != DMAHIL_OK) {
+		a.message[sizeof(a.message) - 1] = '\0';
+		snprintf(err, errlen, "%s", a.message[0] ? a.message : "the driver's device check failed");
+		return -1;
+	}
+	/* The device node's parent is the PCI device: read its config space through sysfs, not the driver. */
+	if (fstat(b->fd, &st) < 0)
+		return fail_errno(err, errlen, "fstat");
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/device/config", major(st.st_rdev), minor(st.st_rdev));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail_errno(err, errlen, path);
+	got = pread(fd, config, 64, 0);
+	close(fd);
+	if (got != 64) {
+		snprintf(err, errlen, "%s: read %d of 64 bytes", path, (int)got);
+		return -1;
 	}
 	return 0;
 }

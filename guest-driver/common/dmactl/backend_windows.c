@@ -144,6 +144,14 @@ int dmactl_backend_release(struct dmactl_backend *b, uint32_t handle, char *err,
 	return 0;
 }
 
+int dmactl_backend_reattach(struct dmactl_backend *b, uint32_t config[16], char *err, size_t errlen)
+{
+	(void)b;
+	(void)config;
+	snprintf(err, errlen, "reattach is for a Linux guest restored from a snapshot; dmahil does not snapshot Windows guests");
+	return -1;
+}
+
 void dmactl_backend_close(struct dmactl_backend *b)
 {
 	if (!b)

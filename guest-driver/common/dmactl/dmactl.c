@@ -6,6 +6,7 @@
  *   dmactl [--device PATH] run --direction D --size N [--offset O] [--seed S] [--method M]
  *                              [--sync Y] [--fault F] [--timeout-ms T] [--hold]
  *   dmactl [--device PATH] release HANDLE
+ *   dmactl [--device PATH] reattach
  *   dmactl pattern --seed S --size N [--start I]
  *   dmactl [--device PATH] serve
  *   dmactl --help
@@ -49,6 +50,7 @@ static const char usage_text[] =
 	"         [--fault none|skip-sync|skip-flush-dma-buffer|wrong-direction|read-before-completion|addr-beyond-mask]\n"
 	"         [--timeout-ms T] [--hold]\n"
 	"  dmactl [--device PATH] release HANDLE\n"
+	"  dmactl [--device PATH] reattach\n"
 	"  dmactl pattern --seed S --size N [--start I]\n"
 	"  dmactl [--device PATH] serve\n"
 	"  dmactl --help\n"
@@ -56,6 +58,8 @@ static const char usage_text[] =
 	"--fault none --timeout-ms 0 (driver default, per edu operation).\n"
 	"--hold: after printing, keep the device open (and the run's buffers allocated) until a line or EOF\n"
 	"arrives on standard input, then release and exit.\n"
+	"reattach: after a snapshot restore, have the driver write back the device's PCI config and check the\n"
+	"device; prints the first 64 bytes of its config space as the OS reads it (Linux only).\n"
 	"serve: read commands (the arguments above, one command per line) from standard input until EOF and\n"
 	"answer each with one JSON line; every run --hold, failed or not, is released by the next line\n"
 	"(send 'release'), which is answered with a release line.\n"
@@ -334,7 +338,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		}
 		if (!o->command) {
 			if (strcmp(a, "info") && strcmp(a, "run") && strcmp(a, "release") && strcmp(a, "pattern") &&
-			    strcmp(a, "serve"))
+			    strcmp(a, "reattach") && strcmp(a, "serve"))
 				return usage_error(NULL, "unknown command '%s'", a);
 			o->command = a;
 			continue;
@@ -574,6 +578,28 @@ static int cmd_release(const struct opts *o)
 	return 0;
 }
 
+static int cmd_reattach(const struct opts *o)
+{
+	struct dmactl_backend *b;
+	char err[ERRLEN] = "";
+	uint32_t config[16];
+	int rc, i;
+
+	rc = open_backend(o, &b);
+	if (rc)
+		return rc;
+	rc = dmactl_backend_reattach(b, config, err, sizeof(err));
+	dmactl_backend_close(b);
+	if (rc)
+		return fail_json("reattach", "device", err, EXIT_RUN);
+	print_head(1, "reattach");
+	fputs(",\"config\":[", stdout);
+	for (i = 0; i < 16; i++)
+		printf("%s\"0x%08" PRIx32 "\"", i ? "," : "", config[i]);
+	fputs("],\"error\":null}\n", stdout);
+	return 0;
+}
+
 static int cmd_pattern(const struct opts *o)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -611,6 +637,8 @@ static int dispatch(const struct opts *o)
 		return cmd_run(o);
 	if (!strcmp(o->command, "release"))
 		return cmd_release(o);
+	if (!strcmp(o->command, "reattach"))
+		return cmd_reattach(o);
 	return cmd_pattern(o);
 }
 

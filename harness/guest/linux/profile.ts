@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import type { InfoResult } from '../../contract/result.js';
+import { parseDmactlOutput, parseInfoResult, type InfoResult } from '../../contract/result.js';
 import type { Scenario } from '../../contract/scenario.js';
 import { DmahilError } from '../../errors.js';
 import { AGENT_PORT_NAME, createPrivateDir, Machine, removePrivateDir, type MachineConfig } from '../../machine/index.js';
@@ -42,7 +42,7 @@ export interface LinuxRestorePoint {
   fillRam: (ramFile: string) => Promise<void>;
   clientPrivateKey: string;
   hostPublicKey: string;
-  /** The saved guest has a process waiting on the agent port (LinuxSession.armAgent) to re-attach the edu and serve dmactl. */
+  /** The saved guest has a `dmactl serve` waiting on the agent port (LinuxSession.prepareForSave). */
   agentArmed?: boolean;
 }
 
@@ -52,11 +52,12 @@ export interface LinuxRestoreOptions {
   readyTimeoutMs: number;
   /**
    * How the edu comes back (QEMU 7.2's edu has no migration state: after a restore its PCI config is
-   * zero, MMIO reads 0 and DMA silently moves nothing). 'rescan' (default): PCI rescan in the guest, which
-   * re-probes edudma (its probe checks the ID register and liveness), then an independent check of both
-   * registers through /dev/mem. 'skip' exists only for the negative-control spec.
+   * reset, MMIO reads nothing and DMA silently moves nothing). 'reattach' (default): `dmactl reattach`,
+   * edudma writes back the config its probe left and checks the ID and liveness registers; the host then
+   * checks the config space the guest OS reads (LinuxSession.reattachDevice). 'skip' exists only for the
+   * negative-control spec.
    */
-  edu?: 'rescan' | 'skip';
+  edu?: 'reattach' | 'skip';
   onProgress?: (message: string) => void;
 }
 
@@ -68,7 +69,7 @@ export interface RestoreTimings {
   sshMs: number;
   eduMs: number;
   totalMs: number;
-  /** Which channel re-attached the edu and carries dmactl. */
+  /** Which channel carried the re-attach and carries dmactl. */
   via: 'agent' | 'ssh';
 }
 
@@ -150,7 +151,7 @@ export async function restoreLinuxGuest(point: LinuxRestorePoint, opts: LinuxRes
   await fs.mkdir(opts.artifactsDir, { recursive: true });
   const machine = await Machine.launch({ ...point.config, incoming: 'defer' }, { artifactsDir: opts.artifactsDir, fillRamFile: point.fillRam });
   const t1 = performance.now();
-  const reattach = (opts.edu ?? 'rescan') === 'rescan';
+  const reattach = (opts.edu ?? 'reattach') === 'reattach';
   const target: SshTarget = { host: '127.0.0.1', port: machine.sshPort, username: 'root', privateKey: point.clientPrivateKey, hostPublicKey: point.hostPublicKey };
   const ready = { timeoutMs: opts.readyTimeoutMs, isAlive: () => machine.isRunning(), logFile: path.join(opts.artifactsDir, 'serial.log') };
   let agent: net.Socket | undefined;
@@ -166,12 +167,9 @@ export async function restoreLinuxGuest(point: LinuxRestorePoint, opts: LinuxRes
     const t3 = performance.now();
     const memory = await openGuestMemory(machine);
     const session = new LinuxSession(machine, channel ?? { target, login: () => SshChannel.login(target, ready) }, memory, opts.artifactsDir, async () => undefined);
-    if (agent) {
-      progress('re-attaching the edu (PCI rescan, over the agent port)');
+    if (reattach) {
+      progress(`re-attaching the edu (over ${agent ? 'the agent port' : 'SSH'})`);
       await session.reattachDevice(agent);
-    } else if (reattach) {
-      progress('re-attaching the edu (PCI rescan)');
-      await session.reattachDevice();
     }
     const t4 = performance.now();
     session.restoreTimings = { launchMs: t1 - t0, loadStateMs, sshMs: login ? t3 - t2 : 0, eduMs: t4 - t3, totalMs: t4 - t0, via: agent ? 'agent' : 'ssh' };
@@ -184,36 +182,18 @@ export async function restoreLinuxGuest(point: LinuxRestorePoint, opts: LinuxRes
   }
 }
 
-/** Finds the edu (1234:11e8) in sysfs; `$d` is its directory. Shell builtins only: a fork costs ms under TCG. */
-const FIND_EDU = 'd=; for x in /sys/bus/pci/devices/*; do read v < $x/vendor; read i < $x/device; [ "$v:$i" = 0x1234:0x11e8 ] && d=$x && break; done';
-
 const DMACTL = `${GUEST_DIR}/dmactl`;
 
 /**
- * The re-attach, as shell: remove a stale edu (a guest saved with it attached), rescan, so the fresh edu is
- * enumerated, gets its BAR and bus mastering, and edudma probes it (the probe fails unless the ID register
- * reads 0x010000ed and the liveness register inverts). Prints one line: `config` and the first 20 bytes of
- * the edu's PCI config space, or `error` and why (then exits 1).
- */
-const REATTACH =
-  `${FIND_EDU}; [ -n "$d" ] && echo 1 > $d/remove; echo 1 > /sys/bus/pci/rescan; ${FIND_EDU}; ` +
-  '[ -n "$d" ] || { echo "error no edu after rescan"; exit 1; }; ' +
-  '[ -e $d/driver ] || { echo "error edudma did not bind $d (its probe checks ID and liveness)"; exit 1; }; ' +
-  'echo config $(od -An -tx4 -N20 $d/config)';
-
-/**
- * The agent a snapshot is saved with: it holds the agent port open and waits. After a restore the host
- * writes `reattach`; it runs REATTACH into the port and becomes `dmactl serve` on it. No SSH login needed.
+ * The agent a snapshot is saved with: `dmactl serve` on the agent port, waiting for its first line. After a
+ * restore the host writes `reattach` there: no SSH login, no process start, no shell on the way.
  */
 const AGENT_SCRIPT = [
   `dev=; for p in /sys/class/virtio-ports/*; do read n < $p/name; [ "$n" = ${AGENT_PORT_NAME} ] && dev=/dev/\${p##*/}; done`,
   '[ -n "$dev" ] || { echo "no virtio port named ' + AGENT_PORT_NAME + '" >&2; exit 1; }',
   'exec 3<>$dev',
   `echo $$ > ${GUEST_DIR}/agent.pid`,
-  'read -r c <&3',
-  '[ "$c" = reattach ] || exit 1',
-  `{ ${REATTACH}; } >&3`,
-  `exec ${DMACTL} serve <&3 >&3`,
+  `exec ${DMACTL} serve <&3 >&3 3<&-`,
 ].join('\n');
 
 /** An SSH connection made only when something needs it (a restored guest's logs, --keep, a fallback). */
@@ -275,30 +255,27 @@ export class LinuxSession implements GuestSession {
   restoreTimings?: RestoreTimings;
 
   /**
-   * Before a save: take the edu out of the guest's PCI tree (edudma unbinds; the module stays loaded), so
-   * the saved guest holds no stale view of a device whose state a restore loses.
+   * Before a save: stop the session's `dmactl serve` (a restored guest could not use its SSH channel) and,
+   * when the machine has an agent port, start the agent (AGENT_SCRIPT) there and wait until its dmactl
+   * answers on the port. Returns the host end of the port, which must stay connected until the machine is
+   * saved: a port with no host end reads as end-of-file, and the hang-up is a message QEMU writes into RAM.
    */
-  async detachDevice(): Promise<void> {
-    await this.dmactl.close(); // a restored guest starts its own
-    await this.sh(`${FIND_EDU}; [ -n "$d" ] || { echo no edu >&2; exit 1; }; echo 1 > $d/remove`);
-  }
-
-  /**
-   * Before a save: start the agent (AGENT_SCRIPT) on the agent port and wait until it holds the port. The
-   * returned socket is the host end, which must stay connected until the machine is saved: the agent
-   * reads from the port, and a port with no host end reads as end-of-file.
-   */
-  async armAgent(): Promise<net.Socket> {
+  async prepareForSave(): Promise<net.Socket | undefined> {
+    await this.dmactl.close();
+    if (!this.machine.config.agentPort) return undefined;
     const host = await this.machine.connectAgent();
     try {
       const ch = await this.ssh();
       const put = await ch.exec(`cat > ${GUEST_DIR}/agent.sh`, { timeoutMs: COMMAND_TIMEOUT_MS, stdin: AGENT_SCRIPT + '\n' });
       if (put.code !== 0) throw new DmahilError(`could not write the agent script into the guest: ${put.stderr.trim()}`);
-      await this.sh(
-        `rm -f ${GUEST_DIR}/agent.pid; setsid sh ${GUEST_DIR}/agent.sh </dev/null >/dev/null 2>${GUEST_DIR}/agent.err & ` +
-          `i=0; while [ ! -s ${GUEST_DIR}/agent.pid ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; ` +
-          `[ -s ${GUEST_DIR}/agent.pid ] || { echo "the agent did not open its port: $(cat ${GUEST_DIR}/agent.err)" >&2; exit 1; }`,
-      );
+      await this.sh(`rm -f ${GUEST_DIR}/agent.pid; setsid sh ${GUEST_DIR}/agent.sh </dev/null >/dev/null 2>${GUEST_DIR}/agent.err &`);
+      // Its answer says dmactl serve is up and reading the port: the saved guest waits in that read.
+      const agent = new LineStream(asCommandStream(host), 'dmactl serve on the agent port');
+      const answer = await agent.request('info', COMMAND_TIMEOUT_MS, 'the agent starting').catch(async (e: unknown) => {
+        const err = await this.sh(`cat ${GUEST_DIR}/agent.err`).catch(() => '');
+        throw new DmahilError(`the agent did not answer on its port: ${(e as Error).message}${err.trim() ? `; its stderr: ${err.trim()}` : ''}`);
+      });
+      if (!parseInfoResult(parseDmactlOutput(answer)).ok) throw new DmahilError(`the agent's dmactl cannot use edudma: ${answer.slice(0, 300)}`);
       return host;
     } catch (e) {
       host.destroy();
@@ -307,41 +284,27 @@ export class LinuxSession implements GuestSession {
   }
 
   /**
-   * After a restore: re-attach the edu (REATTACH), over the agent port when the host end of an armed agent
-   * is given, else over one SSH exec; either way that shell then becomes the session's `dmactl serve`.
-   * Then check, from PCI config space rather than the driver's word, that BAR0 is assigned and memory
-   * decoding and bus mastering are on (a restore leaves both zero), and that dmactl sees the device.
-   * Any failure throws, and this guest is not used. (/dev/mem is closed to claimed BARs: IO_STRICT_DEVMEM.)
+   * After a restore: `dmactl reattach` over the agent port when the host end of an armed agent is given,
+   * else over a `dmactl serve` started with SSH; that dmactl then serves the session. edudma writes back
+   * the PCI config its probe left and checks the ID and liveness registers. Then the host checks the config
+   * space as the guest OS reads it (not the driver's word): the edu's IDs, BAR0 assigned, memory decoding
+   * and bus mastering on (a restore leaves them zero). Any failure throws, and this guest is not used.
    */
   async reattachDevice(agent?: net.Socket): Promise<void> {
     const failed = (why: string): DriverLoadError =>
       new DriverLoadError(`the edu did not come back after the restore: ${why}`, { logFile: path.join(this.artifactsDir, 'serial.log') });
-    let stream: LineStream;
     if (agent) {
-      stream = new LineStream(asCommandStream(agent), 'dmactl serve on the agent port');
+      const stream = new LineStream(asCommandStream(agent), 'dmactl serve on the agent port');
       // The agent's process ends (it crashed, or dmactl serve exited): the port closes, the stream with it.
       this.stopWatchingAgent = this.machine.onAgentPortClosed(() => void stream.close('the guest closed the agent port (its dmactl serve ended)'));
-      stream.writeLine('reattach');
-    } else {
-      stream = await (await this.ssh()).openLineStream(`${REATTACH}; exec ${DMACTL} serve`);
+      this.dmactl.adopt(stream);
     }
-    const out = await stream.readLine(COMMAND_TIMEOUT_MS, 'the PCI rescan').catch((e: unknown) => {
+    const r = await this.dmactl.reattach().catch((e: unknown) => {
       throw failed((e as Error).message);
     });
-    this.dmactl.adopt(stream);
-    if (out.startsWith('error ')) throw failed(out.slice(6));
-    // The first 20 bytes of config space as little-endian dwords: [1] holds COMMAND in its low half, [4] is BAR0.
-    const dwords = /^config((?:\s+[0-9a-f]{8}){5})\s*$/.exec(out)?.[1]?.trim().split(/\s+/);
-    const cmd = dwords ? (parseInt(dwords[1]!, 16) & 0xffff).toString(16) : undefined;
-    const bar0 = dwords?.[4];
-    const command = cmd === undefined ? 0 : parseInt(cmd, 16);
-    if ((command & 0x6) !== 0x6 || bar0 === undefined || (parseInt(bar0, 16) & ~0xf) === 0) {
-      throw new DriverLoadError(`the edu is dead after the restore: PCI COMMAND ${cmd ?? '?'} (memory and bus-master bits must be set), BAR0 ${bar0 ?? '?'}`, {
-        logFile: path.join(this.artifactsDir, 'serial.log'),
-      });
-    }
-    const info = await this.info();
-    if (!info.ok) throw new DriverLoadError(`edudma is not usable after the restore: ${info.error?.code}: ${info.error?.message}`);
+    if (!r.ok) throw failed(`${r.error?.code}: ${r.error?.message}`);
+    const problem = restoredConfigProblem(r.config);
+    if (problem) throw failed(problem);
   }
 
   private async sh(command: string, timeoutMs = COMMAND_TIMEOUT_MS): Promise<string> {
@@ -403,6 +366,22 @@ export class LinuxSession implements GuestSession {
     await this.machine.shutdown();
     await this.removeKeys();
   }
+}
+
+/**
+ * What is wrong with the edu's config space after a re-attach (dwords as the guest read them), if anything:
+ * the IDs 1234:11e8, memory decoding and bus mastering on in COMMAND, BAR0 assigned.
+ */
+export function restoredConfigProblem(config: number[]): string | undefined {
+  const hex = (v: number | undefined, digits: number): string => (v ?? 0).toString(16).padStart(digits, '0');
+  const ids = config[0] ?? 0;
+  if (ids !== 0x11e81234) return `PCI config space holds IDs ${hex(ids & 0xffff, 4)}:${hex(ids >>> 16, 4)}, not the edu's 1234:11e8`;
+  const command = (config[1] ?? 0) & 0xffff;
+  const bar0 = (config[4] ?? 0) >>> 0;
+  if ((command & 0x6) !== 0x6 || (bar0 & ~0xf) === 0) {
+    return `the edu is dead: PCI COMMAND ${hex(command, 4)} (memory and bus-master bits 0x6 must be set), BAR0 ${hex(bar0, 8)}`;
+  }
+  return undefined;
 }
 
 /** A socket as a LineStream's command stream: no stderr, close() ends it. */
