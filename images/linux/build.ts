@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { EnvironmentError } from '../../harness/errors.js';
 import { CpioEntry, writeCpio } from './cpio.js';
+import { stampAndPrune } from './cache-prune.js';
 
 export interface ReferenceImage {
   /** PVH-bootable ELF vmlinux (pass to -kernel). */
@@ -414,6 +415,7 @@ export async function buildReferenceImage(opts: BuildReferenceImageOptions): Pro
       const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as { cacheKey?: string; initrdSize?: number };
       if (manifest.cacheKey === inp.key && (await stat(initrd)).size === manifest.initrdSize) {
         progress(`reference image: cached (${inp.kernelVersion}, key ${inp.key})`);
+        await pruneCache(cacheDir, [kernelDir, imageDir], progress);
         return image;
       }
     } catch {
@@ -435,5 +437,16 @@ export async function buildReferenceImage(opts: BuildReferenceImageOptions): Pro
     `${JSON.stringify({ ...image, initrdSize: cpio.length, kernelPackage: inp.kernelPackage, modules: inp.modules, libraries: inp.libraries, initScript: inp.initScript, builtAt: new Date().toISOString() }, null, 2)}\n`,
   );
   progress(`reference image: ready (${(cpio.length / 1048576).toFixed(1)} MiB initramfs, key ${inp.key})`);
+  await pruneCache(cacheDir, [kernelDir, imageDir], progress);
   return image;
+}
+
+/** A cache that cannot be tidied still serves: pruning failures are reported, not thrown. */
+async function pruneCache(cacheDir: string, used: string[], progress: (msg: string) => void): Promise<void> {
+  try {
+    const removed = await stampAndPrune(cacheDir, used);
+    if (removed.length) progress(`reference image cache: removed ${removed.length} entries unused for 14 days (${removed.join(', ')})`);
+  } catch (e) {
+    progress(`reference image cache: could not prune ${cacheDir}: ${(e as Error).message}`);
+  }
 }
