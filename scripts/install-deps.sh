@@ -13,6 +13,7 @@ run_pkgs=(
   openssh-sftp-server                   # SFTP inside the guest (driver upload)
   build-essential kmod cpio xz-utils    # building edudma and dmactl, unpacking the kernel
   openssl                               # keys
+  socat                                 # reaching a kept guest's QMP socket, as --keep and dmahil shell print
 )
 test_pkgs=(
   gcc-mingw-w64-x86-64-win32 gcc-mingw-w64-i686-win32   # the Windows driver
