@@ -1,6 +1,7 @@
 // Every live machine in this process, so none outlives the harness. Covers normal exit and
 // SIGINT/SIGTERM; SIGKILL of the harness is covered by setpriv --pdeathsig in launch.
 
+import { atLastMoment } from './last-moment.js';
 import { removeRunDir } from './run-dir.js';
 
 export interface RegisteredMachine {
@@ -10,17 +11,19 @@ export interface RegisteredMachine {
 }
 
 const live = new Set<RegisteredMachine>();
-const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
-let installed = false;
+let unregisterCleanup: (() => void) | undefined;
 
 export function registerMachine(m: RegisteredMachine): void {
   live.add(m);
-  if (!installed) install();
+  unregisterCleanup ??= atLastMoment(killAllMachines);
 }
 
 export function unregisterMachine(m: RegisteredMachine): void {
   live.delete(m);
-  if (live.size === 0 && installed) uninstall();
+  if (live.size === 0) {
+    unregisterCleanup?.();
+    unregisterCleanup = undefined;
+  }
 }
 
 export function liveMachineCount(): number {
@@ -42,27 +45,4 @@ export function killAllMachines(): void {
     }
     live.delete(m);
   }
-}
-
-function onExit(): void {
-  killAllMachines();
-}
-
-function onSignal(signal: NodeJS.Signals): void {
-  killAllMachines();
-  uninstall();
-  // If nobody else handles the signal, behave as if we had not been here: die of it.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function install(): void {
-  installed = true;
-  process.on('exit', onExit);
-  for (const s of FORWARDED_SIGNALS) process.on(s, onSignal);
-}
-
-function uninstall(): void {
-  installed = false;
-  process.off('exit', onExit);
-  for (const s of FORWARDED_SIGNALS) process.off(s, onSignal);
 }

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EnvironmentError } from '../errors.js';
+import { atLastMoment } from './last-moment.js';
 
 export const RUN_DIR_PREFIX = 'dmahil-run-';
 /** Unix socket paths are limited to 108 bytes (sun_path). */
@@ -79,21 +80,30 @@ export function createRunDir(base: string, name: string): string {
  */
 export function createPrivateDir(name: string): string {
   const dir = createRunDir(chooseRunDirBase(0).base, name);
-  if (privateDirs.size === 0) process.on('exit', removePrivateDirsNow);
-  privateDirs.add(dir);
+  removeAtLastMoment(dir);
   return dir;
 }
 
-/** Remove a directory made by createPrivateDir. */
+/** Remove dir (a run directory this process made) at exit, SIGINT or SIGTERM, unless removePrivateDir did first. */
+export function removeAtLastMoment(dir: string): void {
+  unregisterPrivateDirs ??= atLastMoment(removePrivateDirsNow);
+  privateDirs.add(dir);
+}
+
+/** Remove a directory made by createPrivateDir or passed to removeAtLastMoment. */
 export function removePrivateDir(dir: string): void {
   privateDirs.delete(dir);
-  if (privateDirs.size === 0) process.off('exit', removePrivateDirsNow);
+  if (privateDirs.size === 0) {
+    unregisterPrivateDirs?.();
+    unregisterPrivateDirs = undefined;
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
 const privateDirs = new Set<string>();
+let unregisterPrivateDirs: (() => void) | undefined;
 
-// On exit (normal, or after the machine registry handled SIGINT/SIGTERM): synchronous, best effort.
+// At exit, SIGINT or SIGTERM (last-moment.ts): synchronous, best effort.
 function removePrivateDirsNow(): void {
   for (const dir of privateDirs) {
     try {

@@ -14,6 +14,7 @@ interface Launched {
   child: ChildProcess;
   qemuPid: number;
   runDir: string;
+  privateDir: string;
 }
 
 function launchInChild(artifactsDir: string, runBase: string, mode = 'idle'): Promise<Launched> {
@@ -23,7 +24,7 @@ function launchInChild(artifactsDir: string, runBase: string, mode = 'idle'): Pr
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => {
       out += chunk;
-      if (out.includes('\n')) resolve({ child, ...(JSON.parse(out) as { qemuPid: number; runDir: string }) });
+      if (out.includes('\n')) resolve({ child, ...(JSON.parse(out) as { qemuPid: number; runDir: string; privateDir: string }) });
     });
     child.once('exit', (code, signal) => {
       if (!out.includes('\n')) reject(new Error(`child exited before launching (${code ?? signal})`));
@@ -66,20 +67,25 @@ describe('machine lifetime (real QEMU, child harness)', function () {
     expect(fs.existsSync(runDir)).to.equal(false);
   });
 
-  it('SIGTERM to the harness kills its machines and removes their run dirs, then the harness dies of SIGTERM', async () => {
-    const { child, qemuPid, runDir } = await launchInChild(path.join(dir, 'art-term'), runBase);
-    qemuPids.push(qemuPid);
-    child.kill('SIGTERM');
-    expect(await exitOf(child)).to.equal('SIGTERM');
-    expect(await waitForProcessGone(isProcessAlive, qemuPid, 3000)).to.equal(true);
-    expect(fs.existsSync(runDir)).to.equal(false);
-  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`${signal} to the harness kills its machines and removes their run dirs and its private dirs, then the harness dies of ${signal}`, async () => {
+      const { child, qemuPid, runDir, privateDir } = await launchInChild(path.join(dir, `art-${signal}`), runBase);
+      qemuPids.push(qemuPid);
+      expect(fs.existsSync(privateDir)).to.equal(true);
+      child.kill(signal);
+      expect(await exitOf(child)).to.equal(signal);
+      expect(await waitForProcessGone(isProcessAlive, qemuPid, 3000)).to.equal(true);
+      expect(fs.existsSync(runDir)).to.equal(false);
+      expect(fs.existsSync(privateDir), 'the private dir (per-run keys) outlived the harness').to.equal(false);
+    });
+  }
 
   it('a harness that exits without shutdown() still kills its machines and removes their run dirs', async () => {
-    const { child, qemuPid, runDir } = await launchInChild(path.join(dir, 'art-exit'), runBase, 'exit');
+    const { child, qemuPid, runDir, privateDir } = await launchInChild(path.join(dir, 'art-exit'), runBase, 'exit');
     qemuPids.push(qemuPid);
     expect(await exitOf(child)).to.equal(0);
     expect(await waitForProcessGone(isProcessAlive, qemuPid, 3000)).to.equal(true);
     expect(fs.existsSync(runDir)).to.equal(false);
+    expect(fs.existsSync(privateDir)).to.equal(false);
   });
 });
