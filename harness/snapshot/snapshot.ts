@@ -13,7 +13,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { DmahilError } from '../errors.js';
 import type { MachineConfig } from '../machine/index.js';
-import { chooseRunDirBase, createRunDir, removeRunDir } from '../machine/run-dir.js';
+import { chooseRunDirBase, createRunDir, removeAtLastMoment, removePrivateDir } from '../machine/run-dir.js';
 import type { LinuxRestorePoint, LinuxSession } from '../guest/linux/profile.js';
 
 /** A snapshot cannot be made or cannot be used (corrupt, mismatched, no room). */
@@ -87,6 +87,7 @@ export async function saveSnapshot(session: LinuxSession, opts: SaveOptions): Pr
   let dir: string;
   try {
     dir = createRunDir(path.resolve(base), `snap-${machine.name}`);
+    removeAtLastMoment(dir); // a snapshot lives as long as this process at most
   } catch (e) {
     throw new SnapshotError(`cannot create a snapshot directory under ${base}: ${(e as Error).message}`, { cause: e, hint: 'check that the directory exists and is writable' });
   }
@@ -123,7 +124,7 @@ export async function saveSnapshot(session: LinuxSession, opts: SaveOptions): Pr
     return snapshotFrom(dir, manifest);
   } catch (e) {
     agentHost?.destroy();
-    removeRunDir(dir);
+    removePrivateDir(dir);
     if (e instanceof DmahilError) throw e;
     throw new SnapshotError(`saving a snapshot failed: ${(e as Error).message}`, { cause: e });
   }
@@ -163,6 +164,6 @@ function snapshotFrom(dir: string, manifest: SnapshotManifest): Snapshot {
       hostPublicKey: manifest.hostPublicKey,
       agentArmed: manifest.agentArmed === true,
     },
-    discard: async () => removeRunDir(dir),
+    discard: async () => removePrivateDir(dir),
   };
 }
