@@ -8,23 +8,16 @@ import { CATALOG } from '../../harness/dma/catalog.js';
 import { runScenario } from '../../harness/dma/run-scenario.js';
 import { outcome } from '../../harness/dma/verdict.js';
 import { restoreLinuxGuest, type LinuxSession } from '../../harness/guest/linux/profile.js';
-import { SshChannel } from '../../harness/guest/channel/ssh-channel.js';
 import { CHEAP_WAITS, saveSnapshot, type Snapshot } from '../../harness/snapshot/index.js';
-import { BOOT_TIMEOUT_MS, repoRoot, startReferenceGuest } from './support.js';
+import { BOOT_TIMEOUT_MS, guestExec, repoRoot, startReferenceGuest } from './support.js';
 
 const art = (name: string): string => path.join(repoRoot, 'reports', 'e2e', 'intx', name);
 const entry = (name: string) => CATALOG.find((e) => e.variant === 'bounce' && e.name === name)!;
 
 /** edudma's line of /proc/interrupts: its count, and the chip that delivers it. */
 async function edudmaInterrupts(s: LinuxSession): Promise<{ count: number; line: string }> {
-  const t = s.debugTarget().ssh;
-  const ssh = await SshChannel.connect({ host: t.host, port: t.port, username: t.user, privateKey: t.privateKey!, hostPublicKey: t.hostPublicKey }, 30_000);
-  try {
-    const line = (await ssh.exec('grep edudma /proc/interrupts', { timeoutMs: 10_000 })).stdout.trim();
-    return { count: Number(/^\s*\d+:\s+(\d+)/.exec(line)?.[1] ?? NaN), line };
-  } finally {
-    ssh.close();
-  }
+  const line = (await guestExec(s, 'grep edudma /proc/interrupts')).stdout.trim();
+  return { count: Number(/^\s*\d+:\s+(\d+)/.exec(line)?.[1] ?? NaN), line };
 }
 
 describe('e2e: edudma on INTx (pci=nomsi), bounce buffers forced @e2e', function () {

@@ -1,9 +1,11 @@
-// Boot the reference guest for a spec, with artifacts kept under reports/e2e/<name>.
+// Boot the reference guest for a spec, with artifacts kept under reports/e2e/<name>, and reach it over SSH.
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Scenario } from '../../harness/contract/scenario.js';
 import { scenarioDeadlineMs } from '../../harness/dma/run-scenario.js';
 import { startLinuxGuest, type LinuxGuestOptions, type LinuxSession } from '../../harness/guest/linux/profile.js';
+import { SshChannel, type ExecResult } from '../../harness/guest/channel/ssh-channel.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const cliPath = path.join(repoRoot, 'dist/harness/cli/main.js');
@@ -26,4 +28,21 @@ export function startReferenceGuest(name: string, forceBounce: boolean, extra: P
 /** A spec's time limit: the harness's own scenario deadline plus room, so a hang is caught by the harness, with evidence, not by mocha. */
 export function scenarioTimeoutMs(s: Scenario): number {
   return scenarioDeadlineMs(s) + 30_000;
+}
+
+/** A second SSH connection to a session's guest, as a person would open one, with the session's own key. */
+export function openGuestShell(s: LinuxSession): Promise<SshChannel> {
+  const t = s.debugTarget().ssh;
+  const privateKey = t.privateKey ?? fs.readFileSync(t.privateKeyFile, 'utf8');
+  return SshChannel.connect({ host: t.host, port: t.port, username: t.user, privateKey, hostPublicKey: t.hostPublicKey }, 30_000);
+}
+
+/** One command in a session's guest, over a connection of its own (the session's channels stay untouched). */
+export async function guestExec(s: LinuxSession, command: string, timeoutMs = 10_000): Promise<ExecResult> {
+  const ssh = await openGuestShell(s);
+  try {
+    return await ssh.exec(command, { timeoutMs });
+  } finally {
+    ssh.close();
+  }
 }

@@ -20,15 +20,9 @@ import { SshChannel } from '../../harness/guest/channel/ssh-channel.js';
 import type { LinuxSession } from '../../harness/guest/linux/profile.js';
 import type { GuestSession } from '../../harness/guest/session.js';
 import { isProcessAlive, type MachineExit } from '../../harness/machine/index.js';
-import { BOOT_TIMEOUT_MS, repoRoot, startReferenceGuest } from '../e2e/support.js';
+import { BOOT_TIMEOUT_MS, openGuestShell, repoRoot, startReferenceGuest } from '../e2e/support.js';
 
 type Fault = (s: LinuxSession, guest: SshChannel) => Promise<void>;
-
-/** A second SSH connection, as a person would open one, with the session's own key. */
-async function openGuestShell(s: LinuxSession): Promise<SshChannel> {
-  const t = s.debugTarget().ssh;
-  return SshChannel.connect({ host: t.host, port: t.port, username: t.user, privateKey: fs.readFileSync(t.privateKeyFile, 'utf8'), hostPublicKey: t.hostPublicKey }, 15_000);
-}
 
 const FAULTS: Array<{ name: string; timeoutMs?: number; fault?: Fault; during: boolean }> = [
   { name: 'fault: vCPUs stopped (hang)', timeoutMs: 8000, during: true, fault: async (s) => void (await s.machine.qmp.execute('stop')) },

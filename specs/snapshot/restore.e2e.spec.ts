@@ -8,10 +8,9 @@ import { DmahilError } from '../../harness/errors.js';
 import { makeScenario } from '../../harness/contract/scenario.js';
 import { runScenario } from '../../harness/dma/run-scenario.js';
 import { restoreLinuxGuest, type LinuxSession } from '../../harness/guest/linux/profile.js';
-import { SshChannel } from '../../harness/guest/channel/ssh-channel.js';
 import { loadSnapshot, saveSnapshot, CHEAP_WAITS, type Snapshot } from '../../harness/snapshot/index.js';
 import { RUN_DIR_PREFIX } from '../../harness/machine/index.js';
-import { repoRoot, startReferenceGuest, BOOT_TIMEOUT_MS } from '../e2e/support.js';
+import { guestExec, repoRoot, startReferenceGuest, BOOT_TIMEOUT_MS } from '../e2e/support.js';
 
 const art = (name: string): string => path.join(repoRoot, 'reports', 'e2e', 'snapshot', name);
 const roundTrip = { name: 'round-trip 4096 B', scenario: makeScenario({ size: 4096, seed: 77 }) };
@@ -59,14 +58,8 @@ describe('snapshot restore (real QEMU) @e2e', function () {
   it('negative control: bus mastering off, the edu can neither move data nor interrupt, and the run says so; a re-attach restores it', async () => {
     const s = await restore(snap!, 'no-bus-master', 'reattach');
     // COMMAND = memory decoding only, written through sysfs behind the driver's back.
-    const t = s.debugTarget().ssh;
-    const ssh = await SshChannel.connect({ host: t.host, port: t.port, username: t.user, privateKey: t.privateKey!, hostPublicKey: t.hostPublicKey }, 30_000);
-    try {
-      const off = await ssh.exec("printf '\\002' | dd of=/sys/class/misc/edudma/device/config bs=1 seek=4 count=1 conv=notrunc 2>&1", { timeoutMs: 10_000 });
-      expect(off.code, off.stdout).to.equal(0);
-    } finally {
-      ssh.close();
-    }
+    const off = await guestExec(s, "printf '\\002' | dd of=/sys/class/misc/edudma/device/config bs=1 seek=4 count=1 conv=notrunc 2>&1");
+    expect(off.code, off.stdout).to.equal(0);
     const v = await runScenario(s, roundTrip);
     // Its MSI is a bus-master write too: the guest waits for an interrupt that never comes.
     expect(v.status, v.summary).to.equal('error');
@@ -94,13 +87,7 @@ describe('snapshot restore (real QEMU) @e2e', function () {
     await s.collectLogs();
     expect(fs.readFileSync(path.join(art('agent-dies'), 'guest-dmesg.txt'), 'utf8')).to.match(/edudma/);
     const closed = new Promise<void>((resolve) => s.machine.onAgentPortClosed(resolve));
-    const t = s.debugTarget().ssh;
-    const ssh = await SshChannel.connect({ host: t.host, port: t.port, username: t.user, privateKey: t.privateKey!, hostPublicKey: t.hostPublicKey }, 30_000);
-    try {
-      expect((await ssh.exec('kill -9 $(cat /tmp/dmahil/agent.pid)', { timeoutMs: 10_000 })).code).to.equal(0);
-    } finally {
-      ssh.close();
-    }
+    expect((await guestExec(s, 'kill -9 $(cat /tmp/dmahil/agent.pid)')).code).to.equal(0);
     await closed;
     const v = await runScenario(s, roundTrip);
     expect(v.status, v.summary).to.equal('pass');
