@@ -35,7 +35,7 @@ export interface SnapshotManifest {
   clientPrivateKey: string;
   hostPublicKey: string;
   /** True when a `dmactl serve` waits on the agent port in the saved guest (restores need no SSH login). */
-  agentArmed?: boolean;
+  agentArmed: boolean;
   savedAt: string;
   saveMs: number;
 }
@@ -162,7 +162,7 @@ function snapshotFrom(dir: string, manifest: SnapshotManifest): Snapshot {
       fillRam: (ramFile) => writeRamImage(path.join(dir, FILES.ram), ramFile, path.dirname(path.dirname(ramFile))),
       clientPrivateKey: manifest.clientPrivateKey,
       hostPublicKey: manifest.hostPublicKey,
-      agentArmed: manifest.agentArmed === true,
+      agentArmed: manifest.agentArmed,
     },
     discard: async () => removePrivateDir(dir),
   };

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { EnvironmentError } from '../../harness/errors.js';
 import { CpioEntry, writeCpio } from './cpio.js';
-import { stampAndPrune } from './cache-prune.js';
+import { PRUNE_AFTER_MS, stampAndPrune } from './cache-prune.js';
 
 export interface ReferenceImage {
   /** PVH-bootable ELF vmlinux (pass to -kernel). */
@@ -445,7 +445,8 @@ export async function buildReferenceImage(opts: BuildReferenceImageOptions): Pro
 async function pruneCache(cacheDir: string, used: string[], progress: (msg: string) => void): Promise<void> {
   try {
     const removed = await stampAndPrune(cacheDir, used);
-    if (removed.length) progress(`reference image cache: removed ${removed.length} entries unused for 14 days (${removed.join(', ')})`);
+    const days = Math.round(PRUNE_AFTER_MS / 86_400_000);
+    if (removed.length) progress(`reference image cache: removed ${removed.length} entries unused for ${days} days (${removed.join(', ')})`);
   } catch (e) {
     progress(`reference image cache: could not prune ${cacheDir}: ${(e as Error).message}`);
   }
