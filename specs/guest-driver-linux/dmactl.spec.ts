@@ -107,6 +107,15 @@ describe('guest-driver/linux: dmactl on the host', function () {
     });
   }
 
+  it('reattach on a device whose driver does not know it (/dev/null): JSON error "device" that says so, exit 3', async () => {
+    const r = await run(['--device', '/dev/null', 'reattach']);
+    expect(r.exitCode).to.equal(3);
+    expect(r.json).to.include({ ok: false, command: 'reattach', os: 'linux' });
+    expect(r.json.error.code).to.equal('device');
+    expect(r.json.error.message).to.match(/EDUDMA_IOC_REATTACH: Inappropriate ioctl for device \(the driver behind this device does not know reattach/);
+    expect(validate(r.json), JSON.stringify(r.json)).to.equal(true);
+  });
+
   it('opens /dev/edudma by default', async function () {
     if (existsSync('/dev/edudma')) this.skip();
     const r = await run(['info']);

@@ -91,8 +91,14 @@ int dmactl_backend_reattach(struct dmactl_backend *b, uint32_t config[16], char 
 	int fd;
 
 	memset(&a, 0, sizeof(a));
-	if (ioctl(b->fd, EDUDMA_IOC_REATTACH, &a) < 0)
-		return fail_errno(err, errlen, "EDUDMA_IOC_REATTACH");
+	if (ioctl(b->fd, EDUDMA_IOC_REATTACH, &a) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "EDUDMA_IOC_REATTACH: %s%s", strerror(e),
+			 e == ENOTTY ? " (the driver behind this device does not know reattach: an edudma.ko older than this dmactl?)"
+			 : e == ENODEV ? " (no edu device is bound to edudma)" : "");
+		return -1;
+	}
 	if (a.status != DMAHIL_OK) {
 		a.message[sizeof(a.message) - 1] = '\0';
 		snprintf(err, errlen, "%s", a.message[0] ? a.message : "the driver's device check failed");
