@@ -1,6 +1,9 @@
 // What QEMU's device models print about guest/device misbehaviour, parsed from its stdout/stderr.
-// QEMU 7.2 edu: the clamp line goes to stdout (printf, line-buffered by QEMU), the range error to
-// stderr via hw_error() followed by abort() (guest notes §8). `-d guest_errors` adds "Invalid read/write".
+// QEMU 7.2 edu: the clamp line goes to stdout with a newline; QEMU 10's goes to stderr WITHOUT one, so
+// two clamps run together on one line and the last may never end: the splitter cuts a record after each
+// clamp message as well as at newlines. The range error goes to stderr via hw_error() and abort()
+// (guest notes §8). `-d guest_errors` adds "Invalid read/write". Under a KVM that cannot run the guest,
+// QEMU prints "KVM internal error. Suberror: N" and stops the vCPU (hosts.md).
 
 export type OutputStream = 'stdout' | 'stderr';
 
@@ -21,6 +24,7 @@ export type DeviceModelMessage =
     })
   | (MessageBase & { kind: 'invalid-access'; access: 'read' | 'write'; addr: bigint; size: number; region: string; reason: string })
   | (MessageBase & { kind: 'terminating-on-signal'; signal: number; fromPid?: number })
+  | (MessageBase & { kind: 'kvm-internal-error'; suberror: number })
   | (MessageBase & { kind: 'qemu-warning'; detail: string })
   | (MessageBase & { kind: 'qemu-error'; detail: string });
 
@@ -31,6 +35,7 @@ const HW_ERROR = /^qemu: hardware error: (.*)$/;
 const EDU_RANGE = /EDU: DMA range (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+) out of bounds \((0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\)/;
 const INVALID_ACCESS = /^Invalid (read|write) at addr (0x[0-9a-fA-F]+), size (\d+), region '([^']*)', reason: (.*)$/;
 const TERMINATING = /^[\w.-]+: terminating on signal (\d+)(?: from pid (\d+))?/;
+const KVM_INTERNAL = /^KVM internal error\. Suberror: (\d+)/;
 const QEMU_PREFIXED = /^(qemu[\w.-]*): (warning: )?(.*)$/;
 
 /** Parse one output line; undefined when it is not a message the harness tracks. */
@@ -54,13 +59,20 @@ export function parseDeviceModelLine(line: string, stream: OutputStream, at: num
   if ((m = TERMINATING.exec(line))) {
     return { ...base, kind: 'terminating-on-signal', signal: Number(m[1]), ...(m[2] ? { fromPid: Number(m[2]) } : {}) };
   }
+  if ((m = KVM_INTERNAL.exec(line))) return { ...base, kind: 'kvm-internal-error', suberror: Number(m[1]) };
   if ((m = QEMU_PREFIXED.exec(line))) {
     return { ...base, kind: m[2] ? 'qemu-warning' : 'qemu-error', detail: m[3]! };
   }
   return undefined;
 }
 
-/** Splits a byte stream into lines across chunk boundaries. */
+/** A complete edu clamp message anywhere in the text: it ends with "!", newline or not. */
+const EDU_CLAMP_ANYWHERE = /EDU: clamping DMA 0x[0-9a-fA-F]+ to 0x[0-9a-fA-F]+!/;
+
+/**
+ * Splits an output stream into records across chunk boundaries: at each newline, and around each
+ * complete edu clamp message, which QEMU 10 prints without a newline.
+ */
 export class LineSplitter {
   private pending = '';
 
@@ -68,10 +80,20 @@ export class LineSplitter {
 
   push(chunk: string): void {
     this.pending += chunk;
-    let nl: number;
-    while ((nl = this.pending.indexOf('\n')) >= 0) {
-      this.onLine(this.pending.slice(0, nl).replace(/\r$/, ''));
+    for (;;) {
+      const nl = this.pending.indexOf('\n');
+      const clamp = EDU_CLAMP_ANYWHERE.exec(this.pending);
+      if (clamp && (nl < 0 || clamp.index < nl)) {
+        if (clamp.index > 0) this.onLine(this.pending.slice(0, clamp.index));
+        this.onLine(clamp[0]);
+        // QEMU 7.2 ends the message with a newline: that newline ends this record, not an empty one.
+        this.pending = this.pending.slice(clamp.index + clamp[0].length).replace(/^\r?\n/, '');
+        continue;
+      }
+      if (nl < 0) return;
+      const line = this.pending.slice(0, nl).replace(/\r$/, '');
       this.pending = this.pending.slice(nl + 1);
+      this.onLine(line);
     }
   }
 

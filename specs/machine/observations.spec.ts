@@ -42,6 +42,27 @@ describe('machine/device-model messages', () => {
     s.end();
     expect(lines).to.deep.equal(['EDU: clamping DMA 0x1 to 0x1!', 'second', 'third']);
   });
+  it("QEMU 10's clamp messages: on stderr without a newline, run together, the last never ended", () => {
+    const lines: string[] = [];
+    const s = new LineSplitter((l) => lines.push(l));
+    // As QEMU 10.0 writes them (hosts.md): fprintf(stderr) with no newline, split across reads.
+    for (const chunk of ['EDU: clamping DMA 0x00000000163db000 to 0x00000000063db000!EDU: clamp', 'ing DMA 0x00000000163dc000 to 0x00000000063dc000!']) s.push(chunk);
+    expect(lines).to.deep.equal(['EDU: clamping DMA 0x00000000163db000 to 0x00000000063db000!', 'EDU: clamping DMA 0x00000000163dc000 to 0x00000000063dc000!']);
+    const parsed = lines.map((l) => parseDeviceModelLine(l, 'stderr', 1));
+    expect(parsed.map((m) => m?.kind === 'edu-clamp' && [m.from, m.to])).to.deep.equal([[0x163db000n, 0x63db000n], [0x163dc000n, 0x63dc000n]]);
+    s.push('qemu-system-x86_64: terminating on signal 15\n');
+    expect(lines[2]).to.equal('qemu-system-x86_64: terminating on signal 15');
+  });
+  it('a clamp message in the middle of other output is a record of its own', () => {
+    const lines: string[] = [];
+    const s = new LineSplitter((l) => lines.push(l));
+    s.push('noise EDU: clamping DMA 0x10001000 to 0x1000!more\n');
+    expect(lines).to.deep.equal(['noise ', 'EDU: clamping DMA 0x10001000 to 0x1000!', 'more']);
+  });
+  it("a KVM that cannot run the guest: QEMU's internal-error line", () => {
+    expect(parseDeviceModelLine('KVM internal error. Suberror: 1', 'stderr', 1)).to.deep.include({ kind: 'kvm-internal-error', suberror: 1 });
+    expect(parseDeviceModelLine('emulation failure', 'stderr', 1)).to.equal(undefined);
+  });
 });
 
 describe('machine/exit classification', () => {
