@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { validateMachineConfig, type MachineConfig } from './config.js';
-import { probeKvm, resolveAccel, type ResolvedAccel } from './accel.js';
+import { chooseAccel, type ResolvedAccel } from './accel.js';
+import { DEAD_RUN_STATES } from './kvm-probe.js';
 import { agentSocketPath, buildQemuCommand, DEFAULT_QEMU_BINARY, shellQuote, type QemuCommand } from './cmdline.js';
 import { chooseRunDirBase, createRamFile, createRunDir, removeRunDir, sweepStaleRunDirs } from './run-dir.js';
 import { HOSTFWD_FAILURE, pickFreePort, type PortPicker } from './ports.js';
@@ -38,6 +39,11 @@ export interface LaunchOptions {
    * aborts the launch and the run directory, with the half-written file, is removed.
    */
   fillRamFile?: (ramFile: string) => Promise<void>;
+  /**
+   * Told once per process when accel 'auto' falls back to TCG because KVM cannot run a guest here.
+   * Default: one line on stderr.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** A snapshot save or restore (QEMU migration) failed. */
@@ -63,6 +69,8 @@ export class Machine {
   private shutdownPromise: Promise<MachineExit> | undefined;
   private shutdownEvent: { guest?: boolean; reason?: string } | undefined;
   private guestPanicked = false;
+  /** A run state the vCPU never leaves (internal-error, shutdown, ...), seen after a STOP event. */
+  private deadRunState: string | undefined;
 
   private constructor(
     readonly config: MachineConfig,
@@ -82,6 +90,14 @@ export class Machine {
     qmp.onEvent((e) => {
       if (e.event === 'SHUTDOWN') this.shutdownEvent = e.data as { guest?: boolean; reason?: string };
       if (e.event === 'GUEST_PANICKED') this.guestPanicked = true;
+      if (e.event === 'STOP') {
+        void qmp.execute<{ status: string }>('query-status').then(
+          (st) => {
+            if (DEAD_RUN_STATES.has(st.status)) this.deadRunState = st.status;
+          },
+          () => undefined,
+        );
+      }
     });
     // QEMU sends SHUTDOWN / GUEST_PANICKED just before exiting; read the socket to EOF before classifying.
     const qmpClosed = new Promise<void>((resolve) => qmp.onClose(() => resolve()));
@@ -135,7 +151,9 @@ export class Machine {
     checkConfigFiles(config);
     const binary = requireQemu(config.qemuBinary ?? DEFAULT_QEMU_BINARY);
     const setpriv = requireSetpriv();
-    const accel = resolveAccel(config.accel, probeKvm());
+    const choice = await chooseAccel(config.accel, binary, setpriv);
+    const accel = choice.accel;
+    if (choice.warning) (options.onWarning ?? ((w: string) => process.stderr.write(`dmahil: ${w}\n`)))(choice.warning);
     const artifactsDir = path.resolve(options.artifactsDir);
     fs.mkdirSync(artifactsDir, { recursive: true });
     const ramBytes = config.memoryMiB * MiB;
@@ -210,6 +228,20 @@ export class Machine {
 
   isRunning(): boolean {
     return this.proc.isRunning;
+  }
+
+  /**
+   * Why this guest will never come up, or undefined while it still may: QEMU exited, KVM reported an
+   * internal error, or the vCPU stopped in a state it never leaves. A boot wait polls this so a dead
+   * boot fails within moments, not at its timeout. A VM the harness paused is not dead.
+   */
+  deadReason(): string | undefined {
+    if (!this.proc.isRunning) return 'QEMU exited';
+    const kvm = this.proc.messages.find((m) => m.kind === 'kvm-internal-error');
+    if (kvm) return `KVM stopped the vCPU ("${kvm.line}"): KVM cannot run this guest here; use --accel tcg`;
+    if (this.guestPanicked) return 'the guest panicked (pvpanic)';
+    if (this.deadRunState) return `the vCPU stopped: run state ${this.deadRunState}`;
+    return undefined;
   }
 
   /** Messages seen so far, optionally only those read at or after `sinceMs` (a Date.now() value). */

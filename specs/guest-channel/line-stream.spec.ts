@@ -88,9 +88,9 @@ describe('guest-channel: line streams and the dmactl server against a real sshd'
 
     it('stops at once when the machine is gone', async () => {
       const t = Date.now();
-      const err = await SshChannel.login({ ...target, port: 1 }, { timeoutMs: 30_000, isAlive: () => false }).catch((e: unknown) => e);
+      const err = await SshChannel.login({ ...target, port: 1 }, { timeoutMs: 30_000, deadReason: () => 'QEMU exited' }).catch((e: unknown) => e);
       expect(err).to.be.instanceOf(GuestNotReadyError);
-      expect((err as Error).message).to.match(/machine exited/);
+      expect((err as Error).message).to.match(/the guest cannot answer: QEMU exited/);
       expect(Date.now() - t).to.be.lessThan(10_000);
     });
   });

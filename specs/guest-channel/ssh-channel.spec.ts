@@ -141,12 +141,12 @@ describe('guest-channel: SshChannel against a real sshd on 127.0.0.1', function 
       let err: unknown;
       const started = Date.now();
       try {
-        await SshChannel.waitReady({ ...target, port: 1 }, { timeoutMs: 30_000, isAlive: () => false });
+        await SshChannel.waitReady({ ...target, port: 1 }, { timeoutMs: 30_000, deadReason: () => 'QEMU exited' });
       } catch (e) {
         err = e;
       }
       expect(err).to.be.instanceOf(GuestNotReadyError);
-      expect((err as Error).message).to.match(/machine exited while waiting for SSH/);
+      expect((err as Error).message).to.match(/the guest cannot boot: QEMU exited \(while waiting for SSH/);
       expect(Date.now() - started).to.be.lessThan(2000);
     });
 

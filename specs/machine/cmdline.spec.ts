@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { buildQemuCommand, escapeQemuOptValue, resolveAccel, shellQuote, type QemuCommandInputs } from '../../harness/machine/index.js';
 import { EnvironmentError } from '../../harness/errors.js';
+import { parseIp } from '../../harness/machine/kvm-probe.js';
 import { baseConfig } from './support/fixtures.js';
 
 function build(over: Partial<QemuCommandInputs> = {}, config = baseConfig()) {
@@ -28,12 +29,24 @@ describe('machine/cmdline', () => {
     it('an explicit cpuModel wins', () => {
       expect(opt(build({}, baseConfig({ cpuModel: 'max' })).args, '-cpu')).to.equal('max');
     });
-    it("resolves 'auto' from the /dev/kvm probe, and refuses 'kvm' without it", () => {
-      expect(resolveAccel('auto', { usable: true })).to.equal('kvm');
-      expect(resolveAccel('auto', { usable: false, reason: 'ENOENT' })).to.equal('tcg');
-      expect(resolveAccel('tcg', { usable: true })).to.equal('tcg');
-      expect(() => resolveAccel('kvm', { usable: false, reason: 'EACCES' }))
+    it("resolves 'auto' from what KVM did, not from whether /dev/kvm opens; refuses 'kvm' without it", () => {
+      const runs = { device: { usable: true }, execution: { works: true, detail: 'the firmware ran', ms: 200 } };
+      const broken = { device: { usable: true }, execution: { works: false, detail: 'KVM cannot run the guest: QEMU: "KVM internal error. Suberror: 1"', ms: 300 } };
+      expect(resolveAccel('auto', runs, 'a')).to.deep.equal({ accel: 'kvm' });
+      expect(resolveAccel('auto', { device: { usable: false, reason: 'ENOENT' } }, 'a')).to.deep.equal({ accel: 'tcg' });
+      expect(resolveAccel('tcg', runs, 'a')).to.deep.equal({ accel: 'tcg' });
+      expect(() => resolveAccel('kvm', { device: { usable: false, reason: 'EACCES' } }, 'a'))
         .to.throw(EnvironmentError, /accel 'kvm' requested but \/dev\/kvm is not usable \(EACCES\)/);
+      // The device opens, the guest does not run: kvm fails naming the cause and the fix; auto warns once.
+      expect(() => resolveAccel('kvm', broken, 'b')).to.throw(EnvironmentError, /KVM cannot run a guest here: .*KVM internal error/);
+      const first = resolveAccel('auto', broken, 'spec-binary-b');
+      expect(first.accel).to.equal('tcg');
+      expect(first.warning).to.match(/^warning: \/dev\/kvm opens but KVM cannot run a guest \(.*Suberror: 1.*\): running under TCG instead$/);
+      expect(resolveAccel('auto', broken, 'spec-binary-b')).to.deep.equal({ accel: 'tcg' });
+    });
+    it('reads the instruction pointer from HMP info registers, 32- and 64-bit dumps', () => {
+      expect(parseIp('EIP=0000fff0 EFL=00000002\nCS =f000 ffff0000 0000ffff 00009b00')).to.deep.equal({ csBase: 0xffff0000n, ip: 0xfff0n });
+      expect(parseIp('RIP=ffffffff81000000 RFL=00000246\nCS =0010 0000000000000000 ffffffff 00a09b00')).to.deep.equal({ csBase: 0n, ip: 0xffffffff81000000n });
     });
   });
 

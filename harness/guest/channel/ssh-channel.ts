@@ -22,8 +22,8 @@ export interface SshTarget {
 
 export interface ReadyOptions {
   timeoutMs: number;
-  /** False once the machine behind the port is gone: stop waiting at once. */
-  isAlive?: () => boolean;
+  /** Why the machine behind the port will never answer (QEMU exited, the vCPU stopped): stop waiting at once. */
+  deadReason?: () => string | undefined;
   /** Named in the error when the guest never becomes ready. */
   logFile?: string;
 }
@@ -93,8 +93,9 @@ export class SshChannel {
       });
     let lastWhy = 'no SSH banner';
     while (Date.now() < deadline) {
-      if (opts.isAlive && !opts.isAlive()) {
-        throw new GuestNotReadyError(`the machine exited while waiting for SSH at ${where}`, {
+      const dead = opts.deadReason?.();
+      if (dead) {
+        throw new GuestNotReadyError(`the guest cannot boot: ${dead} (while waiting for SSH at ${where})`, {
           hint: 'QEMU or the guest stopped during boot; read the logs',
           logFile: opts.logFile,
         });
@@ -123,7 +124,8 @@ export class SshChannel {
     const deadline = Date.now() + opts.timeoutMs;
     let lastWhy = 'no login attempt';
     while (Date.now() < deadline) {
-      if (opts.isAlive && !opts.isAlive()) throw new GuestNotReadyError(`the machine exited while logging in at ${target.host}:${target.port}`, { logFile: opts.logFile });
+      const dead = opts.deadReason?.();
+      if (dead) throw new GuestNotReadyError(`the guest cannot answer: ${dead} (while logging in at ${target.host}:${target.port})`, { logFile: opts.logFile });
       try {
         return await SshChannel.connect(target, Math.max(1000, Math.min(15000, deadline - Date.now())));
       } catch (e) {

@@ -136,7 +136,7 @@ export async function startWindowsGuest(opts: WindowsGuestOptions): Promise<Wind
       rtcLocalTime: true,
       ...(firmware ? { firmware } : {}),
     },
-    { artifactsDir: opts.artifactsDir },
+    { artifactsDir: opts.artifactsDir, onWarning: progress },
   );
   const watcher = new PanicWatcher(machine);
   const serialLog = path.join(opts.artifactsDir, 'serial.log');
@@ -146,7 +146,7 @@ export async function startWindowsGuest(opts: WindowsGuestOptions): Promise<Wind
     channel = await Promise.race([
       SshChannel.waitReady(
         { host: '127.0.0.1', port: machine.sshPort, username: image.manifest.username, privateKey: await fs.readFile(image.privateKeyFile, 'utf8') },
-        { timeoutMs: opts.bootTimeoutMs, isAlive: () => machine.isRunning() && !watcher.panicked, logFile: serialLog },
+        { timeoutMs: opts.bootTimeoutMs, deadReason: () => machine.deadReason() ?? (watcher.panicked ? 'the guest bug-checked' : undefined), logFile: serialLog },
       ),
       watcher.whenPanicked.then((e) => Promise.reject(e)),
     ]);
