@@ -42,7 +42,7 @@ async function bootToReady(image: ReferenceImage, v: BootVariant, name: string):
     try {
       const ch = await SshChannel.waitReady(
         { host: '127.0.0.1', port: machine.sshPort, username: 'root', privateKey: keys.clientPrivateKey, hostPublicKey: keys.hostPublicKey },
-        { timeoutMs: 180_000, isAlive: () => machine.isRunning() },
+        { timeoutMs: 180_000, deadReason: () => machine.deadReason() },
       );
       const seconds = (performance.now() - started) / 1000;
       ch.close();
