@@ -1,0 +1,102 @@
+// The accelerator is chosen by what runs. Real QEMU and the real /dev/kvm; on a host whose KVM works,
+// its failure is staged by a wrapper that makes QEMU print KVM's internal error and never run the vCPU
+// (specs/support/broken-kvm.ts), the way a cloud VM without nested VMX behaves.
+
+import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Machine, liveMachineCount, probeKvm, type LaunchOptions, type MachineConfig } from '../../harness/machine/index.js';
+import { kvmVerdict } from '../../harness/machine/accel.js';
+import { findExecutable, requireSetpriv } from '../../harness/machine/launch-checks.js';
+import { SshChannel } from '../../harness/guest/channel/ssh-channel.js';
+import { EnvironmentError } from '../../harness/errors.js';
+import { GuestNotReadyError } from '../../harness/guest/channel/errors.js';
+import { writeBrokenKvmQemu } from '../support/broken-kvm.js';
+import { baseConfig, pausedConfig, scratchDir } from './support/fixtures.js';
+
+describe('machine: the accelerator is chosen by what runs (real QEMU, real /dev/kvm)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  const launched: Machine[] = [];
+
+  async function launch(config: MachineConfig, options: Partial<LaunchOptions> = {}): Promise<Machine> {
+    const m = await Machine.launch(config, { artifactsDir: path.join(dir, `art-${config.name}`), ...options });
+    launched.push(m);
+    return m;
+  }
+
+  before(() => {
+    dir = scratchDir('accel');
+  });
+  after(async () => {
+    for (const m of launched) await m.shutdown({ graceMs: 200 });
+    expect(liveMachineCount()).to.equal(0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('where /dev/kvm opens but KVM cannot run the guest', function () {
+    let broken: string;
+    before(function () {
+      const dev = probeKvm();
+      if (!dev.usable) {
+        this.test!.parent!.title += ` (skipped: /dev/kvm does not open here: ${dev.reason})`;
+        this.skip();
+      }
+      broken = writeBrokenKvmQemu(path.join(dir, 'broken-kvm'));
+    });
+
+    it("accel 'kvm' fails within seconds naming KVM's internal error and the fix; no QEMU is left", async () => {
+      const t0 = Date.now();
+      const err = await launch(pausedConfig({ name: 'kvm-demanded', accel: 'kvm', qemuBinary: broken })).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(EnvironmentError);
+      expect((err as EnvironmentError).message).to.match(/^accel 'kvm' requested but KVM cannot run a guest here: .*KVM internal error\. Suberror: 1/);
+      expect((err as EnvironmentError).hint).to.match(/--accel tcg/).and.match(/nested virtualization/);
+      expect(Date.now() - t0).to.be.below(10_000);
+      expect(liveMachineCount()).to.equal(0);
+    });
+
+    it("accel 'auto' falls back to TCG with one warning for the process, and the guest runs", async () => {
+      const warnings: string[] = [];
+      const a = await launch(baseConfig({ name: 'auto-1', accel: 'auto', qemuBinary: broken, extraArgs: ['-S'] }), { onWarning: (w) => warnings.push(w) });
+      const b = await launch(baseConfig({ name: 'auto-2', accel: 'auto', qemuBinary: broken, extraArgs: ['-S'] }), { onWarning: (w) => warnings.push(w) });
+      expect([a.accel, b.accel]).to.deep.equal(['tcg', 'tcg']);
+      expect(warnings).to.have.length(1);
+      expect(warnings[0]).to.match(/^warning: \/dev\/kvm opens but KVM cannot run a guest \(.*KVM internal error.*\): running under TCG instead$/);
+      expect((await a.qmp.execute<{ enabled: boolean }>('query-kvm')).enabled).to.equal(false);
+      await a.qmp.execute('cont');
+      expect((await a.qmp.execute<{ running: boolean }>('query-status')).running).to.equal(true);
+      expect(a.deadReason()).to.equal(undefined);
+    });
+
+    it('a boot whose vCPU died is given up within a second, not at the SSH timeout', async () => {
+      const dying = writeBrokenKvmQemu(path.join(dir, 'dying'), 'always');
+      const m = await launch(baseConfig({ name: 'dying', accel: 'tcg', qemuBinary: dying }));
+      const t0 = Date.now();
+      const err = await SshChannel.waitReady(
+        { host: '127.0.0.1', port: m.sshPort, username: 'root', privateKey: 'unused' },
+        { timeoutMs: 120_000, deadReason: () => m.deadReason() },
+      ).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(GuestNotReadyError);
+      expect((err as Error).message).to.match(/^the guest cannot boot: KVM stopped the vCPU \("KVM internal error\. Suberror: 1"\)/);
+      expect(Date.now() - t0).to.be.below(5000);
+    });
+  });
+
+  describe('where KVM works', function () {
+    before(async function () {
+      const v = await kvmVerdict(findExecutable('qemu-system-x86_64')!, requireSetpriv());
+      if (!v.execution?.works) {
+        this.test!.parent!.title += ` (skipped: KVM does not run a guest here: ${v.execution?.detail ?? v.device.reason})`;
+        this.skip();
+      }
+    });
+
+    it("accel 'auto' and 'kvm' get KVM, and QEMU confirms it", async () => {
+      for (const accel of ['auto', 'kvm'] as const) {
+        const m = await launch(pausedConfig({ name: `kvm-${accel}`, accel }));
+        expect(m.accel).to.equal('kvm');
+        expect((await m.qmp.execute<{ enabled: boolean }>('query-kvm')).enabled).to.equal(true);
+      }
+    });
+  });
+});
