@@ -23,6 +23,10 @@ import { doctor } from './doctor.js';
 import { tally, verdictTable } from '../report/verdict-table.js';
 import { parseCommandLine, USAGE, type RunOptions, type ShellOptions } from './args.js';
 import { stderrProgress } from './progress.js';
+import { checkQemu } from '../machine/qemu-check.js';
+import { chooseAccel } from '../machine/accel.js';
+import { requireSetpriv } from '../machine/launch-checks.js';
+import { DEFAULT_QEMU_BINARY } from '../machine/cmdline.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -45,6 +49,7 @@ async function run(opts: RunOptions): Promise<number> {
   if (entries.length === 0) {
     throw new UsageError(`shard ${opts.shard} has none of the ${selected.length} selected scenarios`, { hint: 'use fewer shards than scenarios, or add --all' });
   }
+  await preflight(opts.accel);
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
   checkArtifactsRoom(artifacts);
   await fs.mkdir(artifacts, { recursive: true });
@@ -145,6 +150,15 @@ async function run(opts: RunOptions): Promise<number> {
 }
 
 /**
+ * Before anything is built or booted: a supported QEMU, and with --accel kvm a KVM that runs a guest.
+ * Each failure is one line with the fix and exit 2, within seconds.
+ */
+async function preflight(accel: RunOptions['accel']): Promise<void> {
+  const qemu = await checkQemu(DEFAULT_QEMU_BINARY);
+  if (accel === 'kvm') await chooseAccel('kvm', qemu.binary, requireSetpriv());
+}
+
+/**
  * The least free space a run's artifacts need: serial logs, QEMU logs, QMP transcripts, dmesg, memory
  * excerpts and the reports of a full catalog come to a few MiB (a memory dump of a hung guest needs more).
  */
@@ -225,6 +239,7 @@ async function holdForDebugging(session: GuestSession, v: SuiteVerdict, artifact
 
 /** dmahil shell: a fresh direct guest with edudma loaded, and the system ssh client on this terminal. */
 async function shell(opts: ShellOptions): Promise<number> {
+  await preflight(opts.accel);
   const progress = stderrProgress(true);
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-shell`));
   const session = await startLinuxGuest({
