@@ -1,5 +1,6 @@
 // Run catalog entries variant by variant, each scenario on a guest from a SessionSource.
-// A guest that cannot start fails the scenario with the reason; the next scenario tries again.
+// A variant whose guest cannot start is tried once: that scenario and the rest of the variant are
+// reported not-run with the one cause, instead of a boot (and its timeout) per scenario.
 // With `jobs` > 1 and a source whose guests are independent (`concurrent`, e.g. SnapshotSessionSource),
 // up to `jobs` scenarios run at once; verdicts come back in catalog order either way.
 import { DmahilError, UsageError } from '../errors.js';
@@ -38,14 +39,21 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
   const jobs = isConcurrentSource(opts.source) ? Math.max(1, Math.floor(opts.jobs ?? 1)) : 1;
   if ((opts.jobs ?? 1) > 1 && jobs === 1) opts.onProgress?.('this guest source reuses one guest per variant: running one scenario at a time');
   const order = new Map(entries.map((e, i) => [e, i]));
+  const cannotStart = new Map<GuestVariant['id'], string>();
+  const notRun = (variant: GuestVariant, c: CatalogEntry, cause: string): void =>
+    record({ ...c, variant: variant.id, expectSeed: c.expectSeed ?? c.scenario.seed, status: 'not-run', summary: `not run: the ${variant.id} guest did not start: ${cause}`, findings: [], mismatch: null, durationMs: 0 });
 
   const runOne = async (variant: GuestVariant, c: CatalogEntry): Promise<void> => {
+    const known = cannotStart.get(variant.id);
+    if (known !== undefined) return notRun(variant, c, known);
     let session;
     try {
       session = await opts.source.acquire(variant);
     } catch (e) {
-      record({ ...c, variant: variant.id, expectSeed: c.expectSeed ?? c.scenario.seed, status: 'error', summary: `guest did not start: ${describeError(e)}`, findings: [], mismatch: null, durationMs: 0 });
-      return;
+      const cause = cannotStart.get(variant.id) ?? describeError(e);
+      if (!cannotStart.has(variant.id)) opts.onProgress?.(`the ${variant.id} guest did not start; its scenarios are not run: ${cause}`);
+      cannotStart.set(variant.id, cause);
+      return notRun(variant, c, cause);
     }
     opts.onProgress?.(`running "${c.name}"`);
     const v = await runScenario(session, c);

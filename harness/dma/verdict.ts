@@ -11,9 +11,11 @@ export type GuestTrouble = 'hang' | 'guest-panic' | 'qemu-exit' | 'connection-lo
  * pass: the host read the right bytes and nothing went wrong on the way.
  * fail: the host found wrong bytes or a DMA fault.
  * error: the scenario could not be judged (the guest refused or broke).
- * skip: the driver does not implement this scenario.
+ * skip: the driver does not implement this scenario, or the control cannot apply on this QEMU.
+ * not-run: the guest variant could not start (accelerator, missing tool, image build): the scenario
+ * never ran, and its variant is not booted again for it.
  */
-export type Status = 'pass' | 'fail' | 'error' | 'skip';
+export type Status = 'pass' | 'fail' | 'error' | 'skip' | 'not-run';
 
 export interface Verdict {
   name: string;

@@ -7,7 +7,7 @@ import { VARIANTS, type CatalogEntry } from '../../harness/dma/catalog.js';
 import { runSuite } from '../../harness/dma/run-suite.js';
 import { ReusingSessionSource } from '../../harness/dma/session-source.js';
 import type { GuestSession } from '../../harness/guest/session.js';
-import type { Verdict } from '../../harness/dma/verdict.js';
+import { outcome, type Verdict } from '../../harness/dma/verdict.js';
 
 function fakeSession(id: number, log: string[], breaksAfterRun: boolean): GuestSession {
   let healthy = true;
@@ -56,14 +56,18 @@ describe('dma: run-suite with a reusing session source', () => {
     await source.close();
   });
 
-  it('a guest that does not start fails its scenario with the reason, and the next one tries again', async () => {
+  it('a variant whose guest does not start is tried once: its scenarios are not run, with the one cause', async () => {
     let attempts = 0;
     const source = new ReusingSessionSource(async () => {
       attempts++;
       throw new Error(`boot ${attempts} failed`);
     });
-    const verdicts = await runSuite([entry('a'), entry('b')], { source });
-    expect(verdicts.map((v) => v.summary)).to.deep.equal(['guest did not start: boot 1 failed', 'guest did not start: boot 2 failed']);
-    expect(attempts).to.equal(2);
+    const progress: string[] = [];
+    const verdicts = await runSuite([entry('a'), entry('b'), entry('c')], { source, onProgress: (m) => progress.push(m) });
+    expect(verdicts.map((v) => v.status)).to.deep.equal(['not-run', 'not-run', 'not-run']);
+    expect(new Set(verdicts.map((v) => v.summary))).to.deep.equal(new Set(['not run: the direct guest did not start: boot 1 failed']));
+    expect(verdicts.map((v) => outcome(v))).to.deep.equal(['not-ok', 'not-ok', 'not-ok']);
+    expect(attempts).to.equal(1);
+    expect(progress.filter((m) => /did not start/.test(m))).to.have.length(1);
   });
 });
