@@ -30,8 +30,12 @@ $(NODE_MODULES_STAMP): package.json package-lock.json
 build: $(NODE_MODULES_STAMP)
 	$(TSC) -p tsconfig.json
 
+# make reports any failing recipe as 2, so the CLI's own status (1: a scenario did not verify) is printed
+# last; scripts/dmahil run returns it as the exit status.
 run: deps-run build
-	node dist/harness/cli/main.js run $(ARGS)
+	@node dist/harness/cli/main.js run $(ARGS); rc=$$?; \
+	  case $$rc in 0) ;; 1) echo "dmahil: exit status 1: a scenario did not verify (scripts/dmahil run returns this status)" >&2;; \
+	  *) echo "dmahil: exit status $$rc: bad input or a missing tool (scripts/dmahil run returns this status)" >&2;; esac; exit $$rc
 
 test: deps-test build driver-linux driver
 	@mkdir -p reports

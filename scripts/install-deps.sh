@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what dmahil needs on Debian 12: Debian packages (as root, or through sudo) and npm packages.
+# Install what dmahil needs on Debian 12 or 13: Debian packages (as root, or through sudo) and npm packages.
 #   scripts/install-deps.sh run    what `make run` needs: QEMU and the reference guest's packages
 #   scripts/install-deps.sh test   also the Windows driver toolchain and checks (mingw-w64, Wine, osslsigncode)
 # Installs only what is missing; fails with a message naming the packages and the command when it cannot.
@@ -12,13 +12,15 @@ run_pkgs=(
   busybox-static dropbear-bin           # the reference guest's userland and SSH server
   openssh-sftp-server                   # SFTP inside the guest (driver upload)
   build-essential kmod cpio xz-utils    # building edudma and dmactl, unpacking the kernel
+  zstd                                  # unpacking Debian 13's zstd-compressed kernel and modules
   openssl                               # keys
   socat                                 # reaching a kept guest's QMP socket, as --keep and dmahil shell print
 )
 test_pkgs=(
   gcc-mingw-w64-x86-64-win32 gcc-mingw-w64-i686-win32   # the Windows driver
   osslsigncode                          # test-signing the Windows package
-  wine64                                # loading the Windows driver without Windows
+  wine wine64                           # loading the Windows driver without Windows: wine64 only Recommends
+                                        # wine, which has the wine and wineserver commands
   openssh-server                        # the SSH channel against a real sshd on loopback
   xorriso ovmf libxml2-utils            # Windows images: the config ISO, UEFI without Secure Boot keys, checking autounattend.xml
   chromium                              # rendering the HTML report in specs (playwright-core drives it; no browser download)
