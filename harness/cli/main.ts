@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import fsSync from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { selectCatalog, type GuestVariant } from '../dma/catalog.js';
+import { selectCatalog, type CatalogEntry, type GuestVariant } from '../dma/catalog.js';
 import { parseShard, runSuite, shardEntries, type SuiteVerdict } from '../dma/run-suite.js';
 import { SnapshotSessionSource } from '../dma/snapshot-session-source.js';
 import { CHEAP_WAITS } from '../snapshot/index.js';
@@ -24,6 +24,8 @@ import { tally, verdictTable } from '../report/verdict-table.js';
 import { parseCommandLine, USAGE, type RunOptions, type ShellOptions } from './args.js';
 import { stderrProgress } from './progress.js';
 import { checkQemu } from '../machine/qemu-check.js';
+import { describeEdu, probeEduBehaviour } from '../machine/edu-behaviour.js';
+import { needsEduBehaviour, notApplicable } from '../dma/applicability.js';
 import { chooseAccel } from '../machine/accel.js';
 import { requireSetpriv } from '../machine/launch-checks.js';
 import { DEFAULT_QEMU_BINARY } from '../machine/cmdline.js';
@@ -50,6 +52,9 @@ async function run(opts: RunOptions): Promise<number> {
     throw new UsageError(`shard ${opts.shard} has none of the ${selected.length} selected scenarios`, { hint: 'use fewer shards than scenarios, or add --all' });
   }
   await preflight(opts.accel);
+  // Measured, not assumed from the version: does this QEMU's edu give each control something to catch?
+  const edu = entries.some(needsEduBehaviour) ? await probeEduBehaviour(DEFAULT_QEMU_BINARY) : undefined;
+  if (edu) progress(describeEdu(edu));
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
   checkArtifactsRoom(artifacts);
   await fs.mkdir(artifacts, { recursive: true });
@@ -117,6 +122,7 @@ async function run(opts: RunOptions): Promise<number> {
       progress(`${v.status.padEnd(5)} ${v.name}: ${v.summary}`);
     },
     jobs: opts.jobs,
+    ...(edu ? { notApplicable: (c: CatalogEntry) => notApplicable(c, edu) } : {}),
     // Windows guests restore through their own overlay per boot; snapshots are the reference guest's.
     source: opts.image !== 'linux' ? new ReusingSessionSource(windows) : opts.boot || opts.keep ? new ReusingSessionSource(boot, { keep }) : new SnapshotSessionSource({
       boot,

@@ -19,6 +19,8 @@ export interface SuiteOptions {
   onProgress?: (message: string) => void;
   /** Scenarios at once (default 1). Only a source with `concurrent: true` gets more than 1. */
   jobs?: number;
+  /** Why an entry cannot apply on this host (applicability.ts): it is reported skipped with that reason, not run. */
+  notApplicable?: (c: CatalogEntry) => string | undefined;
 }
 
 function describeError(e: unknown): string {
@@ -44,6 +46,10 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
     record({ ...c, variant: variant.id, expectSeed: c.expectSeed ?? c.scenario.seed, status: 'not-run', summary: `not run: the ${variant.id} guest did not start: ${cause}`, findings: [], mismatch: null, durationMs: 0 });
 
   const runOne = async (variant: GuestVariant, c: CatalogEntry): Promise<void> => {
+    const na = opts.notApplicable?.(c);
+    if (na !== undefined) {
+      return record({ ...c, variant: variant.id, expectSeed: c.expectSeed ?? c.scenario.seed, status: 'skip', summary: na, findings: [], mismatch: null, durationMs: 0 });
+    }
     const known = cannotStart.get(variant.id);
     if (known !== undefined) return notRun(variant, c, known);
     let session;

@@ -1,6 +1,6 @@
 // A tiny qtest client so specs can drive a real edu device without a guest kernel: QEMU connects to
 // this unix socket (-qtest unix:PATH) and executes line commands (outl, writeq, readq, write ...).
-// Test-only; the harness never uses qtest.
+// The harness uses it to probe how this QEMU's edu behaves (edu-behaviour.ts); specs drive edu with it.
 
 import fs from 'node:fs';
 import net from 'node:net';
@@ -9,7 +9,8 @@ import path from 'node:path';
 export class Qtest {
   private socket: net.Socket | undefined;
   private buffer = '';
-  private readonly waiting: Array<(line: string) => void> = [];
+  private readonly waiting: Array<{ resolve: (line: string) => void; reject: (e: Error) => void }> = [];
+  private closed = false;
   private readonly connected: Promise<void>;
 
   private constructor(readonly path: string, private readonly server: net.Server) {
@@ -18,6 +19,11 @@ export class Qtest {
         this.socket = socket;
         socket.setEncoding('utf8');
         socket.on('error', () => {});
+        // QEMU gone (an edu abort): every command still waiting fails instead of hanging.
+        socket.on('close', () => {
+          this.closed = true;
+          for (const w of this.waiting.splice(0)) w.reject(new Error('qtest connection closed (QEMU exited)'));
+        });
         socket.on('data', (chunk: string) => {
           this.buffer += chunk;
           let nl: number;
@@ -25,7 +31,7 @@ export class Qtest {
             const line = this.buffer.slice(0, nl);
             this.buffer = this.buffer.slice(nl + 1);
             if (line.startsWith('IRQ')) continue; // asynchronous, not a reply
-            this.waiting.shift()?.(line);
+            this.waiting.shift()?.resolve(line);
           }
         });
         resolve();
@@ -49,7 +55,8 @@ export class Qtest {
   /** Send one command; resolves with the reply line ("OK ..."), rejects on "FAIL". */
   async cmd(line: string): Promise<string> {
     await this.connected;
-    const reply = new Promise<string>((resolve) => this.waiting.push(resolve));
+    if (this.closed) throw new Error('qtest connection closed (QEMU exited)');
+    const reply = new Promise<string>((resolve, reject) => this.waiting.push({ resolve, reject }));
     this.socket!.write(line + '\n');
     const r = await reply;
     if (!r.startsWith('OK')) throw new Error(`qtest "${line}" → ${r}`);
