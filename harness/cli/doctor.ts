@@ -5,6 +5,10 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { kvmVerdict, KVM_BROKEN_HINT, type KvmVerdict } from '../machine/accel.js';
+import { describeEdu, probeEduBehaviour, type EduBehaviour } from '../machine/edu-behaviour.js';
+import { findExecutable } from '../machine/launch-checks.js';
+import { MIN_QEMU, versionAtLeast } from '../machine/qemu-check.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'missing';
 
@@ -28,6 +32,10 @@ export interface Probes {
   /** Free bytes for unprivileged users on the file system holding dir (nearest existing parent), undefined when unknown. */
   freeBytes(dir: string): number | undefined;
   nodeVersion: string;
+  /** /dev/kvm opens, and a guest executes under KVM (the same probe a run uses). */
+  kvm(): Promise<KvmVerdict>;
+  /** The edu's behaviour, measured (edu-behaviour.ts); an Error when the probe could not run. */
+  edu(): Promise<EduBehaviour | Error>;
 }
 
 export interface DoctorOptions {
@@ -76,13 +84,11 @@ export function realProbes(): Probes {
       }
     },
     nodeVersion: process.versions.node,
+    kvm: () => kvmVerdict(findExecutable('qemu-system-x86_64') ?? 'qemu-system-x86_64', findExecutable('setpriv') ?? 'setpriv'),
+    edu: () => probeEduBehaviour().catch((e: unknown) => e as Error),
   };
 }
 
-function versionAtLeast(v: string, major: number, minor: number): boolean {
-  const [a = 0, b = 0] = v.replace(/^v/, '').split('.').map(Number);
-  return a > major || (a === major && b >= minor);
-}
 
 const gib = (n: number): string => `${(n / GiB).toFixed(1)} GiB`;
 
@@ -91,33 +97,51 @@ export async function runChecks(p: Probes, opts: DoctorOptions): Promise<Check[]
   const add = (c: Check): void => void checks.push(c.status === 'ok' ? { name: c.name, status: c.status, detail: c.detail } : c);
 
   add(
-    versionAtLeast(p.nodeVersion, 20, 19)
+    versionAtLeast(p.nodeVersion.replace(/^v/, ''), [20, 19])
       ? { name: 'Node.js', status: 'ok', detail: `v${p.nodeVersion.replace(/^v/, '')}` }
       : { name: 'Node.js', status: 'missing', detail: `v${p.nodeVersion.replace(/^v/, '')}, 20.19 or newer is needed`, fix: 'install Node.js 20.19+ (Debian: the nodejs.org or NodeSource packages)' },
   );
 
   const qemu = await p.run('qemu-system-x86_64', ['--version']);
   const qv = /version (\d+\.\d+(?:\.\d+)?)/.exec(qemu.stdout)?.[1];
+  const QEMU_FIX = `${APT} qemu-system-x86 qemu-utils`;
+  let qemuOk = false;
   if (!qemu.ok || !qv) {
-    add({ name: 'QEMU', status: 'missing', detail: 'qemu-system-x86_64 not found', fix: `${APT} qemu-system-x86 qemu-utils` });
+    add({ name: 'QEMU', status: 'missing', detail: 'qemu-system-x86_64 not found', fix: QEMU_FIX });
+  } else if (!versionAtLeast(qv, MIN_QEMU)) {
+    add({ name: 'QEMU', status: 'missing', detail: `QEMU ${qv} is older than ${MIN_QEMU.join('.')}`, fix: `${QEMU_FIX} (Debian 12 has 7.2, Debian 13 has 10.0)` });
+  } else if (!(await p.run('qemu-system-x86_64', ['-machine', 'q35', '-device', 'help'])).stdout.includes('"edu"')) {
+    add({ name: 'QEMU', status: 'missing', detail: `QEMU ${qv} has no edu device`, fix: `${QEMU_FIX} (Debian's build has -device edu)` });
   } else {
-    const edu = (await p.run('qemu-system-x86_64', ['-device', 'help'])).stdout.includes('"edu"');
-    const quirks = !versionAtLeast(qv, 9, 1);
-    if (!edu) add({ name: 'QEMU', status: 'missing', detail: `QEMU ${qv} has no edu device`, fix: `${APT} qemu-system-x86 (Debian's build has -device edu)` });
-    else if (quirks) add({ name: 'QEMU', status: 'ok', detail: `QEMU ${qv}, edu present, 7.2-like: a 4096-byte edu transfer aborts QEMU (hw_error), out-of-mask DMA is clamped with a stdout message` });
-    else add({ name: 'QEMU', status: 'warn', detail: `QEMU ${qv}: edu no longer aborts on range errors (fixed in 9.1); the specs that expect QEMU 7.2's abort will fail`, fix: `use Debian 12's QEMU 7.2: ${APT} qemu-system-x86=1:7.2*` });
+    qemuOk = true;
+    const edu = await p.edu();
+    if (edu instanceof Error) add({ name: 'QEMU', status: 'missing', detail: `QEMU ${qv}, but its edu could not be probed: ${edu.message}`, fix: 'run dmahil doctor again; if it persists, read the error above' });
+    else {
+      const silentControl = !(edu.clamps && edu.clampMessage);
+      add({
+        name: 'QEMU',
+        status: silentControl ? 'warn' : 'ok',
+        detail: describeEdu(edu) + (silentControl ? ': the beyond-mask control is reported not applicable' : ''),
+        ...(silentControl ? { fix: "use Debian's qemu-system-x86 (7.2 or 10.x), whose edu clamps and says so" } : {}),
+      });
+    }
   }
 
   const kvm = p.readWrite('/dev/kvm');
-  if (kvm === undefined) add({ name: '/dev/kvm', status: 'ok', detail: 'usable: guests run under KVM' });
-  else if (kvm === 'ENOENT') add({ name: '/dev/kvm', status: 'warn', detail: 'absent: guests run under TCG (slower, still correct)', fix: 'enable hardware virtualisation (nested virtualisation on a cloud VM), then modprobe kvm_intel or kvm_amd' });
-  else add({ name: '/dev/kvm', status: 'warn', detail: `present but not usable (${kvm}): guests run under TCG`, fix: 'sudo usermod -aG kvm "$USER" and log in again (or run the runner service in group kvm)' });
+  if (kvm === 'ENOENT') add({ name: '/dev/kvm', status: 'warn', detail: 'absent: guests run under TCG (slower, still correct)', fix: 'enable hardware virtualisation (nested virtualisation on a cloud VM), then modprobe kvm_intel or kvm_amd' });
+  else if (kvm !== undefined) add({ name: '/dev/kvm', status: 'warn', detail: `present but not usable (${kvm}): guests run under TCG`, fix: 'sudo usermod -aG kvm "$USER" and log in again (or run the runner service in group kvm)' });
+  else if (!qemuOk) add({ name: '/dev/kvm', status: 'warn', detail: 'opens, but without a working QEMU nothing can tell whether KVM runs a guest' });
+  else {
+    const v = await p.kvm();
+    if (v.execution?.works) add({ name: '/dev/kvm', status: 'ok', detail: `works: ${v.execution.detail} in ${v.execution.ms} ms; Windows guests and --accel kvm use it (the reference guest runs under TCG with -icount: faster for the edu)` });
+    else add({ name: '/dev/kvm', status: 'warn', detail: `present but not working: ${v.execution?.detail ?? v.device.reason ?? 'unknown'}; guests run under TCG`, fix: KVM_BROKEN_HINT });
+  }
 
   const tools: Array<[string, string, string[], string]> = [
     ['setpriv (QEMU dies with the harness)', 'setpriv', ['--version'], `${APT} util-linux`],
     ['mingw-w64 x86_64', 'x86_64-w64-mingw32-gcc', ['--version'], `${APT} gcc-mingw-w64-x86-64-win32 mingw-w64-tools`],
     ['mingw-w64 i686', 'i686-w64-mingw32-gcc', ['--version'], `${APT} gcc-mingw-w64-i686-win32`],
-    ['Wine', 'wine', ['--version'], `${APT} wine64`],
+    ['Wine', 'wine', ['--version'], `${APT} wine wine64`],
     ['osslsigncode', 'osslsigncode', ['--version'], `${APT} osslsigncode`],
     ['ssh client (dmahil shell, --keep)', 'ssh', ['-V'], `${APT} openssh-client`],
   ];

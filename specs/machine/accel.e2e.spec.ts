@@ -3,6 +3,7 @@
 // (specs/support/broken-kvm.ts), the way a cloud VM without nested VMX behaves.
 
 import { expect } from 'chai';
+import { execa } from 'execa';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Machine, liveMachineCount, probeKvm, type LaunchOptions, type MachineConfig } from '../../harness/machine/index.js';
@@ -13,6 +14,7 @@ import { EnvironmentError } from '../../harness/errors.js';
 import { GuestNotReadyError } from '../../harness/guest/channel/errors.js';
 import { writeBrokenKvmQemu } from '../support/broken-kvm.js';
 import { baseConfig, pausedConfig, scratchDir } from './support/fixtures.js';
+import { cliPath } from '../e2e/support.js';
 
 describe('machine: the accelerator is chosen by what runs (real QEMU, real /dev/kvm)', function () {
   this.timeout(60_000);
@@ -66,6 +68,22 @@ describe('machine: the accelerator is chosen by what runs (real QEMU, real /dev/
       await a.qmp.execute('cont');
       expect((await a.qmp.execute<{ running: boolean }>('query-status')).running).to.equal(true);
       expect(a.deadReason()).to.equal(undefined);
+    });
+
+    it('dmahil run --accel kvm: exit 2 within 10 s, one line naming KVM\'s internal error and the fix', async () => {
+      const t0 = Date.now();
+      const r = await execa('node', [cliPath, 'run', '--accel', 'kvm', '--artifacts', path.join(dir, 'cli-run')], { reject: false, env: { PATH: `${path.dirname(broken)}:${process.env.PATH}` } });
+      expect(r.exitCode).to.equal(2);
+      expect(Date.now() - t0).to.be.below(10_000);
+      expect(r.stderr.trim()).to.match(/^dmahil: accel 'kvm' requested but KVM cannot run a guest here: .*KVM internal error\. Suberror: 1.* — use --accel tcg/);
+      expect(r.stderr.trim().split('\n')).to.have.length(1);
+    });
+
+    it('dmahil doctor tells the truth: present but not working', async () => {
+      const r = await execa('node', [cliPath, 'doctor', '--json'], { reject: false, env: { PATH: `${path.dirname(broken)}:${process.env.PATH}` } });
+      const kvm = (JSON.parse(r.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }).checks.find((c) => c.name === '/dev/kvm')!;
+      expect(kvm.status).to.equal('warn');
+      expect(kvm.detail).to.match(/^present but not working: KVM cannot run the guest: QEMU: "KVM internal error\. Suberror: 1/);
     });
 
     it('a boot whose vCPU died is given up within a second, not at the SSH timeout', async () => {
