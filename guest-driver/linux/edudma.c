@@ -41,6 +41,7 @@
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
 
+#include "edudma_compat.h"
 #include "edudma_ioctl.h"
 #include "dmahil_abi.h"
 #include "dmahil_pattern.h"
@@ -935,7 +936,7 @@ static int edudma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (rc)
 		return rc;
 
-	nvec = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSI | PCI_IRQ_LEGACY);
+	nvec = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSI | PCI_IRQ_INTX);
 	if (nvec < 0)
 		return dev_err_probe(&pdev->dev, nvec, "pci_alloc_irq_vectors\n");
 	d->irq = pci_irq_vector(pdev, 0);

@@ -14,7 +14,7 @@ endif
 KDIR ?= /lib/modules/$(KVER)/build
 
 EDUDMA_OBJDIR := $(LINUX_OUT)/kmod-$(KVER)
-EDUDMA_DEPS := $(LINUX_SRC)/edudma.c $(LINUX_SRC)/edudma_ioctl.h $(LINUX_SRC)/Kbuild \
+EDUDMA_DEPS := $(LINUX_SRC)/edudma.c $(LINUX_SRC)/edudma_compat.h $(LINUX_SRC)/edudma_ioctl.h $(LINUX_SRC)/Kbuild \
 	$(LINUX_COMMON)/dmahil_abi.h $(LINUX_COMMON)/dmahil_types.h $(LINUX_COMMON)/dmahil_pattern.h
 
 DMACTL_SRCS := $(LINUX_COMMON)/dmactl/dmactl.c $(LINUX_COMMON)/dmactl/backend_linux.c
