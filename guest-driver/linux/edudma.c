@@ -37,7 +37,6 @@
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/string.h>
-#include <linux/swiotlb.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
 
@@ -262,7 +261,7 @@ static int buf_alloc(struct device *dev, struct edudma_buf *b, u32 role, u32 kin
 	} else {
 		b->cpu = alloc_pages_exact(b->alloc_size, GFP_KERNEL | __GFP_NOWARN);
 		/* Without swiotlb nothing can bounce a page the device cannot reach: take low memory. */
-		if (b->cpu && !is_swiotlb_active(dev) &&
+		if (b->cpu && !edudma_swiotlb_in_use(dev) &&
 		    virt_to_phys(b->cpu) + b->alloc_size - 1 > dma_get_mask(dev)) {
 			free_pages_exact(b->cpu, b->alloc_size);
 			b->cpu = alloc_pages_exact(b->alloc_size, GFP_KERNEL | GFP_DMA | __GFP_NOWARN);
@@ -306,7 +305,7 @@ static int map_streaming(struct device *dev, struct edudma_buf *b, enum dma_data
 		if (err)
 			return fail(r, DMAHIL_E_MAP, "dma_map_single of %u bytes at data offset %u (phys 0x%llx) failed: %d (mask %u bits, swiotlb %s)",
 				    len, off, (u64)buf_phys_at(b, off), err, DMAHIL_EDU_DMA_BITS,
-				    is_swiotlb_active(dev) ? "active" : "inactive");
+				    edudma_swiotlb_in_use(dev) ? "active" : "inactive");
 		b->maps[i] = (struct edudma_map){ .addr = a, .off = off, .len = len };
 		b->nmapped = i + 1;
 		b->chunks[i] = (struct edudma_chunk){ .dev = a, .off = off, .len = len, .map = i };
@@ -341,7 +340,7 @@ static int map_sg(struct device *dev, struct edudma_buf *b, enum dma_data_direct
 	note_call(r, "dma_map_sg", n > 0 ? 0 : -EIO);
 	if (n <= 0)
 		return fail(r, DMAHIL_E_MAP, "dma_map_sg of %u entries failed (mask %u bits, swiotlb %s)",
-			    npages, DMAHIL_EDU_DMA_BITS, is_swiotlb_active(dev) ? "active" : "inactive");
+			    npages, DMAHIL_EDU_DMA_BITS, edudma_swiotlb_in_use(dev) ? "active" : "inactive");
 	b->sg_mapped = true;
 	b->chunks = kcalloc(n, sizeof(*b->chunks), GFP_KERNEL);
 	if (!b->chunks)
@@ -978,7 +977,7 @@ static int edudma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	}
 	dev_info(&pdev->dev, "edu ready: %s irq %d, DMA mask %u bits, swiotlb %s, max mapping %zu bytes\n",
 		 pdev->msi_enabled ? "MSI" : "INTx", d->irq, DMAHIL_EDU_DMA_BITS,
-		 is_swiotlb_active(&pdev->dev) ? "active" : "inactive", dma_max_mapping_size(&pdev->dev));
+		 edudma_swiotlb_in_use(&pdev->dev) ? "active" : "inactive", dma_max_mapping_size(&pdev->dev));
 	return 0;
 }
 
