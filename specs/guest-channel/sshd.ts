@@ -17,7 +17,11 @@ export interface LoopbackSshd {
   hostPublicKey: string;
   dir: string;
   proc: ChildProcess;
-  /** PIDs of the per-connection sshd processes (children of the listener). */
+  /**
+   * PIDs of every per-connection sshd process below the listener: OpenSSH 9's `sshd: root@notty` pair,
+   * OpenSSH 10's sshd-session (and sshd-auth) with its privilege-separated child. Each holds the
+   * connection's socket: killing only the listener's direct children leaves OpenSSH 10's connection up.
+   */
   sessionPids(): number[];
   stop(): Promise<void>;
 }
@@ -45,6 +49,22 @@ async function freePort(): Promise<number> {
 
 function keygen(file: string): void {
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'dmahil-spec', '-f', file], { stdio: 'ignore' });
+}
+
+/** Descendants of pid whose command is an sshd program (not the user's commands they run). */
+function sshdDescendants(pid: number): number[] {
+  const found: number[] = [];
+  for (const child of children(pid)) {
+    let comm = '';
+    try {
+      comm = fs.readFileSync(`/proc/${child}/comm`, 'utf8').trim();
+    } catch {
+      continue; // gone
+    }
+    if (comm.startsWith('sshd')) found.push(child);
+    found.push(...sshdDescendants(child));
+  }
+  return found;
 }
 
 function children(pid: number): number[] {
@@ -103,7 +123,7 @@ export async function startSshd(): Promise<LoopbackSshd> {
       proc,
       clientPrivateKey: fs.readFileSync(clientKey, 'utf8'),
       hostPublicKey: fs.readFileSync(`${hostKey}.pub`, 'utf8'),
-      sessionPids: () => children(proc.pid!),
+      sessionPids: () => sshdDescendants(proc.pid!),
       stop: async () => {
         for (const pid of children(proc.pid!)) {
           try {
