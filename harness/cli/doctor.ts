@@ -51,7 +51,20 @@ const APT = 'apt-get install -y';
 const SHM_NEEDED = 2 * (256 + 64) * MiB;
 const CACHE_NEEDED = 2 * GiB;
 
-export function realProbes(): Probes {
+/** The reference kernel in the image cache, newest first: the KVM probe boots it when there is one. */
+function cachedReferenceKernel(cacheDir: string): string | undefined {
+  const dir = path.join(cacheDir, 'images');
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return undefined;
+  }
+  const kernels = entries.filter((e) => e.isDirectory() && e.name.startsWith('linux-kernel-')).map((e) => path.join(dir, e.name, 'vmlinux')).filter((f) => fs.existsSync(f));
+  return kernels.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+}
+
+export function realProbes(cacheDir?: string): Probes {
   return {
     run: (cmd, args) =>
       new Promise((resolve) => {
@@ -84,7 +97,7 @@ export function realProbes(): Probes {
       }
     },
     nodeVersion: process.versions.node,
-    kvm: () => kvmVerdict(findExecutable('qemu-system-x86_64') ?? 'qemu-system-x86_64', findExecutable('setpriv') ?? 'setpriv'),
+    kvm: () => kvmVerdict(findExecutable('qemu-system-x86_64') ?? 'qemu-system-x86_64', findExecutable('setpriv') ?? 'setpriv', cacheDir && cachedReferenceKernel(cacheDir)),
     edu: () => probeEduBehaviour().catch((e: unknown) => e as Error),
   };
 }
@@ -203,7 +216,7 @@ export function isReady(checks: Check[]): boolean {
 
 /** The command: prints the checks (or JSON), returns the exit status. */
 export async function doctor(opts: DoctorOptions & { json?: boolean; probes?: Probes; write?: (s: string) => void }): Promise<number> {
-  const checks = await runChecks(opts.probes ?? realProbes(), opts);
+  const checks = await runChecks(opts.probes ?? realProbes(opts.cacheDir ?? path.join(opts.repoRoot, '.cache')), opts);
   const write = opts.write ?? ((s: string) => void process.stdout.write(s));
   write(opts.json ? JSON.stringify({ ready: isReady(checks), checks }) + '\n' : doctorText(checks) + '\n');
   return isReady(checks) ? 0 : 1;

@@ -26,7 +26,8 @@ import { stderrProgress } from './progress.js';
 import { checkQemu } from '../machine/qemu-check.js';
 import { describeEdu, probeEduBehaviour } from '../machine/edu-behaviour.js';
 import { needsEduBehaviour, notApplicable } from '../dma/applicability.js';
-import { chooseAccel } from '../machine/accel.js';
+import { kvmVerdict, resolveAccel } from '../machine/accel.js';
+import { buildReferenceImage } from '../../images/linux/build.js';
 import { requireSetpriv } from '../machine/launch-checks.js';
 import { DEFAULT_QEMU_BINARY } from '../machine/cmdline.js';
 
@@ -51,7 +52,7 @@ async function run(opts: RunOptions): Promise<number> {
   if (entries.length === 0) {
     throw new UsageError(`shard ${opts.shard} has none of the ${selected.length} selected scenarios`, { hint: 'use fewer shards than scenarios, or add --all' });
   }
-  await preflight(opts.accel);
+  await preflight(opts.accel, opts.image);
   // Measured, not assumed from the version: does this QEMU's edu give each control something to catch?
   const edu = entries.some(needsEduBehaviour) ? await probeEduBehaviour(DEFAULT_QEMU_BINARY) : undefined;
   if (edu) progress(describeEdu(edu));
@@ -156,12 +157,17 @@ async function run(opts: RunOptions): Promise<number> {
 }
 
 /**
- * Before anything is built or booted: a supported QEMU, and with --accel kvm a KVM that runs a guest.
- * Each failure is one line with the fix and exit 2, within seconds.
+ * Before any guest boots: a supported QEMU, and where a guest may run under KVM, proof that KVM runs a
+ * Linux kernel (the reference kernel, booted through early boot: firmware alone proves too little).
+ * --accel kvm without it is one line with the fix and exit 2, within seconds; with 'auto' the verdict
+ * is remembered, so a Windows guest then gets TCG and one warning instead of a boot into a broken KVM.
  */
-async function preflight(accel: RunOptions['accel']): Promise<void> {
+async function preflight(accel: RunOptions['accel'], image: string): Promise<void> {
   const qemu = await checkQemu(DEFAULT_QEMU_BINARY);
-  if (accel === 'kvm') await chooseAccel('kvm', qemu.binary, requireSetpriv());
+  if (accel === 'tcg' || (accel === 'auto' && image === 'linux')) return; // the reference guest's auto is TCG
+  const reference = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images') });
+  const verdict = await kvmVerdict(qemu.binary, requireSetpriv(), reference.kernel);
+  if (accel === 'kvm') resolveAccel('kvm', verdict);
 }
 
 /**
@@ -245,7 +251,7 @@ async function holdForDebugging(session: GuestSession, v: SuiteVerdict, artifact
 
 /** dmahil shell: a fresh direct guest with edudma loaded, and the system ssh client on this terminal. */
 async function shell(opts: ShellOptions): Promise<number> {
-  await preflight(opts.accel);
+  await preflight(opts.accel, 'linux');
   const progress = stderrProgress(true);
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-shell`));
   const session = await startLinuxGuest({

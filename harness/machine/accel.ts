@@ -39,15 +39,28 @@ export interface KvmVerdict {
 }
 
 const verdicts = new Map<string, Promise<KvmVerdict>>();
+/** A KVM seen failing once is broken for every later guest of that binary, whatever it boots. */
+const brokenFor = new Map<string, KvmVerdict>();
 const warned = new Set<string>();
 
-/** The device probe, then (only if it opens) the execution probe; one per binary and process. */
-export function kvmVerdict(binary: string, setpriv: string, device = '/dev/kvm'): Promise<KvmVerdict> {
-  const key = `${binary}\0${device}`;
+/**
+ * The device probe, then (only if it opens) the execution probe: with `kernel`, that kernel booted under
+ * KVM through early boot; without, only the firmware. One per binary, kernel and process.
+ */
+export function kvmVerdict(binary: string, setpriv: string, kernel?: string, device = '/dev/kvm'): Promise<KvmVerdict> {
+  const broken = brokenFor.get(binary);
+  if (broken) return Promise.resolve(broken);
+  const key = `${binary}\0${kernel ?? ''}\0${device}`;
   let v = verdicts.get(key);
   if (!v) {
     const dev = probeKvm(device);
-    v = dev.usable ? probeKvmExecution({ binary, setpriv }).then((execution) => ({ device: dev, execution })) : Promise.resolve({ device: dev });
+    v = dev.usable
+      ? probeKvmExecution({ binary, setpriv, kernel }).then((execution) => {
+          const verdict = { device: dev, execution };
+          if (!execution.works) brokenFor.set(binary, verdict);
+          return verdict;
+        })
+      : Promise.resolve({ device: dev });
     verdicts.set(key, v);
   }
   return v;
@@ -56,6 +69,7 @@ export function kvmVerdict(binary: string, setpriv: string, device = '/dev/kvm')
 /** Forget the memoized verdicts (specs that swap the QEMU binary's behaviour). */
 export function forgetKvmVerdicts(): void {
   verdicts.clear();
+  brokenFor.clear();
   warned.clear();
 }
 
@@ -81,8 +95,8 @@ export function resolveAccel(requested: Accel, verdict: KvmVerdict, binaryKey = 
   return { accel: 'tcg', warning: `warning: /dev/kvm opens but KVM cannot run a guest (${why}): running under TCG instead` };
 }
 
-/** Resolve the accelerator for a launch, probing KVM once per binary. */
-export async function chooseAccel(requested: Accel, binary: string, setpriv: string): Promise<AccelChoice> {
+/** Resolve the accelerator for a launch; `kernel`, when the guest boots one, makes the probe boot it. */
+export async function chooseAccel(requested: Accel, binary: string, setpriv: string, kernel?: string): Promise<AccelChoice> {
   if (requested === 'tcg') return { accel: 'tcg' };
-  return resolveAccel(requested, await kvmVerdict(binary, setpriv), binary);
+  return resolveAccel(requested, await kvmVerdict(binary, setpriv, kernel), binary);
 }

@@ -1,7 +1,10 @@
 // Does KVM run a guest here? An open /dev/kvm proves nothing: on a cloud VM without nested VMX the
 // device opens, then QEMU prints "KVM internal error" and stops the vCPU at the first instruction
-// (hosts.md). So the probe boots the firmware under KVM and looks for evidence that it executed: the
-// vCPU left the reset vector and the VM is still running. Takes a few hundred ms; memoized per QEMU binary.
+// (hosts.md). Running the firmware proves little more: on some nested hosts SeaBIOS runs under KVM and
+// a Linux kernel then hangs or fails an emulation (seen here). So, given the kernel the guest will boot,
+// the probe boots it under KVM with no root file system and requires the evidence only a run to the end
+// of early boot leaves: its own "Kernel panic - not syncing" on the serial console, then the reset that
+// -no-reboot turns into an exit (~1 s where KVM works). Without a kernel it can only check the firmware.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,7 +23,11 @@ export interface KvmExecution {
 export interface KvmExecutionProbeOptions {
   binary: string;
   setpriv: string;
-  /** How long the firmware gets to show it runs. Default 5000 ms. */
+  /** An uncompressed or bzImage Linux kernel to boot (the guest's own): the strong probe. */
+  kernel?: string;
+  /** 'tcg' only for specs: the same detection, exercised where KVM cannot run the kernel. Default 'kvm'. */
+  accel?: 'kvm' | 'tcg';
+  /** How long the guest gets to show it runs. Default 8000 ms with a kernel (TCG needs ~4 s, KVM ~1 s), else 5000. */
   timeoutMs?: number;
 }
 
@@ -36,15 +43,36 @@ export function parseIp(registers: string): { csBase: bigint; ip: bigint } | und
   return ip && cs ? { csBase: BigInt(`0x${cs}`), ip: BigInt(`0x${ip}`) } : undefined;
 }
 
+const PANIC = 'Kernel panic - not syncing';
+/** A kernel that has not printed its banner by then under KVM is not running. */
+const BANNER_MS = 4000;
+
+function firstStderr(proc: QemuProcess): string {
+  const line = proc.earlyStderr.find((l) => l.trim());
+  return line ? `: ${line}` : '';
+}
+
 export async function probeKvmExecution(opts: KvmExecutionProbeOptions): Promise<KvmExecution> {
   const started = performance.now();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmahil-kvm-probe-'));
   const socket = path.join(dir, 'qmp.sock');
-  const args = ['-accel', 'kvm', '-cpu', 'host', '-machine', 'q35', '-m', '32', '-nodefaults', '-no-user-config', '-display', 'none', '-qmp', `unix:${socket},server=on,wait=off`];
+  const serial = path.join(dir, 'serial.log');
+  const accel = opts.accel ?? 'kvm';
+  const args = ['-accel', accel, '-cpu', accel === 'kvm' ? 'host' : 'qemu64,+rdrand', '-machine', 'q35', '-m', opts.kernel ? '256' : '32', '-nodefaults', '-no-user-config', '-display', 'none', '-qmp', `unix:${socket},server=on,wait=off`];
+  if (opts.kernel) args.push('-no-reboot', '-kernel', opts.kernel, '-append', 'console=ttyS0 panic=-1', '-serial', `file:${serial}`);
+  const timeoutMs = opts.timeoutMs ?? (opts.kernel ? 8000 : 5000);
+  const readSerial = (): string => {
+    try {
+      return fs.readFileSync(serial, 'utf8');
+    } catch {
+      return '';
+    }
+  };
   const proc = QemuProcess.start({ setpriv: opts.setpriv, binary: opts.binary, args, stdoutLog: '/dev/null', stderrLog: path.join(dir, 'stderr.log'), appendLogs: false });
   const registration: RegisteredMachine = { runDir: dir, killNow: () => proc.signal('SIGKILL') };
   registerMachine(registration);
-  const deadline = Date.now() + (opts.timeoutMs ?? 5000);
+  const started0 = Date.now();
+  const deadline = started0 + timeoutMs;
   const result = (works: boolean, detail: string): KvmExecution => ({ works, detail, ms: Math.round(performance.now() - started) });
   const kvmError = (): string | undefined => {
     const m = proc.messages.find((x) => x.kind === 'kvm-internal-error');
@@ -63,19 +91,30 @@ export async function probeKvmExecution(opts: KvmExecutionProbeOptions): Promise
     for (;;) {
       const said = kvmError();
       if (said) return result(false, `KVM cannot run the guest: ${said}`);
-      if (!proc.isRunning) return result(false, `QEMU exited under KVM: ${proc.earlyStderr.find((l) => l.trim()) ?? '(nothing on stderr)'}`);
-      const st = await qmp.execute<{ status: string; running: boolean }>('query-status');
-      if (DEAD_RUN_STATES.has(st.status)) return result(false, `KVM stopped the vCPU: run state ${st.status}${kvmError() ? `, ${kvmError()}` : ''}`);
-      const regs = parseIp(await qmp.execute<string>('human-monitor-command', { 'command-line': 'info registers' }));
-      if (st.running && regs && (regs.csBase !== RESET.csBase || regs.ip !== RESET.ip)) {
-        // It ran; a vCPU that fails on a later instruction stops within a moment: look once more.
-        await delay(100);
-        const again = await qmp.execute<{ status: string; running: boolean }>('query-status');
-        const late = kvmError();
-        if (again.running && !late) return result(true, `the firmware ran under KVM (IP 0x${regs.ip.toString(16)})`);
-        return result(false, `KVM stopped the vCPU: run state ${again.status}${late ? `, ${late}` : ''}`);
+      if (opts.kernel) {
+        const booted = readSerial().includes(PANIC);
+        if (booted && !proc.isRunning) return result(true, `a Linux kernel ran its early boot under KVM (to its "${PANIC}" without a root file system)`);
+        if (!proc.isRunning) return result(false, `QEMU exited under KVM before the kernel got through early boot${firstStderr(proc)}`);
+      } else if (!proc.isRunning) return result(false, `QEMU exited under KVM${firstStderr(proc)}`);
+      const st = await qmp.execute<{ status: string; running: boolean }>('query-status').catch(() => undefined);
+      if (st && DEAD_RUN_STATES.has(st.status) && st.status !== 'shutdown') return result(false, `KVM stopped the vCPU: run state ${st.status}${kvmError() ? `, ${kvmError()}` : ''}`);
+      if (st && !opts.kernel) {
+        const regs = parseIp(await qmp.execute<string>('human-monitor-command', { 'command-line': 'info registers' }));
+        if (st.running && regs && (regs.csBase !== RESET.csBase || regs.ip !== RESET.ip)) {
+          // It ran; a vCPU that fails on a later instruction stops within a moment: look once more.
+          await delay(100);
+          const again = await qmp.execute<{ status: string; running: boolean }>('query-status');
+          const late = kvmError();
+          if (again.running && !late) return result(true, `the firmware ran under KVM (no guest OS was tried)`);
+          return result(false, `KVM stopped the vCPU: run state ${again.status}${late ? `, ${late}` : ''}`);
+        }
       }
-      if (Date.now() > deadline) return result(false, `the vCPU did not execute under KVM within ${opts.timeoutMs ?? 5000} ms (run state ${st.status})`);
+      // Where KVM works the banner is out within a fraction of a second: a silent kernel is not coming.
+      const silent = opts.kernel && Date.now() > started0 + BANNER_MS && !readSerial().includes('Linux version');
+      if (Date.now() > deadline || silent) {
+        const what = opts.kernel ? `a Linux kernel did not get through early boot under KVM within ${Math.round((Date.now() - started0) / 1000)} s (it takes about 1 s where KVM works${readSerial().includes('Linux version') ? '' : '; it printed nothing'})` : `the vCPU did not execute under KVM within ${timeoutMs / 1000} s`;
+        return result(false, `${what}, run state ${st?.status ?? 'unknown'}`);
+      }
       await delay(50);
     }
   } catch (e) {

@@ -151,7 +151,7 @@ export class Machine {
     checkConfigFiles(config);
     const binary = requireQemu(config.qemuBinary ?? DEFAULT_QEMU_BINARY);
     const setpriv = requireSetpriv();
-    const choice = await chooseAccel(config.accel, binary, setpriv);
+    const choice = await chooseAccel(config.accel, binary, setpriv, config.kernel);
     const accel = choice.accel;
     if (choice.warning) (options.onWarning ?? ((w: string) => process.stderr.write(`dmahil: ${w}\n`)))(choice.warning);
     const artifactsDir = path.resolve(options.artifactsDir);

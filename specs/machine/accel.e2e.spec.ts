@@ -8,13 +8,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Machine, liveMachineCount, probeKvm, type LaunchOptions, type MachineConfig } from '../../harness/machine/index.js';
 import { kvmVerdict } from '../../harness/machine/accel.js';
+import { probeKvmExecution } from '../../harness/machine/kvm-probe.js';
+import { buildReferenceImage } from '../../images/linux/build.js';
 import { findExecutable, requireSetpriv } from '../../harness/machine/launch-checks.js';
 import { SshChannel } from '../../harness/guest/channel/ssh-channel.js';
 import { EnvironmentError } from '../../harness/errors.js';
 import { GuestNotReadyError } from '../../harness/guest/channel/errors.js';
 import { writeBrokenKvmQemu } from '../support/broken-kvm.js';
 import { baseConfig, pausedConfig, scratchDir } from './support/fixtures.js';
-import { cliPath } from '../e2e/support.js';
+import { cliPath, repoRoot } from '../e2e/support.js';
 
 describe('machine: the accelerator is chosen by what runs (real QEMU, real /dev/kvm)', function () {
   this.timeout(60_000);
@@ -100,20 +102,53 @@ describe('machine: the accelerator is chosen by what runs (real QEMU, real /dev/
     });
   });
 
-  describe('where KVM works', function () {
+  describe("this host's real KVM, judged by booting the reference kernel", function () {
+    this.timeout(300_000);
+    let kernel: string;
+    let verdict: Awaited<ReturnType<typeof kvmVerdict>>;
     before(async function () {
-      const v = await kvmVerdict(findExecutable('qemu-system-x86_64')!, requireSetpriv());
-      if (!v.execution?.works) {
-        this.test!.parent!.title += ` (skipped: KVM does not run a guest here: ${v.execution?.detail ?? v.device.reason})`;
+      kernel = (await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images') })).kernel;
+      verdict = await kvmVerdict(findExecutable('qemu-system-x86_64')!, requireSetpriv(), kernel);
+      if (!verdict.device.usable) {
+        this.test!.parent!.title += ` (skipped: /dev/kvm does not open: ${verdict.device.reason})`;
         this.skip();
       }
     });
 
-    it("accel 'auto' and 'kvm' get KVM, and QEMU confirms it", async () => {
-      for (const accel of ['auto', 'kvm'] as const) {
-        const m = await launch(pausedConfig({ name: `kvm-${accel}`, accel }));
-        expect(m.accel).to.equal('kvm');
-        expect((await m.qmp.execute<{ enabled: boolean }>('query-kvm')).enabled).to.equal(true);
+    it('the kernel probe recognises a kernel that got through early boot (its success path, run under TCG)', async () => {
+      const r = await probeKvmExecution({ binary: findExecutable('qemu-system-x86_64')!, setpriv: requireSetpriv(), kernel, accel: 'tcg', timeoutMs: 30_000 });
+      expect(r).to.include({ works: true });
+      expect(r.detail).to.match(/Kernel panic - not syncing/);
+    });
+
+    it('where KVM cannot run it: dmahil run --accel kvm exits 2 within 10 s with the cause; where it can, a scenario verifies under KVM', async function () {
+      const grep = '^round-trip 1 B$';
+      const t0 = Date.now();
+      const r = await execa('node', [cliPath, 'run', '--accel', 'kvm', '--boot', '--grep', grep, '--artifacts', path.join(dir, 'real-kvm')], { reject: false });
+      if (!verdict.execution?.works) {
+        expect(r.exitCode, r.stderr).to.equal(2);
+        expect(Date.now() - t0).to.be.below(10_000);
+        expect(r.stderr.trim()).to.match(/^dmahil: accel 'kvm' requested but KVM cannot run a guest here: .* — use --accel tcg/);
+        this.test!.title += ` [this host: ${verdict.execution?.detail}]`;
+      } else {
+        expect(r.exitCode, r.stderr).to.equal(0);
+        expect(r.stderr).to.match(/waiting for the guest's SSH login \(KVM\)/);
+      }
+    });
+
+    it("accel 'auto' and 'kvm' follow the verdict, and QEMU confirms what was chosen", async () => {
+      const cfg = (accel: 'auto' | 'kvm') => pausedConfig({ name: `real-${accel}`, accel, kernel, append: 'console=ttyS0' });
+      if (verdict.execution?.works) {
+        for (const accel of ['auto', 'kvm'] as const) {
+          const m = await launch(cfg(accel));
+          expect(m.accel).to.equal('kvm');
+          expect((await m.qmp.execute<{ enabled: boolean }>('query-kvm')).enabled).to.equal(true);
+        }
+      } else {
+        const m = await launch(cfg('auto'), { onWarning: () => undefined });
+        expect(m.accel).to.equal('tcg');
+        expect((await m.qmp.execute<{ enabled: boolean }>('query-kvm')).enabled).to.equal(false);
+        expect(await launch(cfg('kvm')).catch((e: unknown) => e)).to.be.instanceOf(EnvironmentError);
       }
     });
   });
