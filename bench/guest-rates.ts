@@ -19,13 +19,13 @@ export interface GuestBenchContext {
   log: (m: string) => void;
 }
 
-function boot(ctx: GuestBenchContext, name: string, icount?: IcountConfig) {
+function boot(ctx: GuestBenchContext, name: string, icount?: IcountConfig, accel: 'auto' | 'kvm' | 'tcg' = 'auto') {
   return startLinuxGuest({
     repoRoot: ctx.repoRoot,
     cacheDir: path.join(ctx.repoRoot, '.cache'),
     artifactsDir: path.join(ctx.artifacts, name),
     forceBounce: false,
-    accel: 'auto',
+    accel,
     bootTimeoutMs: 180_000,
     icount,
   });
@@ -72,8 +72,8 @@ export async function restoreSamples(ctx: GuestBenchContext, n: number): Promise
 }
 
 /** Verified 4 KiB round trips per second, each judged from guest RAM like any scenario. */
-export async function roundTripRate(ctx: GuestBenchContext, label: string, icount: IcountConfig | undefined, n: number): Promise<number> {
-  const session = await boot(ctx, `rate-${label}`, icount);
+export async function roundTripRate(ctx: GuestBenchContext, label: string, icount: IcountConfig | undefined, n: number, accel: 'auto' | 'kvm' | 'tcg' = 'auto'): Promise<number> {
+  const session = await boot(ctx, `rate-${label}`, icount, accel);
   try {
     const started = performance.now();
     for (let i = 0; i < n; i++) {
