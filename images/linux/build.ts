@@ -117,6 +117,11 @@ function findOwnFile(rel: string): string {
   throw new Error(`reference image: cannot find ${rel} above ${fileURLToPath(import.meta.url)}`);
 }
 
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
+  return !!x && !!y && x.dev === y.dev && x.ino === y.ino;
+}
+
 /** Owning package and version for each host path (dpkg -S), trying the /usr-merged twin of a path too. */
 async function packagesOf(paths: string[]): Promise<Map<string, string>> {
   const candidates = new Map<string, string[]>();
@@ -127,6 +132,13 @@ async function packagesOf(paths: string[]): Promise<Map<string, string>> {
     for (const a of [p, real]) {
       if (a.startsWith('/usr/')) alts.add(a.slice(4));
       else alts.add(`/usr${a}`);
+    }
+    // Newer kernel packages (7.x in trixie-backports) ship /usr/lib/modules/<ver>/vmlinuz and make
+    // /boot/vmlinuz-<ver> a hard link that no package owns: the same file, so the same owner.
+    const boot = /^\/boot\/vmlinuz-(.+)$/.exec(p);
+    if (boot) {
+      const twin = `/usr/lib/modules/${boot[1]}/vmlinuz`;
+      if (await sameFile(p, twin)) alts.add(twin).add(twin.slice(4));
     }
     candidates.set(p, [...alts]);
   }
