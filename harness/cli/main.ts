@@ -28,6 +28,7 @@ import { describeEdu, probeEduBehaviour } from '../machine/edu-behaviour.js';
 import { needsEduBehaviour, notApplicable } from '../dma/applicability.js';
 import { kvmVerdict, resolveAccel } from '../machine/accel.js';
 import { buildReferenceImage } from '../../images/linux/build.js';
+import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
 import { requireSetpriv } from '../machine/launch-checks.js';
 import { DEFAULT_QEMU_BINARY } from '../machine/cmdline.js';
 
@@ -52,7 +53,7 @@ async function run(opts: RunOptions): Promise<number> {
   if (entries.length === 0) {
     throw new UsageError(`shard ${opts.shard} has none of the ${selected.length} selected scenarios`, { hint: 'use fewer shards than scenarios, or add --all' });
   }
-  await preflight(opts.accel, opts.image);
+  await preflight(opts.accel, opts.image, progress);
   // Measured, not assumed from the version: does this QEMU's edu give each control something to catch?
   const edu = entries.some(needsEduBehaviour) ? await probeEduBehaviour(DEFAULT_QEMU_BINARY) : undefined;
   if (edu) progress(describeEdu(edu));
@@ -162,10 +163,14 @@ async function run(opts: RunOptions): Promise<number> {
  * --accel kvm without it is one line with the fix and exit 2, within seconds; with 'auto' the verdict
  * is remembered, so a Windows guest then gets TCG and one warning instead of a boot into a broken KVM.
  */
-async function preflight(accel: RunOptions['accel'], image: string): Promise<void> {
+async function preflight(accel: RunOptions['accel'], image: string, progress: (m: string) => void = () => undefined): Promise<void> {
   const qemu = await checkQemu(DEFAULT_QEMU_BINARY);
+  const needsReference = image === 'linux' || accel !== 'tcg';
+  if (!needsReference) return;
+  // Both cached; a missing package or a kernel edudma cannot build for is bad input, not a failed scenario.
+  const reference = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images'), onProgress: progress });
+  if (image === 'linux') await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress });
   if (accel === 'tcg' || (accel === 'auto' && image === 'linux')) return; // the reference guest's auto is TCG
-  const reference = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images') });
   const verdict = await kvmVerdict(qemu.binary, requireSetpriv(), reference.kernel);
   if (accel === 'kvm') resolveAccel('kvm', verdict);
 }
@@ -251,8 +256,8 @@ async function holdForDebugging(session: GuestSession, v: SuiteVerdict, artifact
 
 /** dmahil shell: a fresh direct guest with edudma loaded, and the system ssh client on this terminal. */
 async function shell(opts: ShellOptions): Promise<number> {
-  await preflight(opts.accel, 'linux');
   const progress = stderrProgress(true);
+  await preflight(opts.accel, 'linux', progress);
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-shell`));
   const session = await startLinuxGuest({
     repoRoot,
