@@ -10,12 +10,12 @@ import { SnapshotSessionSource } from '../dma/snapshot-session-source.js';
 import { CHEAP_WAITS } from '../snapshot/index.js';
 import { ReusingSessionSource } from '../dma/session-source.js';
 import { DmahilError, EnvironmentError, UsageError } from '../errors.js';
-import { restoreLinuxGuest, startLinuxGuest, type LinuxSession } from '../guest/linux/profile.js';
+import { REFERENCE_AUTO_ACCEL, restoreLinuxGuest, startLinuxGuest, type LinuxSession } from '../guest/linux/profile.js';
 import type { GuestSession } from '../guest/session.js';
 import { startWindowsGuest } from '../guest/windows/profile.js';
 import { imageMain } from '../../images/windows/cli.js';
 import { readWindowsImage } from '../../images/windows/manifest.js';
-import { resultsJson } from '../report/results-json.js';
+import { resultsJson, type RunHost } from '../report/results-json.js';
 import { htmlReport } from '../report/html.js';
 import { outcome, type Verdict } from '../dma/verdict.js';
 import { accessText, closeHandedOver, interactiveSsh, prepareAccess } from './shell.js';
@@ -23,7 +23,7 @@ import { doctor } from './doctor.js';
 import { tally, verdictTable } from '../report/verdict-table.js';
 import { parseCommandLine, USAGE, type RunOptions, type ShellOptions } from './args.js';
 import { stderrProgress } from './progress.js';
-import { checkQemu } from '../machine/qemu-check.js';
+import { checkQemu, type QemuInfo } from '../machine/qemu-check.js';
 import { describeEdu, probeEduBehaviour } from '../machine/edu-behaviour.js';
 import { needsEduBehaviour, notApplicable } from '../dma/applicability.js';
 import { kvmVerdict, resolveAccel } from '../machine/accel.js';
@@ -53,10 +53,15 @@ async function run(opts: RunOptions): Promise<number> {
   if (entries.length === 0) {
     throw new UsageError(`shard ${opts.shard} has none of the ${selected.length} selected scenarios`, { hint: 'use fewer shards than scenarios, or add --all' });
   }
-  await preflight(opts.accel, opts.image, progress);
+  const qemu = await preflight(opts.accel, opts.image, progress);
   // Measured, not assumed from the version: does this QEMU's edu give each control something to catch?
   const edu = entries.some(needsEduBehaviour) ? await probeEduBehaviour(DEFAULT_QEMU_BINARY) : undefined;
   if (edu) progress(describeEdu(edu));
+  runHost = {
+    qemu: `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`,
+    edu: edu ? describeEdu(edu) : null,
+    accel: opts.accel === 'auto' && opts.image === 'linux' ? `auto: ${REFERENCE_AUTO_ACCEL} for the reference guest` : opts.accel,
+  };
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
   checkArtifactsRoom(artifacts);
   await fs.mkdir(artifacts, { recursive: true });
@@ -163,16 +168,17 @@ async function run(opts: RunOptions): Promise<number> {
  * --accel kvm without it is one line with the fix and exit 2, within seconds; with 'auto' the verdict
  * is remembered, so a Windows guest then gets TCG and one warning instead of a boot into a broken KVM.
  */
-async function preflight(accel: RunOptions['accel'], image: string, progress: (m: string) => void = () => undefined): Promise<void> {
+async function preflight(accel: RunOptions['accel'], image: string, progress: (m: string) => void = () => undefined): Promise<QemuInfo> {
   const qemu = await checkQemu(DEFAULT_QEMU_BINARY);
   const needsReference = image === 'linux' || accel !== 'tcg';
-  if (!needsReference) return;
+  if (!needsReference) return qemu;
   // Both cached; a missing package or a kernel edudma cannot build for is bad input, not a failed scenario.
   const reference = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images'), onProgress: progress });
   if (image === 'linux') await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress });
-  if (accel === 'tcg' || (accel === 'auto' && image === 'linux')) return; // the reference guest's auto is TCG
+  if (accel === 'tcg' || (accel === 'auto' && image === 'linux')) return qemu; // the reference guest's auto is TCG
   const verdict = await kvmVerdict(qemu.binary, requireSetpriv(), reference.kernel);
   if (accel === 'kvm') resolveAccel('kvm', verdict);
+  return qemu;
 }
 
 /**
@@ -199,8 +205,11 @@ function checkArtifactsRoom(artifacts: string): void {
   });
 }
 
+/** Set once the run has checked its host; in every results.json written after that. */
+let runHost: RunHost | undefined;
+
 function runReport(artifacts: string, verdicts: SuiteVerdict[], ver: string, interrupted?: string) {
-  return { ...resultsJson(verdicts, { version: ver, artifacts }), ...(interrupted ? { ok: false, interrupted } : {}) };
+  return { ...resultsJson(verdicts, { version: ver, artifacts, ...(runHost ? { host: runHost } : {}) }), ...(interrupted ? { ok: false, interrupted } : {}) };
 }
 
 /**

@@ -3,12 +3,23 @@ import { outcome } from '../dma/verdict.js';
 import type { SuiteVerdict } from '../dma/run-suite.js';
 import { rerunCommand, tally } from './verdict-table.js';
 
-export function resultsJson(verdicts: SuiteVerdict[], meta: { version: string; artifacts: string }) {
+/** Where the run ran: what a reader needs to reproduce it or to compare two hosts. */
+export interface RunHost {
+  /** QEMU's version and package, e.g. "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)". */
+  qemu: string;
+  /** The edu's measured behaviour (edu-behaviour.ts), when the run needed it. */
+  edu: string | null;
+  /** The accelerator asked for, and what 'auto' meant for this guest. */
+  accel: string;
+}
+
+export function resultsJson(verdicts: SuiteVerdict[], meta: { version: string; artifacts: string; host?: RunHost }) {
   const t = tally(verdicts);
   return {
     tool: 'dmahil',
     version: meta.version,
     artifacts: meta.artifacts,
+    host: meta.host ?? null,
     ok: t.notOk === 0 && t.ok > 0,
     counts: t,
     scenarios: verdicts.map((v) => ({

@@ -9,10 +9,14 @@ describe('e2e: the dmahil command', function () {
   it('runs a scenario on the reference guest and prints machine-readable results', async () => {
     const r = await execa('node', [cliPath, 'run', '--grep', '^round-trip 4096 B$', '--json'], { reject: false });
     expect(r.exitCode, r.stderr).to.equal(0);
-    const report = JSON.parse(r.stdout) as { ok: boolean; scenarios: Array<{ name: string; status: string; buffers: unknown[] }> };
+    const report = JSON.parse(r.stdout) as { ok: boolean; host: { qemu: string; accel: string }; scenarios: Array<{ name: string; status: string; buffers: unknown[] }> };
     expect(report.ok).to.equal(true);
     expect(report.scenarios.map((s) => [s.name, s.status])).to.deep.equal([['round-trip 4096 B', 'pass']]);
-    expect(r.stderr).to.match(/booting QEMU/).and.match(/waiting for the guest's SSH login/);
+    expect(r.stderr).to.match(/booting QEMU/).and.match(/waiting for the guest's SSH login \(TCG\)/);
+    // Where it ran, and what 'auto' meant: TCG with -icount for the reference guest, said once.
+    expect(report.host.qemu).to.match(/^\d+\.\d+\.\d+/);
+    expect(report.host.accel).to.equal('auto: tcg for the reference guest');
+    expect(r.stderr.match(/accelerator: TCG with -icount/g)).to.have.length(1);
   });
 
   it('prints the verdict table and exits 0', async () => {
