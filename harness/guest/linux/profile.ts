@@ -81,9 +81,13 @@ export interface RestoreTimings {
  */
 export const REFERENCE_AUTO_ACCEL = 'tcg';
 
-/** The accelerator the reference guest asks the machine for, and the line that says which and why. */
+let accelExplained = false;
+
+/** The accelerator the reference guest asks the machine for; `why` the first time in this process only. */
 export function referenceGuestAccel(requested: 'auto' | 'kvm' | 'tcg'): { accel: 'auto' | 'kvm' | 'tcg'; why?: string } {
   if (requested !== 'auto') return { accel: requested };
+  if (accelExplained) return { accel: REFERENCE_AUTO_ACCEL };
+  accelExplained = true;
   return { accel: REFERENCE_AUTO_ACCEL, why: "accelerator: TCG with -icount (the edu's 100 ms DMA timer costs no wall time there; under KVM it runs in real time: --accel kvm to choose KVM)" };
 }
 
