@@ -53,6 +53,8 @@ async function run(opts: RunOptions): Promise<number> {
   if (entries.length === 0) {
     throw new UsageError(`shard ${opts.shard} has none of the ${selected.length} selected scenarios`, { hint: 'use fewer shards than scenarios, or add --all' });
   }
+  const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
+  checkArtifactsRoom(artifacts);
   const qemu = await preflight(opts.accel, opts.image, progress);
   // Measured, not assumed from the version: does this QEMU's edu give each control something to catch?
   const edu = entries.some(needsEduBehaviour) ? await probeEduBehaviour(DEFAULT_QEMU_BINARY) : undefined;
@@ -62,8 +64,6 @@ async function run(opts: RunOptions): Promise<number> {
     edu: edu ? describeEdu(edu) : null,
     accel: opts.accel === 'auto' && opts.image === 'linux' ? `auto: ${REFERENCE_AUTO_ACCEL} for the reference guest` : opts.accel,
   };
-  const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
-  checkArtifactsRoom(artifacts);
   await fs.mkdir(artifacts, { recursive: true });
   progress(`${entries.length} scenarios${opts.shard ? ` (shard ${opts.shard} of ${selected.length})` : ''}; artifacts in ${artifacts}`);
   // A variant's first boot logs to <artifacts>/<variant>; a later one (the fallback after a failed snapshot,
