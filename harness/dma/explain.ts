@@ -14,7 +14,9 @@ export type FindingKind =
   | 'wrong-seed'
   | 'never-written'
   | 'stale-source'
-  | 'mismatch';
+  | 'mismatch'
+  /** The guest's report contradicts itself or the guest booted (report-consistency.ts): never a pass. */
+  | 'inconsistent-report';
 
 export interface Finding {
   kind: FindingKind;

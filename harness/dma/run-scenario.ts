@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pattern } from '../contract/pattern.js';
 import { EDU_DMA_BITS, eduOpsPerLeg, type Scenario } from '../contract/scenario.js';
 import type { RunResult } from '../contract/result.js';
+import { checkReportConsistency } from '../contract/report-consistency.js';
 import { DmahilError } from '../errors.js';
 import type { DebugTarget, GuestSession, HeldRun } from '../guest/session.js';
 import { captureScreen, dumpGuestMemory, serialTail, vmStatus, watchMachine, type DumpFormat, type MachineTrouble } from '../machine/evidence.js';
@@ -29,6 +30,8 @@ export interface ScenarioCase {
   expectFinding?: FindingKind;
   /** How long the guest may take before the scenario is a hang (default: scenarioDeadlineMs). */
   timeoutMs?: number;
+  /** The guest the host booted: on 'direct' nothing may bounce (report-consistency.ts). */
+  variant?: 'direct' | 'bounce';
 }
 
 export interface RunScenarioOptions {
@@ -122,8 +125,11 @@ export async function runScenario(session: GuestSession, c: ScenarioCase, opts: 
       .deviceModelEvents(started)
       .filter((m) => m.kind === 'edu-clamp')
       .map((m) => ({ from: m.from ?? 0, to: m.to ?? 0, line: m.line }));
+    // The report must hold together before its bytes mean anything: a page the source and the
+    // destination share would let the CPU's pattern pass for the device's.
+    const violations = checkReportConsistency(r, { direct: c.variant === 'direct', dmaMaskBits: r.driver.dmaMaskBits ?? EDU_DMA_BITS });
     const evidence = await gatherEvidence(session, r, expectSeed, clamps);
-    const findings = explain(evidence);
+    const findings = [...violations.map((v) => ({ kind: 'inconsistent-report' as const, message: `the guest's report does not hold together (${v.rule}): ${v.message}` })), ...explain(evidence)];
     const status = findings.length === 0 ? 'pass' : 'fail';
     const summary =
       status === 'pass'
