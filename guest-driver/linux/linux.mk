@@ -22,7 +22,7 @@ DMACTL_DEPS := $(DMACTL_SRCS) $(LINUX_COMMON)/dmactl/backend.h $(LINUX_SRC)/edud
 	$(LINUX_COMMON)/dmahil_abi.h $(LINUX_COMMON)/dmahil_types.h $(LINUX_COMMON)/dmahil_pattern.h
 DMACTL_CFLAGS ?= -std=c11 -O2 -Wall -Wextra -Werror
 
-.PHONY: driver-linux edudma-ko dmactl-linux clean-linux edudma-always
+.PHONY: driver-linux edudma-ko dmactl-linux dmactl-lying clean-linux edudma-always
 driver-linux: edudma-ko dmactl-linux
 edudma-ko: $(LINUX_OUT)/edudma.ko
 dmactl-linux: $(LINUX_OUT)/dmactl
@@ -42,6 +42,12 @@ $(LINUX_OUT)/edudma.ko: $(EDUDMA_OBJDIR)/edudma.ko edudma-always
 $(LINUX_OUT)/dmactl: $(DMACTL_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(DMACTL_CFLAGS) -I$(LINUX_COMMON) -I$(LINUX_SRC) -static -o $@ $(DMACTL_SRCS)
+
+# The test build with lie modes (guest-driver/common/dmactl/lies.c): for the host's specs only, never shipped.
+dmactl-lying: $(LINUX_OUT)/dmactl-lying
+$(LINUX_OUT)/dmactl-lying: $(DMACTL_DEPS) $(LINUX_COMMON)/dmactl/lies.c $(LINUX_COMMON)/dmactl/lies.h
+	@mkdir -p $(@D)
+	$(CC) $(DMACTL_CFLAGS) -DDMACTL_LIES -I$(LINUX_COMMON) -I$(LINUX_SRC) -static -o $@ $(DMACTL_SRCS) $(LINUX_COMMON)/dmactl/lies.c
 
 clean-linux:
 	rm -rf $(LINUX_OUT)

@@ -121,6 +121,8 @@ function checkSchema(raw: unknown, command: string): void {
 /** Pages are always checked (the host may read them); segments must cover the data only after a complete run. */
 function checkBuffer(b: BufferReport, expected: Scenario, inRam: RamPredicate, where: string, complete: boolean): void {
   if (b.length !== expected.size) fail(`${where} length ${b.length} is not the scenario size ${expected.size}`);
+  // The client's data starts where the scenario put it; a report that moves it reads other bytes.
+  if (b.kind === 'client' && b.offset !== expected.offset) fail(`${where} offset ${b.offset} is not the scenario offset ${expected.offset}`);
   const pageCount = Math.ceil((b.offset + b.length) / PAGE_SIZE);
   if (b.pages.length !== pageCount) {
     fail(`${where} reports ${b.pages.length} pages; offset ${b.offset} + length ${b.length} needs ${pageCount}`);

@@ -50,6 +50,7 @@ describe('contract: checking what the guest reported', () => {
   it('rejects a segment longer than one edu operation', () => rejects((r) => (r.buffers[0].segments[0].length = 4096), /result schema|outside 1..4095/));
   it('rejects a scenario echo that differs from the request', () => rejects((r) => (r.scenario.seed = 10), /seed came back as 10/));
   it('rejects a length other than the scenario size', () => rejects((r) => (r.buffers[1].length = 4999), /length 4999/));
+  it('rejects a client buffer whose data is not at the scenario offset', () => rejects((r) => (r.buffers[1].offset = 101), /offset 101 is not the scenario offset 100/));
   it('rejects an address beyond any physical address', () => rejects((r) => (r.buffers[0].segments[0].device = '0xffffffffffffffff'), /beyond any physical address/));
   it('rejects a malformed address', () => rejects((r) => (r.buffers[0].pages[0] = '4096'), /result schema/));
   it('rejects an unknown contract version', () => rejects((r) => (r.contract = 2), /result schema/));

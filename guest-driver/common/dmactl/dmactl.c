@@ -25,6 +25,9 @@
 
 #include "backend.h"
 #include "../dmahil_pattern.h"
+#ifdef DMACTL_LIES
+#include "lies.h"
+#endif
 
 #define EXIT_USAGE 1
 #define EXIT_OPEN 2
@@ -539,6 +542,14 @@ static int cmd_run(const struct opts *o)
 		dmactl_backend_close(b);
 		return EXIT_RUN;
 	}
+#ifdef DMACTL_LIES
+	{
+		char mode[64];
+
+		if (dmactl_apply_lie(&result, mode, sizeof(mode)) < 0)
+			fprintf(stderr, "dmactl: lie mode \"%s\" does not apply to this run; reporting it honestly\n", mode);
+	}
+#endif
 	print_result(&info, &result);
 	fflush(stdout);
 	if (o->hold) {
