@@ -26,10 +26,9 @@ import { stderrProgress } from './progress.js';
 import { checkQemu, type QemuInfo } from '../machine/qemu-check.js';
 import { describeEdu, probeEduBehaviour } from '../machine/edu-behaviour.js';
 import { needsEduBehaviour, notApplicable } from '../dma/applicability.js';
-import { kvmVerdict, resolveAccel } from '../machine/accel.js';
+import { proveKvm } from './kvm-preflight.js';
 import { buildReferenceImage } from '../../images/linux/build.js';
 import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
-import { requireSetpriv } from '../machine/launch-checks.js';
 import { DEFAULT_QEMU_BINARY } from '../machine/cmdline.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -170,14 +169,13 @@ async function run(opts: RunOptions): Promise<number> {
  */
 async function preflight(accel: RunOptions['accel'], image: string, progress: (m: string) => void = () => undefined): Promise<QemuInfo> {
   const qemu = await checkQemu(DEFAULT_QEMU_BINARY);
-  const needsReference = image === 'linux' || accel !== 'tcg';
-  if (!needsReference) return qemu;
-  // Both cached; a missing package or a kernel edudma cannot build for is bad input, not a failed scenario.
-  const reference = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images'), onProgress: progress });
-  if (image === 'linux') await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress });
-  if (accel === 'tcg' || (accel === 'auto' && image === 'linux')) return qemu; // the reference guest's auto is TCG
-  const verdict = await kvmVerdict(qemu.binary, requireSetpriv(), reference.kernel);
-  if (accel === 'kvm') resolveAccel('kvm', verdict);
+  if (image === 'linux') {
+    // Both cached; a missing package or a kernel edudma cannot build for is bad input, not a failed scenario.
+    const reference = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images'), onProgress: progress });
+    await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress });
+  }
+  // The reference guest's auto is TCG; any other guest that may get KVM first sees KVM run a kernel.
+  if (accel === 'kvm' || (accel === 'auto' && image !== 'linux')) await proveKvm({ repoRoot, qemuBinary: qemu.binary, accel, onProgress: progress });
   return qemu;
 }
 

@@ -6,6 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { DmahilError, UsageError } from '../../harness/errors.js';
 import type { WindowsInstallConfig } from './answer-file.js';
 import { buildWindowsImage, type WindowsImageOptions } from './build.js';
+import { proveKvm } from '../../harness/cli/kvm-preflight.js';
+import { checkQemu } from '../../harness/machine/qemu-check.js';
+import { DEFAULT_QEMU_BINARY } from '../../harness/machine/cmdline.js';
 
 export const IMAGE_USAGE = `Usage: dmahil image windows --iso PATH [options]
 
@@ -80,7 +83,10 @@ export async function imageMain(argv: string[], repoRoot: string): Promise<numbe
     return 0;
   }
   const opts = parseImageArgs(argv.slice(1), repoRoot);
-  const manifest = await buildWindowsImage({ ...opts, onProgress: (m) => process.stderr.write(`dmahil image: ${m}\n`) });
+  const onProgress = (m: string): void => void process.stderr.write(`dmahil image: ${m}\n`);
+  // An install under a KVM that cannot run it would hang for hours: prove KVM first (auto: fall back).
+  await proveKvm({ repoRoot, qemuBinary: (await checkQemu(DEFAULT_QEMU_BINARY)).binary, accel: opts.accel, onProgress });
+  const manifest = await buildWindowsImage({ ...opts, onProgress });
   process.stdout.write(`${manifest}\nexport DMAHIL_WINDOWS_IMAGE=${manifest}\n`);
   return 0;
 }

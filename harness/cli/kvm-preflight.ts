@@ -1,0 +1,16 @@
+// Before a guest that may run under KVM boots (--accel kvm; a Windows guest or image build under auto):
+// prove that KVM runs a Linux kernel here, using the reference kernel (built from Debian's package,
+// cached). Firmware running under KVM proved too little (kvm-probe.ts). With 'kvm' a KVM that fails is
+// one line with the fix (exit 2); with 'auto' the verdict is remembered, and the launch that follows
+// gets TCG and one warning.
+import path from 'node:path';
+import { kvmVerdict, resolveAccel } from '../machine/accel.js';
+import { requireSetpriv } from '../machine/launch-checks.js';
+import { buildReferenceImage } from '../../images/linux/build.js';
+
+export async function proveKvm(opts: { repoRoot: string; qemuBinary: string; accel: 'auto' | 'kvm' | 'tcg'; onProgress?: (m: string) => void }): Promise<void> {
+  if (opts.accel === 'tcg') return;
+  const reference = await buildReferenceImage({ cacheDir: path.join(opts.repoRoot, '.cache', 'images'), onProgress: opts.onProgress });
+  const verdict = await kvmVerdict(opts.qemuBinary, requireSetpriv(), reference.kernel);
+  if (opts.accel === 'kvm') resolveAccel('kvm', verdict);
+}
