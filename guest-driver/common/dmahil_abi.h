@@ -24,6 +24,14 @@
 #define DMAHIL_STALE_BYTE     0x3Cu           /* what a client source holds before the CPU writes the pattern */
 #define DMAHIL_MAX_CALLS      12u
 
+/*
+ * Test-only scenario flags (dmahil_scenario.test_flags), set by the test build of dmactl
+ * (guest-driver/common/dmactl/lies.c) and never by the dmactl that ships. A driver that does not
+ * implement one refuses the scenario as invalid.
+ */
+#define DMAHIL_TEST_PRECOPY   0x1u /* write the pattern into the destination with the CPU before the DMA:
+                                    * the driver bug "copies with the CPU"; the host must catch it */
+
 enum dmahil_direction {
 	DMAHIL_DIR_TO_DEVICE = 1,   /* client buffer -> device; read back through a coherent buffer */
 	DMAHIL_DIR_FROM_DEVICE = 2, /* device (loaded from a coherent buffer) -> client buffer */
@@ -84,7 +92,8 @@ struct dmahil_scenario {
 	uint32_t offset;     /* byte offset of the data in its first page, 0 .. 4095 */
 	uint32_t seed;
 	uint32_t timeout_ms; /* per edu operation; 0 = driver default */
-	uint32_t reserved[7];
+	uint32_t test_flags; /* DMAHIL_TEST_*: only the test build of dmactl sets them; 0 otherwise */
+	uint32_t reserved[6];
 };
 DMAHIL_STATIC_ASSERT(sizeof(struct dmahil_scenario) == 64, "dmahil_scenario layout");
 

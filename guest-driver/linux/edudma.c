@@ -2,12 +2,17 @@
 /*
  * edudma - the dmahil test driver for QEMU's "edu" PCI device (1234:11e8).
  *
- * It runs one dmahil scenario per EDUDMA_IOC_RUN through the Linux DMA API
- * (dma_map_single, dma_map_sg or dma_alloc_coherent), moves the data with the
- * edu's DMA engine in operations of at most 4095 bytes, and reports every page
- * and every device address it used. It never judges the data: the host reads
- * guest RAM at the reported pages. The buffers stay allocated and untouched
- * until EDUDMA_IOC_RELEASE or until the file that ran the scenario is closed.
+ * It runs one dmahil scenario through the Linux DMA API (dma_map_single,
+ * dma_map_sg or dma_alloc_coherent) in two halves: EDUDMA_IOC_PREPARE allocates
+ * and maps the buffers, writes the source pattern with the CPU, fills the
+ * destination with the fill byte and reports the pages; EDUDMA_IOC_GO moves the
+ * data with the edu's DMA engine in operations of at most 4095 bytes, hands the
+ * buffers back to the CPU and reports every device address it used. In between
+ * the host reads the buffers, so it sees the destination change from the fill
+ * byte to the pattern while the device runs (EDUDMA_IOC_RUN does both at once).
+ * It never judges the data: the host reads guest RAM at the reported pages. The
+ * buffers stay allocated and untouched until EDUDMA_IOC_RELEASE or until the
+ * file that prepared the scenario is closed.
  *
  * After a snapshot restore into a new QEMU, whose edu has no migration state
  * and so comes up with its PCI config reset, EDUDMA_IOC_REATTACH writes back the
@@ -117,6 +122,10 @@ struct edudma_held {
 	struct device *dev;
 	u32 handle;
 	bool dma_may_run;      /* an operation timed out; the edu may still write */
+	bool prepared;         /* PREPARE succeeded and GO has not run yet */
+	u64 prepare_ns;        /* time PREPARE took, counted in total_ns */
+	struct dmahil_scenario scenario;
+	struct dmahil_result *result; /* the run's report, from PREPARE to GO */
 	struct edudma_buf buf[2]; /* [0] source, [1] destination */
 };
 
@@ -187,6 +196,8 @@ static int validate(const struct dmahil_scenario *s, struct dmahil_result *r)
 	for (i = 0; i < ARRAY_SIZE(s->reserved); i++)
 		if (s->reserved[i])
 			return fail(r, DMAHIL_E_INVALID, "reserved[%u] is %u, must be 0", i, s->reserved[i]);
+	if (s->test_flags & ~DMAHIL_TEST_PRECOPY)
+		return fail(r, DMAHIL_E_INVALID, "test_flags 0x%x: unknown flags", s->test_flags);
 
 	if (s->fault == DMAHIL_FAULT_SKIP_FLUSH_DMA_BUFFER)
 		return fail(r, DMAHIL_E_UNSUPPORTED, "skip-flush-dma-buffer is a Windows fault; Linux has no FlushDmaBuffer");
@@ -464,12 +475,14 @@ static void held_free(struct edudma_dev *d, struct edudma_held *h)
 		if (readl(d->mmio + EDU_REG_DMA_CMD) & EDU_CMD_START) {
 			dev_warn(h->dev, "handle %u: edu DMA still running; leaking its buffers rather than freeing them under the device\n",
 				 h->handle);
+			kvfree(h->result);
 			kfree(h);
 			return;
 		}
 	}
 	buf_free(h->dev, &h->buf[1]);
 	buf_free(h->dev, &h->buf[0]);
+	kvfree(h->result);
 	kfree(h);
 }
 
@@ -646,6 +659,9 @@ static int prepare_buffers(struct edudma_dev *d, struct edudma_held *h, const st
 
 	/* Destination: the fill byte before the device writes. */
 	memset(dst->cpu, DMAHIL_FILL_BYTE, dst->alloc_size);
+	/* Test build only (lies.c): the bug of a driver that copies with the CPU; the DMA still runs. */
+	if (s->test_flags & DMAHIL_TEST_PRECOPY)
+		dmahil_pattern_fill(buf_data(dst), s->seed, 0, s->size);
 	if (dst_kind == DMAHIL_KIND_CLIENT) {
 		enum dma_data_direction dir = s->fault == DMAHIL_FAULT_WRONG_DIRECTION ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
 
@@ -689,24 +705,40 @@ static void hand_back(struct device *dev, struct edudma_held *h, const struct dm
 		unmap(dev, src, r);
 }
 
-static void edudma_run(struct edudma_dev *d, struct file *owner, const struct dmahil_scenario *s,
-		       struct dmahil_result *r)
+/*
+ * The first half of a run: check, allocate, fill and map, and report the pages into *out. Returns the
+ * held record, ready for edudma_go, or NULL when the run cannot go on (out says why; the buffers it got
+ * are held for the host to read, as after any failure).
+ */
+static struct edudma_held *edudma_prepare(struct edudma_dev *d, struct file *owner, const struct dmahil_scenario *s,
+					  struct dmahil_result *out)
 {
 	u64 t_start = ktime_get_ns();
+	struct dmahil_result *r;
 	struct edudma_held *h;
 
+	out->contract_version = DMAHIL_CONTRACT_VERSION;
+	out->scenario = *s;
+	if (validate(s, out))
+		return NULL;
+	if (check_device(d, 0x5a5a0000u ^ edudma_next_handle, out))
+		return NULL;
+	if (edudma_held_count >= EDUDMA_MAX_HELD) {
+		fail(out, DMAHIL_E_BUSY, "%u scenarios held; release one (or close its file) first", edudma_held_count);
+		return NULL;
+	}
+	h = kzalloc(sizeof(*h), GFP_KERNEL);
+	r = kvzalloc(sizeof(*r), GFP_KERNEL);
+	if (!h || !r) {
+		kfree(h);
+		kvfree(r);
+		fail(out, DMAHIL_E_NOMEM, "no memory for the scenario record");
+		return NULL;
+	}
 	r->contract_version = DMAHIL_CONTRACT_VERSION;
 	r->scenario = *s;
-	if (validate(s, r))
-		return;
-	if (check_device(d, 0x5a5a0000u ^ edudma_next_handle, r))
-		return;
-	if (edudma_held_count >= EDUDMA_MAX_HELD)
-		return (void)fail(r, DMAHIL_E_BUSY, "%u scenarios held; release one (or close its file) first",
-				  edudma_held_count);
-	h = kzalloc(sizeof(*h), GFP_KERNEL);
-	if (!h)
-		return (void)fail(r, DMAHIL_E_NOMEM, "no memory for the scenario record");
+	h->result = r;
+	h->scenario = *s;
 	h->owner = owner;
 	h->dev = &d->pdev->dev;
 	h->handle = edudma_next_handle++;
@@ -715,16 +747,31 @@ static void edudma_run(struct edudma_dev *d, struct file *owner, const struct dm
 	list_add_tail(&h->node, &edudma_held_list);
 	edudma_held_count++;
 
-	if (!prepare_buffers(d, h, s, r) && !run_ops(d, h, s, r))
-		hand_back(h->dev, h, s, r);
-
+	h->prepared = !prepare_buffers(d, h, &h->scenario, r);
+	/* Held, even after a failure: the host may still read what was reported. */
+	if (r->buffer_count)
+		r->handle = h->handle;
+	h->prepare_ns = ktime_get_ns() - t_start;
+	r->total_ns = h->prepare_ns;
+	memcpy(out, r, sizeof(*r));
 	if (r->buffer_count == 0) {
 		held_free(d, h);
-	} else {
-		/* Held, even after a failure: the host may still read what was reported. */
-		r->handle = h->handle;
+		return NULL;
 	}
-	r->total_ns = ktime_get_ns() - t_start;
+	return h->prepared ? h : NULL;
+}
+
+/* The second half: the device moves the data, the CPU gets the buffers back; the full report into *out. */
+static void edudma_go(struct edudma_dev *d, struct edudma_held *h, struct dmahil_result *out)
+{
+	u64 t_start = ktime_get_ns();
+	struct dmahil_result *r = h->result;
+
+	h->prepared = false;
+	if (!run_ops(d, h, &h->scenario, r))
+		hand_back(h->dev, h, &h->scenario, r);
+	r->total_ns = h->prepare_ns + (ktime_get_ns() - t_start);
+	memcpy(out, r, sizeof(*r));
 }
 
 /* ---- file interface ---- */
@@ -760,11 +807,13 @@ static long do_info(void __user *arg)
 	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
-static long do_run(struct file *f, void __user *arg)
+/* PREPARE (go = false) or RUN (go = true: PREPARE, then GO at once). */
+static long do_prepare(struct file *f, void __user *arg, bool go)
 {
 	struct edudma_run_args a;
 	struct dmahil_scenario s;
 	struct dmahil_result *r;
+	struct edudma_held *h;
 	long rc = 0;
 
 	if (copy_from_user(&a, arg, sizeof(a)))
@@ -781,7 +830,9 @@ static long do_run(struct file *f, void __user *arg)
 		return -EINTR;
 	}
 	if (edudma) {
-		edudma_run(edudma, f, &s, r);
+		h = edudma_prepare(edudma, f, &s, r);
+		if (h && go)
+			edudma_go(edudma, h, r);
 	} else {
 		r->contract_version = DMAHIL_CONTRACT_VERSION;
 		r->scenario = s;
@@ -789,6 +840,45 @@ static long do_run(struct file *f, void __user *arg)
 	}
 	mutex_unlock(&edudma_lock);
 	if (copy_to_user(u64_to_user_ptr(a.result), r, sizeof(*r)))
+		rc = -EFAULT;
+	kvfree(r);
+	return rc;
+}
+
+static long do_go(void __user *arg)
+{
+	struct edudma_held *h, *found = NULL;
+	struct edudma_go_args a;
+	struct dmahil_result *r;
+	long rc = 0;
+
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	if (a.result_size < sizeof(*r))
+		return -EINVAL;
+	r = kvzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return -ENOMEM;
+	if (mutex_lock_interruptible(&edudma_lock)) {
+		kvfree(r);
+		return -EINTR;
+	}
+	list_for_each_entry(h, &edudma_held_list, node) {
+		if (h->handle == a.handle) {
+			found = h;
+			break;
+		}
+	}
+	if (!edudma)
+		rc = -ENODEV;
+	else if (!found)
+		rc = -ENOENT;
+	else if (!found->prepared)
+		rc = -EALREADY;
+	else
+		edudma_go(edudma, found, r);
+	mutex_unlock(&edudma_lock);
+	if (!rc && copy_to_user(u64_to_user_ptr(a.result), r, sizeof(*r)))
 		rc = -EFAULT;
 	kvfree(r);
 	return rc;
@@ -861,7 +951,11 @@ static long edudma_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 	case EDUDMA_IOC_INFO:
 		return do_info(p);
 	case EDUDMA_IOC_RUN:
-		return do_run(f, p);
+		return do_prepare(f, p, true);
+	case EDUDMA_IOC_PREPARE:
+		return do_prepare(f, p, false);
+	case EDUDMA_IOC_GO:
+		return do_go(p);
 	case EDUDMA_IOC_RELEASE:
 		return do_release(p);
 	case EDUDMA_IOC_REATTACH:

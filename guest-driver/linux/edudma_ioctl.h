@@ -4,12 +4,24 @@
  * The structs they carry are the OS-independent ABI in dmahil_abi.h.
  *
  *   EDUDMA_IOC_INFO     fills struct dmahil_info.
- *   EDUDMA_IOC_RUN      arg: struct edudma_run_args. The result (~25 KB) is too
- *                       big for the ioctl size field, so it travels by pointer.
- *                       Returns 0 whenever the driver looked at the scenario;
- *                       the outcome is in dmahil_result.status. A negative
- *                       errno means the request itself was unusable (EFAULT,
- *                       EINVAL for a short result_size, ENODEV, EINTR).
+ *   EDUDMA_IOC_PREPARE  arg: struct edudma_run_args. The first half of a run:
+ *                       allocate and map both buffers, write the source pattern
+ *                       with the CPU (and sync it for the device as the scenario
+ *                       says), fill the destination with DMAHIL_FILL_BYTE, and
+ *                       report the handle and every buffer's pages (no segments
+ *                       yet: the device runs nothing). The result (~25 KB) is
+ *                       too big for the ioctl size field, so it travels by
+ *                       pointer. Returns 0 whenever the driver looked at the
+ *                       scenario; the outcome is in dmahil_result.status. A
+ *                       negative errno means the request itself was unusable
+ *                       (EFAULT, EINVAL for a short result_size, ENODEV, EINTR).
+ *   EDUDMA_IOC_GO       arg: struct edudma_go_args. The second half: run the
+ *                       prepared scenario's DMA on the device and hand the
+ *                       buffers back to the CPU; the full result (the same
+ *                       pages, the segments, calls, timings) as for PREPARE.
+ *                       ENOENT if no such handle is held, EALREADY if it already
+ *                       ran or its prepare failed.
+ *   EDUDMA_IOC_RUN      arg: struct edudma_run_args. PREPARE and GO in one call.
  *   EDUDMA_IOC_RELEASE  arg: pointer to the uint32_t handle of a held scenario.
  *                       Frees its buffers (unmapping first where a fault
  *                       deferred the unmap). ENOENT if no such handle is held.
@@ -49,6 +61,13 @@ struct edudma_run_args {
 };
 DMAHIL_STATIC_ASSERT(sizeof(struct edudma_run_args) == 24, "edudma_run_args layout");
 
+struct edudma_go_args {
+	uint32_t handle;      /* dmahil_result.handle from PREPARE (in) */
+	uint32_t result_size; /* sizeof(struct dmahil_result) as the caller knows it */
+	uint64_t result;      /* user pointer to struct dmahil_result (out) */
+};
+DMAHIL_STATIC_ASSERT(sizeof(struct edudma_go_args) == 16, "edudma_go_args layout");
+
 struct edudma_reattach_args {
 	uint32_t status;      /* DMAHIL_OK, or DMAHIL_E_DEVICE when the device check fails (out) */
 	uint32_t reserved;
@@ -61,5 +80,7 @@ DMAHIL_STATIC_ASSERT(sizeof(struct edudma_reattach_args) == 136, "edudma_reattac
 #define EDUDMA_IOC_RUN _IOW(EDUDMA_IOC_MAGIC, 2, struct edudma_run_args)
 #define EDUDMA_IOC_RELEASE _IOW(EDUDMA_IOC_MAGIC, 3, uint32_t)
 #define EDUDMA_IOC_REATTACH _IOR(EDUDMA_IOC_MAGIC, 4, struct edudma_reattach_args)
+#define EDUDMA_IOC_PREPARE _IOW(EDUDMA_IOC_MAGIC, 5, struct edudma_run_args)
+#define EDUDMA_IOC_GO _IOW(EDUDMA_IOC_MAGIC, 6, struct edudma_go_args)
 
 #endif /* EDUDMA_IOCTL_H */

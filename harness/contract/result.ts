@@ -201,6 +201,35 @@ export function parseRunResult(raw: unknown, expected: Scenario, inRam: RamPredi
   };
 }
 
+/** The first line of a held run: the buffers' pages before the device runs (docs/contract.md). */
+export interface ArmedReport {
+  handle: number;
+  scenario: Scenario;
+  /** Pages only: the device has been given no address yet, so segments may be empty. */
+  buffers: BufferReport[];
+}
+
+/**
+ * A checked armed line: the scenario echoed back, a handle, a source and a destination whose pages are
+ * inside guest RAM and consistent with offset and length (the host reads them before it says go).
+ */
+export function parseArmedReport(raw: unknown, expected: Scenario, inRam: RamPredicate): ArmedReport {
+  checkSchema(raw, 'armed');
+  const r = raw as Record<string, unknown> & { scenario?: Scenario; buffers?: Record<string, unknown>[]; handle?: number };
+  if (r.command !== 'armed') fail(`answered command "${String(r.command)}" where the armed line belongs`);
+  if (r.ok !== true) fail('an armed line that is not ok');
+  if (!r.scenario) fail('an armed line without the scenario echo');
+  for (const key of Object.keys(expected) as (keyof Scenario)[]) {
+    if (r.scenario[key] !== expected[key]) fail(`armed: scenario ${key} came back as ${JSON.stringify(r.scenario[key])}, asked for ${JSON.stringify(expected[key])}`);
+  }
+  if (!r.handle) fail('an armed line without a handle');
+  const buffers = (r.buffers ?? []).map(toBuffer);
+  buffers.forEach((b, i) => checkBuffer(b, expected, inRam, `armed buffer ${i} (${b.role})`, false));
+  const roles = buffers.map((b) => b.role);
+  if (roles.length !== 2 || !(roles.includes('source') && roles.includes('destination'))) fail('an armed line needs exactly a source and a destination buffer');
+  return { handle: r.handle, scenario: r.scenario, buffers };
+}
+
 export function parseInfoResult(raw: unknown): InfoResult {
   checkSchema(raw, 'info');
   const r = raw as Record<string, unknown>;

@@ -1,8 +1,12 @@
 // dmactl as a server: one `dmactl serve` process in the guest answers every info and run of a session,
 // a JSON line per command (docs/contract.md). Requests take turns: a held run keeps the turn until it
 // is released, because the guest holds the scenario's buffers only while nothing else runs.
+// A held run is two-phase: the guest prepares the buffers and answers "armed" with their pages; the
+// host reads them (the caller's onArmed) before it says "go"; then the device runs and the result follows.
+// That costs one more line each way; the release's answer is read only before the next answer (the next
+// command is written without waiting for it), which gives that round trip back.
 // A stream that broke (time limit, guest command gone) is dropped and the next request starts a new one.
-import { parseDmactlOutput, parseInfoResult, parseReattachResult, parseRunResult, type InfoResult, type ReattachResult } from '../contract/result.js';
+import { parseArmedReport, parseDmactlOutput, parseInfoResult, parseReattachResult, parseRunResult, type ArmedReport, type InfoResult, type ReattachResult } from '../contract/result.js';
 import { dmactlRunArgs, type Scenario } from '../contract/scenario.js';
 import { DmahilError, GuestContractError } from '../errors.js';
 import type { LineStream } from './channel/line-stream.js';
@@ -21,6 +25,8 @@ export interface DmactlServerOptions {
 export class DmactlServer {
   private stream?: LineStream;
   private turn: Promise<void> = Promise.resolve();
+  /** A release sent whose answer is still to be read: true when the guest released (read before the next answer). */
+  private ack?: { stream: LineStream; released: Promise<boolean> };
 
   constructor(private readonly opts: DmactlServerOptions) {}
 
@@ -43,34 +49,64 @@ export class DmactlServer {
   private async command<T>(name: string, parse: (raw: unknown) => T): Promise<T> {
     const unlock = await this.take();
     try {
-      const line = await (await this.live()).request(name, this.opts.commandTimeoutMs, `dmactl ${name}`);
-      return parse(parseDmactlOutput(line));
+      const { answer } = await this.send(name, this.opts.commandTimeoutMs, `dmactl ${name}`);
+      return parse(parseDmactlOutput(answer));
     } finally {
       unlock();
     }
   }
 
-  /** Run a scenario held: the guest keeps its buffers until release(), and no other request runs meanwhile. */
-  async run(scenario: Scenario): Promise<HeldRun> {
+  /**
+   * Run a scenario held: the guest keeps its buffers until release(), and no other request runs meanwhile.
+   * Between the armed line and "go", onArmed reads what it needs (the device has not run yet); if it
+   * throws, the host sends "release" instead of "go" (no DMA runs) and the error is the run's.
+   */
+  async run(scenario: Scenario, onArmed?: (armed: ArmedReport) => Promise<void>): Promise<HeldRun> {
     const unlock = await this.take();
+    const label = `dmactl run (${scenario.direction} ${scenario.size} B)`;
     let stream: LineStream;
     let line: string;
     try {
-      stream = await this.live();
-      line = await stream.request(dmactlRunArgs(scenario, true).join(' '), this.opts.runTimeoutMs, `dmactl run (${scenario.direction} ${scenario.size} B)`);
+      ({ stream, answer: line } = await this.send(dmactlRunArgs(scenario, true).join(' '), this.opts.runTimeoutMs, label));
     } catch (e) {
       unlock();
       throw e;
     }
     let released: Promise<void> | undefined;
     const release = (): Promise<void> => (released ??= this.release(stream).finally(unlock));
+    const contractError = (e: unknown): Error =>
+      e instanceof DmahilError ? e : new GuestContractError(`dmactl output could not be used: ${(e as Error).message}`, { cause: e });
+    let armed: ArmedReport | undefined;
+    try {
+      const first = parseDmactlOutput(line);
+      if (first.command === 'armed') {
+        armed = parseArmedReport(first, scenario, this.opts.contains);
+        await onArmed?.(armed);
+      }
+    } catch (e) {
+      // Not "go": dmactl releases the buffers without a DMA and answers the line as a release.
+      await release().catch(() => undefined);
+      throw contractError(e);
+    }
+    if (armed) {
+      try {
+        line = await stream.request('go', this.opts.runTimeoutMs, label);
+      } catch (e) {
+        unlock();
+        throw e;
+      }
+    }
     try {
       const result = parseRunResult(parseDmactlOutput(line), scenario, this.opts.contains);
-      return { result, raw: line, release };
+      if (result.ok && !armed) {
+        throw new GuestContractError('guest result rejected: a held run came back ok without an armed line first, so the host never saw the destination before the DMA', {
+          hint: 'dmactl run --hold must print the armed line and wait for "go" (docs/contract.md); an older dmactl?',
+        });
+      }
+      return { result, raw: line, armed, release };
     } catch (e) {
       await release().catch(() => undefined);
-      if (e instanceof GuestContractError) throw e;
-      throw new GuestContractError(`dmactl output could not be used: ${(e as Error).message}`, { cause: e });
+      throw contractError(e);
     }
   }
 
@@ -78,16 +114,44 @@ export class DmactlServer {
   async close(): Promise<void> {
     const s = this.stream;
     this.stream = undefined;
+    this.ack = undefined;
     await s?.close();
   }
 
-  private async release(stream: LineStream): Promise<void> {
-    const ack = await stream.request('release', this.opts.commandTimeoutMs, 'dmactl release');
-    const r = parseDmactlOutput(ack) as { ok?: unknown; command?: unknown; error?: { message?: string } | null };
-    if (r.command !== 'release' || r.ok !== true) {
-      void stream.close('out of step after a failed release');
-      throw new DmahilError(`the guest did not release the run's buffers: ${r.error?.message ?? ack.slice(0, 200)}`);
+  /**
+   * Write a command and read its answer, after the answer to a release sent before it. A release the
+   * guest refused leaves the stream out of step (dropped): the command is asked again on a new one.
+   */
+  private async send(line: string, timeoutMs: number, what: string): Promise<{ stream: LineStream; answer: string }> {
+    const pending = this.ack;
+    this.ack = undefined;
+    const stream = await this.live();
+    stream.writeLine(line);
+    if (pending?.stream === stream && !(await pending.released)) {
+      const fresh = await this.live();
+      return { stream: fresh, answer: await fresh.request(line, timeoutMs, what) };
     }
+    return { stream, answer: await stream.readLine(timeoutMs, what) };
+  }
+
+  /** Send "release"; its answer is checked before the next command's (send). */
+  private async release(stream: LineStream): Promise<void> {
+    stream.writeLine('release');
+    const released = stream.readLine(this.opts.commandTimeoutMs, 'dmactl release').then(
+      (ack) => {
+        let r: { ok?: unknown; command?: unknown } | undefined;
+        try {
+          r = parseDmactlOutput(ack) as typeof r;
+        } catch {
+          r = undefined;
+        }
+        if (r?.command === 'release' && r.ok === true) return true;
+        void stream.close(`out of step after a failed release: ${ack.slice(0, 200)}`);
+        return false;
+      },
+      () => false,
+    );
+    this.ack = { stream, released };
   }
 
   private async live(): Promise<LineStream> {

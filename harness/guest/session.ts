@@ -1,6 +1,6 @@
 // What every guest profile gives the DMA layer, whatever the OS: a booted machine with the test
 // driver loaded, its memory, and dmactl. The DMA layer never asks which OS it talks to.
-import type { InfoResult, RunResult } from '../contract/result.js';
+import type { ArmedReport, InfoResult, RunResult } from '../contract/result.js';
 import type { Scenario } from '../contract/scenario.js';
 import type { Machine } from '../machine/index.js';
 
@@ -25,6 +25,8 @@ export interface DeviceModelEvent {
 export interface HeldRun {
   result: RunResult;
   raw: string;
+  /** What the guest reported before the device ran (absent when the run failed before it was armed). */
+  armed?: ArmedReport;
   /** Let the guest free the buffers. */
   release(): Promise<void>;
 }
@@ -42,7 +44,11 @@ export interface GuestSession {
   /** Where this session's logs go. */
   readonly artifactsDir: string;
   info(): Promise<InfoResult>;
-  run(scenario: Scenario): Promise<HeldRun>;
+  /**
+   * Run a scenario held. onArmed is called between the armed line and "go" (the buffers are prepared,
+   * the device has not run): the host reads the buffers there.
+   */
+  run(scenario: Scenario, onArmed?: (armed: ArmedReport) => Promise<void>): Promise<HeldRun>;
   /** Device-model messages since a time (Date.now() based). */
   deviceModelEvents(sinceMs: number): DeviceModelEvent[];
   /** False once the machine or the connection to the guest is gone: never reuse it then. */

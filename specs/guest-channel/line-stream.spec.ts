@@ -149,10 +149,15 @@ describe('guest-channel: line streams and the dmactl server against a real sshd'
       };
       const release = { contract: 1, ok: true, command: 'release', os: 'linux', handle: 5, error: null };
       const info = { contract: 1, ok: false, command: 'info', os: 'linux', error: { code: 'open', message: 'scripted' } };
-      const script = `while read l; do case "$l" in run*) echo '${JSON.stringify(result)}';; release*) echo '${JSON.stringify(release)}';; *) echo '${JSON.stringify(info)}';; esac; done`;
+      // Two-phase (docs/contract.md): the pages first (armed), the result after "go".
+      const armed = { contract: 1, ok: true, command: 'armed', os: 'linux', driver: result.driver, scenario, handle: 5, buffers: result.buffers.map((b) => ({ ...b, segments: [] })), error: null };
+      const script = `while read l; do case "$l" in run*) echo '${JSON.stringify(armed)}';; go) echo '${JSON.stringify(result)}';; release*) echo '${JSON.stringify(release)}';; *) echo '${JSON.stringify(info)}';; esac; done`;
       const s = new DmactlServer({ open: () => channel.openLineStream(script), contains: () => true, commandTimeoutMs: 10_000, runTimeoutMs: 10_000 });
-      const held = await s.run(scenario);
+      let armedSeen: number[] = [];
+      const held = await s.run(scenario, async (a) => void (armedSeen = a.buffers.flatMap((b) => b.pages)));
       expect(held.result.ok).to.equal(true);
+      expect(armedSeen, 'onArmed saw the pages before go').to.deep.equal([0x100000, 0x100000]);
+      expect(held.armed?.handle).to.equal(5);
       let infoDone = false;
       const asked = s.info().then((r) => ((infoDone = true), r));
       await sleep(300);
@@ -161,6 +166,25 @@ describe('guest-channel: line streams and the dmactl server against a real sshd'
       expect((await asked).error?.message).to.equal('scripted');
       await held.release(); // a second release is the same release, not a second "release" line
       expect((await s.info()).error?.message).to.equal('scripted');
+      await s.close();
+    });
+
+    it('a held run that comes back ok without an armed line is rejected (no evidence before the DMA), and released', async () => {
+      const scenario = makeScenario({ size: 64, seed: 1 });
+      const page = '0x100000';
+      const result = {
+        contract: 1, ok: true, command: 'run', os: 'linux', driver: { name: 'edudma', version: '0.1.0', api: 'linux-dma-api' }, scenario, handle: 5,
+        buffers: ['source', 'destination'].map((role) => ({ role, kind: 'client', offset: 0, length: 64, bounced: false, pages: [page], segments: [{ offset: 0, length: 64, device: page }] })),
+        calls: [], timings: {}, error: null,
+      };
+      const release = { contract: 1, ok: true, command: 'release', os: 'linux', handle: 5, error: null };
+      const lines: string[] = [];
+      const script = `while read l; do echo "$l" >&2; case "$l" in run*) echo '${JSON.stringify(result)}';; release*) echo '${JSON.stringify(release)}';; esac; done`;
+      const s = new DmactlServer({ open: () => channel.openLineStream(script), contains: () => true, commandTimeoutMs: 10_000, runTimeoutMs: 10_000 });
+      const err = await s.run(scenario, async () => void lines.push('armed')).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(GuestContractError);
+      expect((err as Error).message).to.match(/without an armed line/);
+      expect(lines, 'no armed line, no read before the DMA').to.deep.equal([]);
       await s.close();
     });
 

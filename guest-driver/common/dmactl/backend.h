@@ -17,8 +17,14 @@ struct dmactl_backend;
 
 int dmactl_backend_open(const char *device, struct dmactl_backend **out, char *err, size_t errlen);
 int dmactl_backend_info(struct dmactl_backend *b, struct dmahil_info *info, char *err, size_t errlen);
-int dmactl_backend_run(struct dmactl_backend *b, const struct dmahil_scenario *s, struct dmahil_result *r,
-		       char *err, size_t errlen);
+/*
+ * A run in two halves. prepare: the driver allocates and maps the buffers, writes the source pattern,
+ * fills the destination and reports the pages and the handle in r (r->status says whether it can go on).
+ * go: the device runs the prepared handle's DMA; the full result in r.
+ */
+int dmactl_backend_prepare(struct dmactl_backend *b, const struct dmahil_scenario *s, struct dmahil_result *r,
+			   char *err, size_t errlen);
+int dmactl_backend_go(struct dmactl_backend *b, uint32_t handle, struct dmahil_result *r, char *err, size_t errlen);
 int dmactl_backend_release(struct dmactl_backend *b, uint32_t handle, char *err, size_t errlen);
 /*
  * After a snapshot restore (the device came back with its PCI config reset): the driver writes its saved

@@ -56,8 +56,8 @@ int dmactl_backend_info(struct dmactl_backend *b, struct dmahil_info *info, char
 	return 0;
 }
 
-int dmactl_backend_run(struct dmactl_backend *b, const struct dmahil_scenario *s, struct dmahil_result *r,
-		       char *err, size_t errlen)
+int dmactl_backend_prepare(struct dmactl_backend *b, const struct dmahil_scenario *s, struct dmahil_result *r,
+			   char *err, size_t errlen)
 {
 	struct edudma_run_args a;
 
@@ -65,8 +65,26 @@ int dmactl_backend_run(struct dmactl_backend *b, const struct dmahil_scenario *s
 	a.scenario = (uint64_t)(uintptr_t)s;
 	a.result = (uint64_t)(uintptr_t)r;
 	a.result_size = sizeof(*r);
-	if (ioctl(b->fd, EDUDMA_IOC_RUN, &a) < 0)
-		return fail_errno(err, errlen, "EDUDMA_IOC_RUN");
+	if (ioctl(b->fd, EDUDMA_IOC_PREPARE, &a) < 0) {
+		if (errno == ENOTTY) {
+			snprintf(err, errlen, "EDUDMA_IOC_PREPARE: %s (an edudma.ko older than this dmactl?)", strerror(errno));
+			return -1;
+		}
+		return fail_errno(err, errlen, "EDUDMA_IOC_PREPARE");
+	}
+	return 0;
+}
+
+int dmactl_backend_go(struct dmactl_backend *b, uint32_t handle, struct dmahil_result *r, char *err, size_t errlen)
+{
+	struct edudma_go_args a;
+
+	memset(&a, 0, sizeof(a));
+	a.handle = handle;
+	a.result = (uint64_t)(uintptr_t)r;
+	a.result_size = sizeof(*r);
+	if (ioctl(b->fd, EDUDMA_IOC_GO, &a) < 0)
+		return fail_errno(err, errlen, "EDUDMA_IOC_GO");
 	return 0;
 }
 

@@ -100,13 +100,13 @@ int dmactl_backend_info(struct dmactl_backend *b, struct dmahil_info *info, char
 	return 0;
 }
 
-int dmactl_backend_run(struct dmactl_backend *b, const struct dmahil_scenario *s, struct dmahil_result *r,
-		       char *err, size_t errlen)
+int dmactl_backend_prepare(struct dmactl_backend *b, const struct dmahil_scenario *s, struct dmahil_result *r,
+			   char *err, size_t errlen)
 {
 	struct dmahil_scenario in = *s;
 	DWORD got = 0, e;
 
-	if (ioctl_call(b, IOCTL_EDUDMA_RUN, "run", &in, sizeof(in), r, sizeof(*r), &got, &e)) {
+	if (ioctl_call(b, IOCTL_EDUDMA_PREPARE, "prepare", &in, sizeof(in), r, sizeof(*r), &got, &e)) {
 		if (e == ERROR_INVALID_PARAMETER) {
 			memset(r, 0, sizeof(*r));
 			r->contract_version = DMAHIL_CONTRACT_VERSION;
@@ -116,11 +116,34 @@ int dmactl_backend_run(struct dmactl_backend *b, const struct dmahil_scenario *s
 				 "the driver refused the scenario (STATUS_INVALID_PARAMETER): a field is out of range");
 			return 0;
 		}
-		win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_RUN)", e);
+		if (e == ERROR_INVALID_FUNCTION) {
+			win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_PREPARE) (an edudma.sys older than this dmactl?)", e);
+			return -1;
+		}
+		win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_PREPARE)", e);
 		return -1;
 	}
 	if (got != sizeof(*r)) {
-		snprintf(err, errlen, "IOCTL_EDUDMA_RUN returned %lu bytes, expected %u", (unsigned long)got,
+		snprintf(err, errlen, "IOCTL_EDUDMA_PREPARE returned %lu bytes, expected %u", (unsigned long)got,
+			 (unsigned)sizeof(*r));
+		return -1;
+	}
+	return 0;
+}
+
+int dmactl_backend_go(struct dmactl_backend *b, uint32_t handle, struct dmahil_result *r, char *err, size_t errlen)
+{
+	struct edudma_go go;
+	DWORD got = 0, e;
+
+	memset(&go, 0, sizeof(go));
+	go.handle = handle;
+	if (ioctl_call(b, IOCTL_EDUDMA_GO, "go", &go, sizeof(go), r, sizeof(*r), &got, &e)) {
+		win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_GO)", e);
+		return -1;
+	}
+	if (got != sizeof(*r)) {
+		snprintf(err, errlen, "IOCTL_EDUDMA_GO returned %lu bytes, expected %u", (unsigned long)got,
 			 (unsigned)sizeof(*r));
 		return -1;
 	}

@@ -59,8 +59,9 @@ static const char usage_text[] =
 	"  dmactl --help\n"
 	"Numbers are decimal or 0x-prefixed hex. Defaults: --offset 0 --seed 1 --method streaming --sync full\n"
 	"--fault none --timeout-ms 0 (driver default, per edu operation).\n"
-	"--hold: after printing, keep the device open (and the run's buffers allocated) until a line or EOF\n"
-	"arrives on standard input, then release and exit.\n"
+	"--hold: in two steps. First print the buffers' pages as an \"armed\" line (the device has not run) and\n"
+	"wait for a line \"go\" on standard input (anything else releases the buffers without a DMA); then run\n"
+	"the DMA, print the result and keep the buffers allocated until a line or EOF arrives, then release.\n"
 	"reattach: after a snapshot restore, have the driver write back the device's PCI config and check the\n"
 	"device; prints the first 64 bytes of its config space as the OS reads it (Linux only).\n"
 	"serve: read commands (the arguments above, one command per line) from standard input until EOF and\n"
@@ -518,54 +519,136 @@ static void wait_for_stdin(void)
 
 static struct dmahil_result result; /* ~25 KB: not on the stack */
 
+/* The run's pages before the device runs: the first of a held run's two lines. */
+static void print_armed(const struct dmahil_info *info, const struct dmahil_result *r)
+{
+	uint32_t i, nbuf = r->buffer_count > 2 ? 2 : r->buffer_count;
+
+	print_head(1, "armed");
+	putchar(',');
+	print_driver(info);
+	putchar(',');
+	print_scenario(&r->scenario);
+	printf(",\"handle\":%" PRIu32 ",\"buffers\":[", r->handle);
+	for (i = 0; i < nbuf; i++) {
+		if (i)
+			putchar(',');
+		print_buffer(&r->buffers[i]);
+	}
+	fputs("],\"error\":null}\n", stdout);
+}
+
+/* The driver could not be asked (an ioctl failed): a run line with code "ioctl". */
+static void print_ioctl_failure(const struct dmahil_info *info, const struct dmahil_scenario *s, const char *err)
+{
+	print_head(0, "run");
+	putchar(',');
+	print_driver(info);
+	putchar(',');
+	print_scenario(s);
+	fputs(",\"buffers\":[],\"calls\":[],", stdout);
+	print_error_obj("ioctl", err);
+	fputs("}\n", stdout);
+	fflush(stdout);
+}
+
+/* Reads one line from standard input: is it "go"? EOF or anything else is not. */
+static int read_go(void)
+{
+	char line[64];
+	size_t n;
+
+	if (!fgets(line, sizeof(line), stdin))
+		return 0;
+	if (!strchr(line, '\n') && !feof(stdin))
+		wait_for_stdin();
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+		line[--n] = '\0';
+	return !strcmp(line + strspn(line, " \t"), "go");
+}
+
+/* Free a held run's buffers after the host's line; serve answers that line. */
+static void release_held(struct dmactl_backend *b, uint32_t handle)
+{
+	char err[ERRLEN] = "";
+	int released = 1;
+
+	if (handle && dmactl_backend_release(b, handle, err, sizeof(err))) {
+		fprintf(stderr, "dmactl: release %" PRIu32 ": %s\n", handle, err);
+		released = 0;
+	}
+	/* serve answers every line it reads, the release line too */
+	if (serving && released)
+		print_release_ack(handle);
+	else if (serving)
+		fail_json("release", "ioctl", err, EXIT_RUN);
+	release_answered = 1;
+}
+
+/*
+ * A run in two halves: the driver prepares (allocates, maps, writes the source pattern, fills the
+ * destination) and reports the pages; with --hold dmactl prints them as an "armed" line and waits for
+ * "go" while the host reads the buffers; then the device runs and the result line follows. Anything but
+ * "go" releases the buffers without a DMA (answered as a release). Without --hold both halves run at once.
+ */
 static int cmd_run(const struct opts *o)
 {
 	struct dmactl_backend *b;
 	struct dmahil_info info;
+	struct dmahil_scenario s = o->s;
 	char err[ERRLEN] = "";
+	uint32_t handle;
 	int rc;
+#ifdef DMACTL_LIES
+	char mode[64];
+
+	dmactl_read_lie(mode, sizeof(mode));
+	dmactl_lie_scenario(mode, &s);
+#endif
 
 	rc = open_with_info(o, &b, &info);
 	if (rc)
 		return rc;
 	memset(&result, 0, sizeof(result));
-	if (dmactl_backend_run(b, &o->s, &result, err, sizeof(err))) {
-		print_head(0, "run");
-		putchar(',');
-		print_driver(&info);
-		putchar(',');
-		print_scenario(&o->s);
-		fputs(",\"buffers\":[],\"calls\":[],", stdout);
-		print_error_obj("ioctl", err);
-		fputs("}\n", stdout);
-		fflush(stdout);
+	if (dmactl_backend_prepare(b, &s, &result, err, sizeof(err))) {
+		print_ioctl_failure(&info, &o->s, err);
 		dmactl_backend_close(b);
 		return EXIT_RUN;
 	}
+	result.scenario.test_flags = 0; /* the test build's flags are not part of the report */
+	handle = result.handle;
+	if (result.status == DMAHIL_OK) {
+		if (o->hold) {
 #ifdef DMACTL_LIES
-	{
-		char mode[64];
-
-		if (dmactl_apply_lie(&result, mode, sizeof(mode)) < 0)
-			fprintf(stderr, "dmactl: lie mode \"%s\" does not apply to this run; reporting it honestly\n", mode);
+			dmactl_apply_lie(&result, mode);
+#endif
+			print_armed(&info, &result);
+			fflush(stdout);
+			if (!read_go()) {
+				release_held(b, handle);
+				dmactl_backend_close(b);
+				return EXIT_RUN;
+			}
+		}
+		if (dmactl_backend_go(b, handle, &result, err, sizeof(err))) {
+			print_ioctl_failure(&info, &o->s, err);
+			result.status = DMAHIL_E_DEVICE;
+			goto hold;
+		}
+		result.scenario.test_flags = 0;
 	}
+#ifdef DMACTL_LIES
+	if (dmactl_apply_lie(&result, mode) < 0)
+		fprintf(stderr, "dmactl: lie mode \"%s\" does not apply to this run; reporting it honestly\n", mode);
 #endif
 	print_result(&info, &result);
 	fflush(stdout);
+hold:
 	if (o->hold) {
-		int released = 1;
-
 		wait_for_stdin();
-		if (result.handle && dmactl_backend_release(b, result.handle, err, sizeof(err))) {
-			fprintf(stderr, "dmactl: release %" PRIu32 ": %s\n", result.handle, err);
-			released = 0;
-		}
-		/* serve answers every line it reads, the release line too */
-		if (serving && released)
-			print_release_ack(result.handle);
-		else if (serving)
-			fail_json("release", "ioctl", err, EXIT_RUN);
-		release_answered = 1;
+		release_held(b, handle);
 	}
 	dmactl_backend_close(b);
 	return result.status == DMAHIL_OK ? 0 : EXIT_RUN;

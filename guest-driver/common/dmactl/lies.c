@@ -4,7 +4,10 @@
  * build/linux/dmactl-lying), never into the dmactl that ships. After an honest run, the result is
  * changed the way a buggy or hostile driver would report it; the host must fail every one of them with
  * the right reason (specs/dma/lying-guest.e2e.spec.ts). The mode is read from the file LIE_FILE before
- * each run, so one guest serves every mode; no file, or "honest", changes nothing.
+ * each run, so one guest serves every mode; no file, or "honest", changes nothing. A held run reports
+ * twice (armed, then the result): a lie changes both reports the same way, so that the pages do not
+ * simply change between them. "precopied" is told by the driver itself, on the test flag
+ * DMAHIL_TEST_PRECOPY: it writes the pattern into its destination with the CPU before the DMA.
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,20 +33,31 @@ static uint64_t device_page(const struct dmahil_buffer *b)
 	return b->segment_count ? b->segments[0].device_addr & ~(uint64_t)(PAGE - 1) : b->pages[0];
 }
 
-int dmactl_apply_lie(struct dmahil_result *r, char *mode, size_t mode_size)
+void dmactl_read_lie(char *mode, size_t mode_size)
 {
-	struct dmahil_buffer *src = role(r, DMAHIL_ROLE_SOURCE), *dst = role(r, DMAHIL_ROLE_DESTINATION);
 	FILE *f = fopen(LIE_FILE, "r");
-	uint32_t i, n;
 
 	mode[0] = '\0';
 	if (!f)
-		return 0;
+		return;
 	if (!fgets(mode, (int)mode_size, f))
 		mode[0] = '\0';
 	fclose(f);
 	mode[strcspn(mode, "\r\n")] = '\0';
-	if (!mode[0] || !strcmp(mode, "honest") || r->status != DMAHIL_OK || !dst)
+}
+
+void dmactl_lie_scenario(const char *mode, struct dmahil_scenario *s)
+{
+	if (!strcmp(mode, "precopied"))
+		s->test_flags |= DMAHIL_TEST_PRECOPY;
+}
+
+int dmactl_apply_lie(struct dmahil_result *r, const char *mode)
+{
+	struct dmahil_buffer *src = role(r, DMAHIL_ROLE_SOURCE), *dst = role(r, DMAHIL_ROLE_DESTINATION);
+	uint32_t i, n;
+
+	if (!mode[0] || !strcmp(mode, "honest") || !strcmp(mode, "precopied") || r->status != DMAHIL_OK || !dst)
 		return 0;
 	n = dst->page_count;
 

@@ -68,6 +68,8 @@ NTSTATUS EduValidateScenario(const struct dmahil_scenario *S)
 	for (i = 0; i < ARRAYSIZE(S->reserved); i++)
 		if (S->reserved[i] != 0)
 			return STATUS_INVALID_PARAMETER;
+	if (S->test_flags != 0) /* the test build's driver-side lies are Linux only */
+		return STATUS_INVALID_PARAMETER;
 	return STATUS_SUCCESS;
 }
 
@@ -108,7 +110,41 @@ static NTSTATUS EduReportRefused(PEDU_DEVICE Dev, PEDU_RUN Run, PIRP Irp)
 	return STATUS_SUCCESS;
 }
 
-static NTSTATUS EduIoctlRun(PEDU_DEVICE Dev, PIRP Irp, PIO_STACK_LOCATION Sp, PBOOLEAN Pending)
+/* Queue a created run's DMA on this request; it completes with the result. */
+static NTSTATUS EduQueueRun(PEDU_DEVICE Dev, PEDU_RUN Run, PIRP Irp, PBOOLEAN Pending)
+{
+	NTSTATUS status;
+
+	/* Queued: the remove lock is held until the request completes. */
+	status = IoAcquireRemoveLock(&Dev->RemoveLock, Irp);
+	if (!NT_SUCCESS(status)) {
+		EduReportRefused(Dev, Run, Irp);
+		return status;
+	}
+	Run->State = EduRunQueued;
+	Run->Irp = Irp;
+	Irp->Tail.Overlay.DriverContext[0] = Run;
+	status = IoCsqInsertIrpEx(&Dev->Csq, Irp, NULL, NULL);
+	if (!NT_SUCCESS(status)) {
+		/* not queued (the device is going away); the request may be marked pending already */
+		IoReleaseRemoveLock(&Dev->RemoveLock, Irp);
+		Run->Irp = NULL;
+		EduReportRefused(Dev, Run, Irp);
+		IoMarkIrpPending(Irp);
+		EduCompleteIrp(Irp, status, 0);
+		*Pending = TRUE;
+		return STATUS_PENDING;
+	}
+	*Pending = TRUE;
+	EduStartNext(Dev);
+	return STATUS_PENDING;
+}
+
+/*
+ * RUN (Prepare FALSE): create the run and queue its DMA. PREPARE (Prepare TRUE): create the run, hold
+ * it and complete at once with its pages; IOCTL_EDUDMA_GO queues it later.
+ */
+static NTSTATUS EduIoctlRun(PEDU_DEVICE Dev, PIRP Irp, PIO_STACK_LOCATION Sp, BOOLEAN Prepare, PBOOLEAN Pending)
 {
 	struct dmahil_scenario s;
 	PEDU_RUN run = NULL;
@@ -140,29 +176,54 @@ static NTSTATUS EduIoctlRun(PEDU_DEVICE Dev, PIRP Irp, PIO_STACK_LOCATION Sp, PB
 		Irp->IoStatus.Information = sizeof(struct dmahil_result);
 		return EduReportRefused(Dev, run, Irp);
 	}
+	if (Prepare) {
+		/* Held until GO or release; nothing is mapped and the device has not run. */
+		ExAcquireFastMutex(&Dev->HeldMutex);
+		run->State = EduRunPrepared;
+		ExReleaseFastMutex(&Dev->HeldMutex);
+		RtlCopyMemory(Irp->AssociatedIrp.SystemBuffer, run->Result, sizeof(*run->Result));
+		Irp->IoStatus.Information = sizeof(struct dmahil_result);
+		return STATUS_SUCCESS;
+	}
+	return EduQueueRun(Dev, run, Irp, Pending);
+}
 
-	/* Queued: the remove lock is held until the request completes. */
-	status = IoAcquireRemoveLock(&Dev->RemoveLock, Irp);
-	if (!NT_SUCCESS(status)) {
-		EduReportRefused(Dev, run, Irp);
-		return status;
+/* GO: the prepared run's DMA, queued on this request. */
+static NTSTATUS EduIoctlGo(PEDU_DEVICE Dev, PIRP Irp, PIO_STACK_LOCATION Sp, PBOOLEAN Pending)
+{
+	struct edudma_go go;
+	PEDU_RUN found = NULL;
+	BOOLEAN prepared = FALSE;
+	PLIST_ENTRY e;
+
+	if (Sp->Parameters.DeviceIoControl.InputBufferLength != sizeof(go) ||
+	    Sp->Parameters.DeviceIoControl.OutputBufferLength != sizeof(struct dmahil_result))
+		return STATUS_INVALID_PARAMETER;
+	RtlCopyMemory(&go, Irp->AssociatedIrp.SystemBuffer, sizeof(go));
+	if (go.handle == 0 || go.reserved != 0)
+		return STATUS_INVALID_PARAMETER;
+	if (Dev->State != EduStarted || Dev->Adapter == NULL)
+		return STATUS_DEVICE_NOT_READY;
+	ExAcquireFastMutex(&Dev->HeldMutex);
+	for (e = Dev->Held.Flink; e != &Dev->Held; e = e->Flink) {
+		PEDU_RUN run = CONTAINING_RECORD(e, EDU_RUN, Link);
+
+		if (run->Handle == go.handle) {
+			found = run;
+			break;
+		}
 	}
-	run->Irp = Irp;
-	Irp->Tail.Overlay.DriverContext[0] = run;
-	status = IoCsqInsertIrpEx(&Dev->Csq, Irp, NULL, NULL);
-	if (!NT_SUCCESS(status)) {
-		/* not queued (the device is going away); the request may be marked pending already */
-		IoReleaseRemoveLock(&Dev->RemoveLock, Irp);
-		run->Irp = NULL;
-		EduReportRefused(Dev, run, Irp);
-		IoMarkIrpPending(Irp);
-		EduCompleteIrp(Irp, status, 0);
-		*Pending = TRUE;
-		return STATUS_PENDING;
+	/* Claimed under the mutex: a release of the same handle now sees it busy. */
+	if (found != NULL && found->State == EduRunPrepared) {
+		found->State = EduRunQueued;
+		prepared = TRUE;
 	}
-	*Pending = TRUE;
-	EduStartNext(Dev);
-	return STATUS_PENDING;
+	ExReleaseFastMutex(&Dev->HeldMutex);
+	if (found == NULL)
+		return STATUS_NOT_FOUND;
+	if (!prepared)
+		return STATUS_INVALID_DEVICE_STATE; /* it ran, or is running */
+	return EduQueueRun(Dev, found, Irp, Pending);
 }
 
 NTSTATUS NTAPI EduDispatchDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp)
@@ -193,7 +254,15 @@ NTSTATUS NTAPI EduDispatchDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 		break;
 
 	case IOCTL_EDUDMA_RUN:
-		status = EduIoctlRun(dev, Irp, sp, &pending);
+		status = EduIoctlRun(dev, Irp, sp, FALSE, &pending);
+		break;
+
+	case IOCTL_EDUDMA_PREPARE:
+		status = EduIoctlRun(dev, Irp, sp, TRUE, &pending);
+		break;
+
+	case IOCTL_EDUDMA_GO:
+		status = EduIoctlGo(dev, Irp, sp, &pending);
 		break;
 
 	case IOCTL_EDUDMA_RELEASE: {

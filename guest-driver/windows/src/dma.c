@@ -343,7 +343,8 @@ NTSTATUS EduReleaseHandle(PEDU_DEVICE Dev, ULONG Handle)
 			break;
 		}
 	}
-	if (found != NULL && found->State != EduRunFinished) {
+	/* a prepared run never started: nothing maps it, it can go */
+	if (found != NULL && found->State != EduRunFinished && found->State != EduRunPrepared) {
 		ExReleaseFastMutex(&Dev->HeldMutex);
 		return STATUS_DEVICE_BUSY;
 	}
@@ -367,7 +368,8 @@ VOID EduReleaseOwner(PEDU_DEVICE Dev, PFILE_OBJECT Owner, BOOLEAN All)
 		for (e = Dev->Held.Flink; e != &Dev->Held; e = e->Flink) {
 			PEDU_RUN run = CONTAINING_RECORD(e, EDU_RUN, Link);
 
-			if ((All || run->Owner == Owner) && run->State == EduRunFinished) {
+			if ((All || run->Owner == Owner) &&
+			    (run->State == EduRunFinished || run->State == EduRunPrepared)) {
 				found = run;
 				break;
 			}

@@ -41,6 +41,7 @@ typedef enum _EDU_RUN_STATE {
 	EduRunQueued = 0,
 	EduRunActive,
 	EduRunFinished,
+	EduRunPrepared,  /* buffers filled and reported (IOCTL_EDUDMA_PREPARE); waits for GO */
 } EDU_RUN_STATE;
 
 typedef enum _EDU_PHASE {
@@ -75,7 +76,7 @@ typedef struct _EDU_BUFFER {
 	struct dmahil_buffer *Report;
 } EDU_BUFFER, *PEDU_BUFFER;
 
-/* A scenario: queued, running, then held with its buffers until release. */
+/* A scenario: prepared or queued, running, then held with its buffers until release. */
 typedef struct _EDU_RUN {
 	LIST_ENTRY Link;        /* Device->Held */
 	struct _EDU_DEVICE *Device;

@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { parseDmactlOutput, parseInfoResult, type InfoResult } from '../../contract/result.js';
+import { parseDmactlOutput, parseInfoResult, type ArmedReport, type InfoResult } from '../../contract/result.js';
 import type { Scenario } from '../../contract/scenario.js';
 import { DmahilError } from '../../errors.js';
 import { AGENT_PORT_NAME, createPrivateDir, Machine, removePrivateDir, type MachineConfig } from '../../machine/index.js';
@@ -358,8 +358,8 @@ export class LinuxSession implements GuestSession {
     return this.dmactl.info();
   }
 
-  run(scenario: Scenario): Promise<HeldRun> {
-    return this.dmactl.run(scenario);
+  run(scenario: Scenario, onArmed?: (armed: ArmedReport) => Promise<void>): Promise<HeldRun> {
+    return this.dmactl.run(scenario, onArmed);
   }
 
   /** A restored guest that has not needed SSH yet is healthy without it. */

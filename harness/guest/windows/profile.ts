@@ -11,7 +11,7 @@
 // unbounced DMA on Windows needs a driver that declares a wider DmaAddressWidth (see docs/windows.md).
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { InfoResult } from '../../contract/result.js';
+import type { ArmedReport, InfoResult } from '../../contract/result.js';
 import type { Scenario } from '../../contract/scenario.js';
 import { DmahilError, UsageError } from '../../errors.js';
 import { Machine } from '../../machine/index.js';
@@ -339,8 +339,8 @@ export class WindowsSession implements GuestSession {
     return this.guarded(this.dmactlServer.info(), 'dmactl info');
   }
 
-  async run(scenario: Scenario): Promise<HeldRun> {
-    const held = await this.guarded(this.dmactlServer.run(scenario), `dmactl run (${scenario.direction} ${scenario.size} B)`);
+  async run(scenario: Scenario, onArmed?: (armed: ArmedReport) => Promise<void>): Promise<HeldRun> {
+    const held = await this.guarded(this.dmactlServer.run(scenario, onArmed), `dmactl run (${scenario.direction} ${scenario.size} B)`);
     return { ...held, release: () => this.guarded(held.release(), 'the release of a held run') };
   }
 
