@@ -1,7 +1,8 @@
 // Turn the bytes the host read into a cause a driver engineer recognises. Each rule looks at
 // evidence only the host gathered (guest RAM, QEMU's own messages); the guest's word is used to
 // name things, never to judge them.
-import type { BufferReport, RunResult, Segment } from '../contract/result.js';
+import type { ArmedReport, BufferReport, RunResult, Segment } from '../contract/result.js';
+import { PAGE_SIZE } from '../contract/scenario.js';
 import { FILL_BYTE, pattern, STALE_BYTE } from '../contract/pattern.js';
 import { allBytes, type Mismatch } from './compare.js';
 import { cpuAddress } from './guest-buffer.js';
@@ -16,7 +17,15 @@ export type FindingKind =
   | 'stale-source'
   | 'mismatch'
   /** The guest's report contradicts itself or the guest booted (report-consistency.ts): never a pass. */
-  | 'inconsistent-report';
+  | 'inconsistent-report'
+  /** The destination held the pattern before the device ran (a driver that copies with the CPU). */
+  | 'written-before-dma'
+  /** The reported destination pages are not where the device wrote (other data before, or the data misplaced after). */
+  | 'wrong-pages'
+  /** The source did not hold the pattern when the device was told to go. */
+  | 'source-not-ready'
+  /** The result's pages (or handle) are not the ones the armed line reported. */
+  | 'pages-changed';
 
 export interface Finding {
   kind: FindingKind;
@@ -29,8 +38,19 @@ export interface ClampMessage {
   line: string;
 }
 
+/** What the host read between the armed line and "go": the device had not run yet. */
+export interface BeforeDma {
+  armed: ArmedReport;
+  /** The destination's data bytes at the armed pages. */
+  destinationCpu: Buffer;
+  /** The source's data bytes at the armed pages. */
+  sourceCpu: Buffer;
+}
+
 export interface Evidence {
   result: RunResult;
+  /** Absent only when the run was never armed (then a pass is impossible: runScenario says why). */
+  before?: BeforeDma;
   expectSeed: number;
   destination: BufferReport;
   source?: BufferReport;
@@ -63,6 +83,116 @@ function beyondMask(buffers: BufferReport[], bits: number): Array<{ b: BufferRep
   return buffers.flatMap((b) => b.segments.map((s, i) => ({ b, s, i }))).filter(({ s }) => s.device + s.length > limit);
 }
 
+/** Bytes of a that differ from b (or from a byte value), with the first such offset. */
+function differing(a: Buffer, b: Buffer | number): { count: number; first: number } {
+  let count = 0;
+  let first = -1;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== (typeof b === 'number' ? b : b[i])) {
+      count++;
+      if (first < 0) first = i;
+    }
+  }
+  return { count, first };
+}
+
+function samePages(a: BufferReport, b: BufferReport): string | null {
+  if (a.offset !== b.offset || a.length !== b.length) return `offset ${a.offset} and length ${a.length} when armed, ${b.offset} and ${b.length} in the result`;
+  if (a.pages.length !== b.pages.length) return `${a.pages.length} pages when armed, ${b.pages.length} in the result`;
+  const i = a.pages.findIndex((p, k) => p !== b.pages[k]);
+  return i < 0 ? null : `page ${i} was ${h(a.pages[i]!)} when armed, ${h(b.pages[i]!)} in the result`;
+}
+
+/**
+ * A data page (page-sized piece of the data, cut where the buffer's pages are cut) whose bytes after the
+ * DMA are the expected bytes of another data page: the data arrived, in other pages than reported.
+ */
+function misplacedPage(d: BufferReport, after: Buffer, expected: Buffer): { at: number; holds: number } | null {
+  const starts: number[] = [];
+  for (let k = 0; k < d.pages.length; k++) starts.push(Math.max(0, k * PAGE_SIZE - d.offset));
+  const piece = (buf: Buffer, k: number): Buffer => buf.subarray(starts[k]!, Math.min(d.length, (starts[k + 1] ?? d.length)));
+  for (let k = 0; k < starts.length; k++) {
+    const got = piece(after, k);
+    if (got.length === 0 || got.equals(piece(expected, k))) continue;
+    for (let j = 0; j < starts.length; j++) {
+      if (j !== k && piece(expected, j).length === got.length && piece(expected, j).equals(got)) return { at: k, holds: j };
+    }
+  }
+  return null;
+}
+
+/**
+ * The host's own evidence that the device wrote the destination during the DMA: the armed pages held the
+ * fill byte before "go" (and the source the pattern), the same pages came back in the result, and (judged
+ * by the caller) the pattern is there afterwards.
+ */
+function explainWindow(e: Evidence, b: BeforeDma): Finding[] {
+  const out: Finding[] = [];
+  const d = e.destination;
+  const guestSeed = e.result.scenario.seed;
+  const expected = pattern(e.expectSeed, d.length);
+
+  for (const role of ['source', 'destination'] as const) {
+    const was = b.armed.buffers.find((x) => x.role === role);
+    const is = e.result.buffers.find((x) => x.role === role);
+    const why = was && is ? samePages(was, is) : `the ${role} is missing from the ${was ? 'result' : 'armed line'}`;
+    if (why) out.push({ kind: 'pages-changed', message: `the report changed between the armed line and the result: the ${role}'s ${why}; the host read other pages before the DMA than after it` });
+  }
+  if (e.result.handle !== undefined && e.result.handle !== b.armed.handle) {
+    out.push({ kind: 'pages-changed', message: `the result is for handle ${e.result.handle}, the armed line for handle ${b.armed.handle}: not the run the host read before the DMA` });
+  }
+
+  const source = pattern(guestSeed, b.sourceCpu.length);
+  const src = differing(b.sourceCpu, source);
+  if (src.count > 0) {
+    const stale = allBytes(b.sourceCpu, STALE_BYTE);
+    out.push({
+      kind: 'source-not-ready',
+      message: stale
+        ? `the source still held its 0x${STALE_BYTE.toString(16)} pre-fill when the device was told to go: the CPU had not written the pattern yet`
+        : `the source did not hold the pattern of seed ${guestSeed} when the device was told to go: ${src.count} of ${b.sourceCpu.length} bytes differ, first at data offset ${src.first} (0x${b.sourceCpu[src.first]!.toString(16)}, the pattern has 0x${source[src.first]!.toString(16)})`,
+    });
+  }
+
+  const notFill = differing(b.destinationCpu, FILL_BYTE);
+  if (notFill.count > 0) {
+    const guestPattern = guestSeed === e.expectSeed ? expected : pattern(guestSeed, d.length);
+    const isPattern = (p: Buffer): boolean => b.destinationCpu.every((v, i) => v === FILL_BYTE || v === p[i]);
+    if (isPattern(expected) || isPattern(guestPattern)) {
+      const all = notFill.count === d.length || b.destinationCpu.equals(expected) || b.destinationCpu.equals(guestPattern);
+      out.push({
+        kind: 'written-before-dma',
+        message:
+          `the destination already holds the pattern before the DMA (${all ? 'all of it' : `${notFill.count} of ${d.length} bytes, from data offset ${notFill.first}`}, read at ` +
+          `${h(cpuAddress(b.armed.buffers.find((x) => x.role === 'destination') ?? d, notFill.first))} after the guest armed the run and before the host said go): ` +
+          `these bytes are not the device's work (a driver that copies with the CPU?)`,
+      });
+    } else {
+      out.push({
+        kind: 'wrong-pages',
+        message:
+          `the reported destination pages are not where the device wrote: before the DMA they held other data, not the 0x${FILL_BYTE.toString(16)} fill ` +
+          `the driver puts in its destination (${notFill.count} of ${d.length} bytes, first at data offset ${notFill.first}: 0x${b.destinationCpu[notFill.first]!.toString(16)})`,
+      });
+    }
+    return out;
+  }
+  // The pages held the fill; after the DMA, data of the right pattern in other pages than reported.
+  const after = e.destinationCpu;
+  if (!after.equals(expected)) {
+    const m = misplacedPage(d, after, expected);
+    if (m) {
+      out.push({
+        kind: 'wrong-pages',
+        message:
+          `the reported destination pages are not where the device wrote: they changed during the DMA, but reported page ${m.at} (${h(d.pages[m.at]!)}) ` +
+          `holds the bytes of data page ${m.holds}, so the pages are not reported in the order (or at the places) the data went`,
+      });
+    }
+  }
+  return out;
+}
+
 export function explain(e: Evidence): Finding[] {
   const findings: Finding[] = [];
   const os = e.result.os;
@@ -85,7 +215,10 @@ export function explain(e: Evidence): Finding[] {
       message: `QEMU clamped a DMA address from ${h(c.from)} to ${h(c.to)} ("${c.line.trim()}"${more}): the device was given an address it cannot reach`,
     });
   }
-  if (!e.mismatch) return findings;
+  const window = e.before ? explainWindow(e, e.before) : [];
+  findings.push(...window);
+  // Pages that are not where the device wrote say nothing about syncs or seeds: stop there.
+  if (!e.mismatch || window.some((f) => f.kind === 'wrong-pages')) return findings;
 
   const d = e.destination;
   const expected = pattern(e.expectSeed, d.length);

@@ -1,5 +1,8 @@
-// One scenario, end to end: the guest runs it and holds its buffers, the host checks the result,
-// reads guest RAM, compares with the pattern, explains any difference, then lets the guest go.
+// One scenario, end to end: the guest prepares its buffers and reports their pages (armed), the host
+// reads them before the DMA (the destination must hold the fill byte, the source the pattern) and says
+// go; the device runs; the host checks the result, reads guest RAM again, compares with the pattern,
+// explains any difference, then lets the guest go. Bytes that changed from the fill to the pattern in
+// the armed pages between the two reads are the device's work (or the driver's after go).
 //
 // While the guest runs, a watch races it: a guest panic (pvpanic GUEST_PANICKED) or QEMU's exit ends
 // the scenario at once, naming the cause; a scenario past its deadline escalates (ask QMP for the VM's
@@ -17,7 +20,7 @@ import type { DebugTarget, GuestSession, HeldRun } from '../guest/session.js';
 import { captureScreen, dumpGuestMemory, serialTail, vmStatus, watchMachine, type DumpFormat, type MachineTrouble } from '../machine/evidence.js';
 import { compareBytes, describeMismatch } from './compare.js';
 import { excerptText, memoryExcerpts, slug, type MemoryExcerpt } from './excerpts.js';
-import { explain, type ClampMessage, type Evidence, type FindingKind } from './explain.js';
+import { explain, type BeforeDma, type ClampMessage, type Evidence, type FindingKind } from './explain.js';
 import { readThroughCpu, readThroughDevice } from './guest-buffer.js';
 import type { GuestTrouble, Verdict } from './verdict.js';
 
@@ -57,7 +60,7 @@ export function scenarioDeadlineMs(s: Scenario): number {
   return 60_000 + ops * 400;
 }
 
-async function gatherEvidence(session: GuestSession, r: RunResult, expectSeed: number, clamps: ClampMessage[]): Promise<Evidence> {
+async function gatherEvidence(session: GuestSession, r: RunResult, expectSeed: number, clamps: ClampMessage[], before: BeforeDma | undefined): Promise<Evidence> {
   const destination = r.buffers.find((b) => b.role === 'destination')!;
   const source = r.buffers.find((b) => b.role === 'source');
   const destinationCpu = await readThroughCpu(session.memory, destination);
@@ -65,6 +68,7 @@ async function gatherEvidence(session: GuestSession, r: RunResult, expectSeed: n
   const needsMore = mismatch !== null;
   return {
     result: r,
+    before,
     expectSeed,
     destination,
     source,
@@ -95,7 +99,12 @@ export async function runScenario(session: GuestSession, c: ScenarioCase, opts: 
   const watch = target ? watchMachine(target.machine) : undefined;
   const deadlineMs = opts.timeoutMs ?? c.timeoutMs ?? scenarioDeadlineMs(c.scenario);
   let timer: NodeJS.Timeout | undefined;
-  const running = session.run(c.scenario);
+  // Between the armed line and "go": the buffers as the driver prepared them, before the device runs.
+  let before: BeforeDma | undefined;
+  const running = session.run(c.scenario, async (armed) => {
+    const cpu = (role: 'source' | 'destination'): Promise<Buffer> => readThroughCpu(session.memory, armed.buffers.find((b) => b.role === role)!);
+    before = { armed, destinationCpu: await cpu('destination'), sourceCpu: await cpu('source') };
+  });
   const outcome: RunOutcome = await Promise.race<RunOutcome>([
     running.then((held) => ({ kind: 'held', held }) as const, (error: unknown) => ({ kind: 'error', error }) as const),
     ...(watch ? [watch.trouble.then((trouble) => ({ kind: 'trouble', trouble }) as const)] : []),
@@ -128,8 +137,12 @@ export async function runScenario(session: GuestSession, c: ScenarioCase, opts: 
     // The report must hold together before its bytes mean anything: a page the source and the
     // destination share would let the CPU's pattern pass for the device's.
     const violations = checkReportConsistency(r, { direct: c.variant === 'direct', dmaMaskBits: r.driver.dmaMaskBits ?? EDU_DMA_BITS });
-    const evidence = await gatherEvidence(session, r, expectSeed, clamps);
+    const evidence = await gatherEvidence(session, r, expectSeed, clamps, before);
     const findings = [...violations.map((v) => ({ kind: 'inconsistent-report' as const, message: `the guest's report does not hold together (${v.rule}): ${v.message}` })), ...explain(evidence)];
+    if (!before) {
+      const why = held.armed ? 'the host did not read the armed pages before go' : 'the run was never armed';
+      findings.push({ kind: 'inconsistent-report', message: `${why}: nothing shows the device wrote the destination during the DMA` });
+    }
     const status = findings.length === 0 ? 'pass' : 'fail';
     const summary =
       status === 'pass'

@@ -83,3 +83,73 @@ describe('dma: explaining a mismatch', () => {
     expect(m.excerpt.expected).to.not.equal(m.excerpt.actual);
   });
 });
+
+describe('dma: the evidence of the DMA window (armed, then go)', () => {
+  // A 3-page destination at offset 0, so pages can be misplaced.
+  const n = 3 * 4096;
+  const pages = (role: 'source' | 'destination', first: number): BufferReport => ({
+    role, kind: 'client', offset: 0, length: n, bounced: false, pages: [first, first + 0x1000, first + 0x2000],
+    segments: [0, 1, 2].map((k) => ({ offset: k * 4096, length: 4096, device: first + k * 0x1000 })).flatMap((s) => [{ ...s, length: 4095 }, { offset: s.offset + 4095, length: 1, device: s.device + 4095 }]),
+  });
+  const src = pages('source', 0x100000);
+  const dst = pages('destination', 0x200000);
+  function windowEvidence(o: { before?: Buffer; sourceBefore?: Buffer; after?: Buffer; armedDst?: BufferReport; destination?: BufferReport }): Evidence {
+    const after = o.after ?? pattern(5, n);
+    const destination = o.destination ?? dst;
+    const result: RunResult = {
+      ok: true, os: 'linux', driver: { name: 'edudma', version: '0', api: 'linux-dma-api', dmaMaskBits: 28 },
+      scenario: makeScenario({ size: n, seed: 5 }), handle: 3, buffers: [src, destination], calls: [], timings: {}, error: null,
+    };
+    return {
+      result, expectSeed: 5, destination, mismatch: compareBytes(pattern(5, n), after), destinationCpu: after,
+      destinationDevice: null, sourceCpu: null, sourceDevice: null, clamps: [], dmaMaskBits: 28,
+      before: {
+        armed: { handle: 3, scenario: result.scenario, buffers: [{ ...src, segments: [] }, { ...(o.armedDst ?? destination), segments: [] }] },
+        destinationCpu: o.before ?? Buffer.alloc(n, FILL_BYTE),
+        sourceCpu: o.sourceBefore ?? pattern(5, n),
+      },
+    };
+  }
+
+  it('fill before, pattern after, same pages: nothing to say', () => {
+    expect(explain(windowEvidence({}))).to.deep.equal([]);
+  });
+
+  it('the pattern already in the destination before the DMA: written-before-dma, even though the bytes after are right', () => {
+    const f = explain(windowEvidence({ before: pattern(5, n) }));
+    expect(f.map((x) => x.kind)).to.deep.equal(['written-before-dma']);
+    expect(f[0]!.message).to.match(/already holds the pattern before the DMA \(all of it/).and.match(/copies with the CPU/);
+  });
+
+  it('other data in the reported pages before the DMA: wrong-pages, and no sync explanation after it', () => {
+    const f = explain(windowEvidence({ before: Buffer.alloc(n, 0x11), after: Buffer.alloc(n, 0x11) }));
+    expect(f.map((x) => x.kind)).to.deep.equal(['wrong-pages']);
+    expect(f[0]!.message).to.match(/not where the device wrote: before the DMA they held other data/);
+  });
+
+  it('the data of another page in a reported page after the DMA: wrong-pages (pages reported out of order)', () => {
+    const p = pattern(5, n);
+    const after = Buffer.concat([p.subarray(8192), p.subarray(4096, 8192), p.subarray(0, 4096)]);
+    const f = explain(windowEvidence({ after }));
+    expect(f.map((x) => x.kind)).to.deep.equal(['wrong-pages']);
+    expect(f[0]!.message).to.match(/reported page 0 \(0x200000\) holds the bytes of data page 2/);
+  });
+
+  it('the fill left after the DMA is not misplaced data: the usual explanations follow', () => {
+    const f = explain(windowEvidence({ after: Buffer.alloc(n, FILL_BYTE) }));
+    expect(f.map((x) => x.kind)).to.deep.equal(['never-written']);
+  });
+
+  it('a source without the pattern when the device was told to go: source-not-ready', () => {
+    const f = explain(windowEvidence({ sourceBefore: Buffer.alloc(n, STALE_BYTE) }));
+    expect(f.map((x) => x.kind)).to.deep.equal(['source-not-ready']);
+    expect(f[0]!.message).to.match(/pre-fill when the device was told to go/);
+  });
+
+  it('pages that changed between the armed line and the result: pages-changed', () => {
+    const moved = { ...dst, pages: [0x200000, 0x300000, 0x202000] };
+    const f = explain(windowEvidence({ destination: moved, armedDst: dst }));
+    expect(f.map((x) => x.kind)).to.include('pages-changed');
+    expect(f.find((x) => x.kind === 'pages-changed')!.message).to.match(/destination's page 1 was 0x201000 when armed, 0x300000 in the result/);
+  });
+});

@@ -88,16 +88,17 @@ describe('failures: a broken guest fails its scenario with the cause and evidenc
   /** The session, with the fault of the scenario's seed injected into its run. */
   function injecting(s: LinuxSession): GuestSession {
     const wrapped: GuestSession = Object.create(s) as GuestSession;
-    wrapped.run = async (scenario) => {
+    // onArmed passes through: the host's reads between the armed line and go are part of every run.
+    wrapped.run = async (scenario, onArmed) => {
       const f = FAULTS[scenario.seed - 100]!;
-      if (!f.fault) return s.run(scenario);
+      if (!f.fault) return s.run(scenario, onArmed);
       const guest = await openGuestShell(s);
       try {
         if (!f.during) {
           await f.fault(s, guest);
-          return await s.run(scenario);
+          return await s.run(scenario, onArmed);
         }
-        const running = s.run(scenario);
+        const running = s.run(scenario, onArmed);
         running.catch(() => undefined); // awaited below; a rejection during the fault is not unhandled
         await sleep(150); // dmactl has started its transfers
         faultAt.set(f.name, Date.now());
