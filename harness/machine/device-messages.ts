@@ -25,6 +25,8 @@ export type DeviceModelMessage =
   | (MessageBase & { kind: 'invalid-access'; access: 'read' | 'write'; addr: bigint; size: number; region: string; reason: string })
   | (MessageBase & { kind: 'terminating-on-signal'; signal: number; fromPid?: number })
   | (MessageBase & { kind: 'kvm-internal-error'; suberror: number })
+  /** QEMU 9.1+: edu logs an out-of-range transfer as a guest error (-d guest_errors) instead of aborting. */
+  | (MessageBase & { kind: 'edu-range'; first: bigint; last: bigint; validFirst: bigint; validLast: bigint })
   | (MessageBase & { kind: 'qemu-warning'; detail: string })
   | (MessageBase & { kind: 'qemu-error'; detail: string });
 
@@ -36,6 +38,7 @@ const EDU_RANGE = /EDU: DMA range (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+) out of bound
 const INVALID_ACCESS = /^Invalid (read|write) at addr (0x[0-9a-fA-F]+), size (\d+), region '([^']*)', reason: (.*)$/;
 const TERMINATING = /^[\w.-]+: terminating on signal (\d+)(?: from pid (\d+))?/;
 const KVM_INTERNAL = /^KVM internal error\. Suberror: (\d+)/;
+const EDU_RANGE_LOGGED = /^EDU: DMA range (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+) out of bounds \((0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\)!/;
 const QEMU_PREFIXED = /^(qemu[\w.-]*): (warning: )?(.*)$/;
 
 /** Parse one output line; undefined when it is not a message the harness tracks. */
@@ -59,6 +62,9 @@ export function parseDeviceModelLine(line: string, stream: OutputStream, at: num
   if ((m = TERMINATING.exec(line))) {
     return { ...base, kind: 'terminating-on-signal', signal: Number(m[1]), ...(m[2] ? { fromPid: Number(m[2]) } : {}) };
   }
+  if ((m = EDU_RANGE_LOGGED.exec(line))) {
+    return { ...base, kind: 'edu-range', first: BigInt(m[1]!), last: BigInt(m[2]!), validFirst: BigInt(m[3]!), validLast: BigInt(m[4]!) };
+  }
   if ((m = KVM_INTERNAL.exec(line))) return { ...base, kind: 'kvm-internal-error', suberror: Number(m[1]) };
   if ((m = QEMU_PREFIXED.exec(line))) {
     return { ...base, kind: m[2] ? 'qemu-warning' : 'qemu-error', detail: m[3]! };
@@ -66,12 +72,15 @@ export function parseDeviceModelLine(line: string, stream: OutputStream, at: num
   return undefined;
 }
 
-/** A complete edu clamp message anywhere in the text: it ends with "!", newline or not. */
-const EDU_CLAMP_ANYWHERE = /EDU: clamping DMA 0x[0-9a-fA-F]+ to 0x[0-9a-fA-F]+!/;
+/**
+ * A complete edu message anywhere in the text (it ends with "!", newline or not): a clamp, or QEMU 9.1+'s
+ * logged range error. Not 7.2's range error, which follows "qemu: hardware error: " on its own line.
+ */
+const EDU_MESSAGE_ANYWHERE = /(?<!hardware error: )EDU: (?:clamping DMA 0x[0-9a-fA-F]+ to 0x[0-9a-fA-F]+|DMA range 0x[0-9a-fA-F]+-0x[0-9a-fA-F]+ out of bounds \(0x[0-9a-fA-F]+-0x[0-9a-fA-F]+\))!/;
 
 /**
  * Splits an output stream into records across chunk boundaries: at each newline, and around each
- * complete edu clamp message, which QEMU 10 prints without a newline.
+ * complete edu message, which QEMU 10 logs without a newline.
  */
 export class LineSplitter {
   private pending = '';
@@ -82,7 +91,7 @@ export class LineSplitter {
     this.pending += chunk;
     for (;;) {
       const nl = this.pending.indexOf('\n');
-      const clamp = EDU_CLAMP_ANYWHERE.exec(this.pending);
+      const clamp = EDU_MESSAGE_ANYWHERE.exec(this.pending);
       if (clamp && (nl < 0 || clamp.index < nl)) {
         if (clamp.index > 0) this.onLine(this.pending.slice(0, clamp.index));
         this.onLine(clamp[0]);

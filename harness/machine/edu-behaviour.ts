@@ -19,8 +19,12 @@ export interface EduBehaviour {
   clampMessage?: 'stdout' | 'stderr';
   /** A transfer of exactly the 4096-byte buffer aborts QEMU (7.2's off-by-one, fixed in 9.1). */
   fullBufferAborts: boolean;
-  /** A transfer past the buffer (8192 bytes) aborts QEMU with hw_error: how fault specs kill QEMU. */
-  outOfRangeAborts: boolean;
+  /**
+   * A transfer past the edu's 4 KiB buffer (8192 bytes, read out of it): 'aborts' QEMU with hw_error
+   * (7.2), is 'logged' as a guest error and carried out anyway (9.1+: an edu bug, never provoked toward
+   * the edu, where it overruns QEMU's own memory), or 'silent'.
+   */
+  outOfRange: 'aborts' | 'logged' | 'silent';
   ms: number;
 }
 
@@ -103,8 +107,13 @@ async function measure(qemuBinary: string): Promise<EduBehaviour> {
       const full = await dma(q, m, EDU_BUFFER, 0x3000, 4096, true);
       return { clamps: landed, clampMessage: msg?.stream, fullBufferAborts: full === 'aborted' };
     });
-    const outOfRange = await withEdu(dir, qemuBinary, 'edu-probe-2', (q, m) => dma(q, m, EDU_BUFFER, 0x3000, 8192, true));
-    return { qemuVersion: version, ...first, outOfRangeAborts: outOfRange === 'aborted', ms: Math.round(performance.now() - started) };
+    const outOfRange = await withEdu(dir, qemuBinary, 'edu-probe-2', async (q, m) => {
+      const since = Date.now();
+      if ((await dma(q, m, EDU_BUFFER, 0x3000, 8192, true)) === 'aborted') return 'aborts' as const;
+      await delay(50);
+      return m.deviceModelMessages(since).some((x) => x.kind === 'edu-range') ? ('logged' as const) : ('silent' as const);
+    });
+    return { qemuVersion: version, ...first, outOfRange, ms: Math.round(performance.now() - started) };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -113,5 +122,5 @@ async function measure(qemuBinary: string): Promise<EduBehaviour> {
 /** One line for doctor and reports. */
 export function describeEdu(b: EduBehaviour): string {
   const clamp = b.clamps ? `out-of-mask DMA is clamped${b.clampMessage ? ` (message on ${b.clampMessage})` : ' silently'}` : 'out-of-mask DMA is not clamped';
-  return `QEMU ${b.qemuVersion} edu: ${clamp}; a 4096-byte transfer ${b.fullBufferAborts ? 'aborts QEMU' : 'works'}; an out-of-range transfer ${b.outOfRangeAborts ? 'aborts QEMU' : 'does not abort'}`;
+  return `QEMU ${b.qemuVersion} edu: ${clamp}; a 4096-byte transfer ${b.fullBufferAborts ? 'aborts QEMU' : 'works'}; an out-of-range transfer ${b.outOfRange === 'aborts' ? 'aborts QEMU' : b.outOfRange === 'logged' ? 'is logged, not stopped' : 'passes silently'}`;
 }

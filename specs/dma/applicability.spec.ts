@@ -7,8 +7,8 @@ import { outcome } from '../../harness/dma/verdict.js';
 import type { SessionSource } from '../../harness/dma/session-source.js';
 import type { EduBehaviour } from '../../harness/machine/edu-behaviour.js';
 
-const qemu72: EduBehaviour = { qemuVersion: '7.2.22', clamps: true, clampMessage: 'stdout', fullBufferAborts: true, outOfRangeAborts: true, ms: 1 };
-const qemu10: EduBehaviour = { qemuVersion: '10.0.13', clamps: true, clampMessage: 'stderr', fullBufferAborts: false, outOfRangeAborts: true, ms: 1 };
+const qemu72: EduBehaviour = { qemuVersion: '7.2.22', clamps: true, clampMessage: 'stdout', fullBufferAborts: true, outOfRange: 'aborts', ms: 1 };
+const qemu10: EduBehaviour = { qemuVersion: '10.0.13', clamps: true, clampMessage: 'stderr', fullBufferAborts: false, outOfRange: 'logged', ms: 1 };
 const beyondMask = CATALOG.find((c) => c.scenario.fault === 'addr-beyond-mask')!;
 
 describe('dma: which controls apply on this QEMU', () => {

@@ -75,6 +75,21 @@ function children(pid: number): number[] {
   }
 }
 
+let penalties: boolean | undefined;
+
+/** Does this sshd know PerSourcePenalties (OpenSSH 9.8+)? An older one refuses to start on an unknown option. */
+function supportsPenalties(): boolean {
+  if (penalties === undefined) {
+    try {
+      execFileSync(SSHD, ['-t', '-f', '/dev/null', '-o', 'PerSourcePenalties=no', '-o', 'HostKey=/dev/null'], { stdio: 'pipe' });
+      penalties = true;
+    } catch (e) {
+      penalties = !/Bad configuration option|Unsupported option|unknown option/i.test(String((e as { stderr?: Buffer }).stderr ?? ''));
+    }
+  }
+  return penalties;
+}
+
 export async function startSshd(): Promise<LoopbackSshd> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmahil-sshd-'));
   const hostKey = path.join(dir, 'host_ed25519');
@@ -100,6 +115,9 @@ export async function startSshd(): Promise<LoopbackSshd> {
       'StrictModes no',
       'LogLevel VERBOSE',
       sftpServer ? `Subsystem sftp ${sftpServer}` : 'Subsystem sftp internal-sftp',
+      // OpenSSH 9.8+ penalises a source address whose session failed to authenticate or was killed
+      // (the specs do both on purpose) by refusing its next connections: "Connection lost before handshake".
+      ...(supportsPenalties() ? ['PerSourcePenalties no'] : []),
     ].join('\n');
     fs.writeFileSync(path.join(dir, 'sshd_config'), config + '\n');
     const proc = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -59,6 +59,16 @@ describe('machine/device-model messages', () => {
     s.push('noise EDU: clamping DMA 0x10001000 to 0x1000!more\n');
     expect(lines).to.deep.equal(['noise ', 'EDU: clamping DMA 0x10001000 to 0x1000!', 'more']);
   });
+  it("QEMU 9.1+'s logged edu range error, run together with a clamp; 7.2's hw_error line stays whole", () => {
+    const lines: string[] = [];
+    const s = new LineSplitter((l) => lines.push(l));
+    s.push('EDU: DMA range 0x0000000000040000-0x0000000000041fff out of bounds (0x0000000000040000-0x0000000000040fff)!EDU: clamping DMA 0x10001000 to 0x1000!');
+    expect(lines).to.have.length(2);
+    expect(parseDeviceModelLine(lines[0]!, 'stderr', 1)).to.deep.include({ kind: 'edu-range', first: 0x40000n, last: 0x41fffn, validFirst: 0x40000n, validLast: 0x40fffn });
+    s.push('qemu: hardware error: EDU: DMA range 0x0000000000040000-0x0000000000040fff out of bounds (0x0000000000040000-0x0000000000040fff)!\n');
+    expect(lines).to.have.length(3);
+    expect(parseDeviceModelLine(lines[2]!, 'stderr', 1)).to.deep.include({ kind: 'hardware-error' });
+  });
   it("a KVM that cannot run the guest: QEMU's internal-error line", () => {
     expect(parseDeviceModelLine('KVM internal error. Suberror: 1', 'stderr', 1)).to.deep.include({ kind: 'kvm-internal-error', suberror: 1 });
     expect(parseDeviceModelLine('emulation failure', 'stderr', 1)).to.equal(undefined);
