@@ -6,8 +6,9 @@
 //               the paused guest is dumped
 //   SIGKILL     QEMU killed from outside mid-scenario
 //   abort       the guest unbinds edudma and programs an 8192-byte edu transfer (past the edu's 4 KiB
-//               buffer) through /dev/mem: every QEMU's edu calls hw_error() and aborts (a 4096-byte one
-//               aborts only before 9.1, so it is not used)
+//               buffer) through /dev/mem: QEMU 7.2's edu calls hw_error() and aborts. QEMU 10's only logs
+//               it and carries it out, overrunning its own memory: there the fault is not injected, and
+//               its test is skipped with the measured reason (edu-behaviour.ts)
 //   SSH drop    the guest kills dropbear's process serving the harness's connection
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,6 +22,7 @@ import { SshChannel } from '../../harness/guest/channel/ssh-channel.js';
 import type { LinuxSession } from '../../harness/guest/linux/profile.js';
 import type { GuestSession } from '../../harness/guest/session.js';
 import { isProcessAlive, type MachineExit } from '../../harness/machine/index.js';
+import { describeEdu, probeEduBehaviour } from '../../harness/machine/edu-behaviour.js';
 import { BOOT_TIMEOUT_MS, openGuestShell, repoRoot, startReferenceGuest } from '../e2e/support.js';
 
 type Fault = (s: LinuxSession, guest: SshChannel) => Promise<void>;
@@ -62,8 +64,15 @@ describe('failures: a broken guest fails its scenario with the cause and evidenc
   const faultAt = new Map<string, number>();
   const endedAt = new Map<string, number>();
 
+  let eduAborts = true;
+  let eduWhy = '';
+
   before(async function () {
     fs.rmSync(artifacts, { recursive: true, force: true });
+    const edu = await probeEduBehaviour();
+    eduAborts = edu.outOfRange === 'aborts';
+    eduWhy = describeEdu(edu);
+    if (!eduAborts) delete FAULTS[3]!.fault;
     const entries: CatalogEntry[] = FAULTS.map((f, i) => ({
       name: f.name,
       variant: 'direct',
@@ -114,7 +123,7 @@ describe('failures: a broken guest fails its scenario with the cause and evidenc
   it('every fault got its own guest, and every guest is gone at the end', async () => {
     expect(sessions).to.have.length(FAULTS.length);
     const causes = (await Promise.all(exits)).map((e) => e.cause);
-    expect(causes).to.deep.equal(['requested', 'guest-panic', 'killed', 'hardware-error', 'requested', 'requested']);
+    expect(causes).to.deep.equal(['requested', 'guest-panic', 'killed', eduAborts ? 'hardware-error' : 'requested', 'requested', 'requested']);
   });
 
   it('a hang escalates: QMP says the CPUs are stopped, the memory is dumped, the console is kept', () => {
@@ -144,7 +153,11 @@ describe('failures: a broken guest fails its scenario with the cause and evidenc
     expect(v.summary).to.match(/QEMU ended during the scenario \(killed\): QEMU was killed by signal SIGKILL, not by the harness/);
   });
 
-  it("the edu's hardware error aborts QEMU: the scenario quotes QEMU's message", () => {
+  it("the edu's hardware error aborts QEMU: the scenario quotes QEMU's message", function () {
+    if (!eduAborts) {
+      this.test!.title += ` (skipped: ${eduWhy})`;
+      this.skip();
+    }
     const v = byName(FAULTS[3]!.name);
     expect(v).to.include({ status: 'error', trouble: 'qemu-exit' });
     expect(v.summary).to.match(/\(hardware-error\): qemu: hardware error: EDU: DMA range 0x0*40000-0x0*41fff out of bounds/);
