@@ -19,9 +19,12 @@ export function patternByte(seed: number, i: number): number {
   return (patternWord(seed, Math.floor(i / 4)) >>> (8 * (i & 3))) & 0xff;
 }
 
-/** Pattern bytes [start, start + length) for a seed. */
+/** Pattern bytes [start, start + length) for a seed (a word per 4 bytes: the host builds it for every read). */
 export function pattern(seed: number, length: number, start = 0): Buffer {
   const out = Buffer.allocUnsafe(length);
-  for (let i = 0; i < length; i++) out[i] = patternByte(seed, start + i);
+  let i = 0;
+  for (; i < length && (start + i) % 4 !== 0; i++) out[i] = patternByte(seed, start + i);
+  for (; i + 4 <= length; i += 4) out.writeUInt32LE(patternWord(seed, (start + i) / 4), i);
+  for (; i < length; i++) out[i] = patternByte(seed, start + i);
   return out;
 }

@@ -85,6 +85,7 @@ function beyondMask(buffers: BufferReport[], bits: number): Array<{ b: BufferRep
 
 /** Bytes of a that differ from b (or from a byte value), with the first such offset. */
 function differing(a: Buffer, b: Buffer | number): { count: number; first: number } {
+  if (typeof b !== 'number' && a.equals(b)) return { count: 0, first: -1 }; // the usual case, natively
   let count = 0;
   let first = -1;
   for (let i = 0; i < a.length; i++) {
@@ -142,7 +143,7 @@ function explainWindow(e: Evidence, b: BeforeDma): Finding[] {
     out.push({ kind: 'pages-changed', message: `the result is for handle ${e.result.handle}, the armed line for handle ${b.armed.handle}: not the run the host read before the DMA` });
   }
 
-  const source = pattern(guestSeed, b.sourceCpu.length);
+  const source = guestSeed === e.expectSeed && b.sourceCpu.length === d.length ? expected : pattern(guestSeed, b.sourceCpu.length);
   const src = differing(b.sourceCpu, source);
   if (src.count > 0) {
     const stale = allBytes(b.sourceCpu, STALE_BYTE);
@@ -154,7 +155,7 @@ function explainWindow(e: Evidence, b: BeforeDma): Finding[] {
     });
   }
 
-  const notFill = differing(b.destinationCpu, FILL_BYTE);
+  const notFill = b.destinationCpu.equals(Buffer.alloc(b.destinationCpu.length, FILL_BYTE)) ? { count: 0, first: -1 } : differing(b.destinationCpu, FILL_BYTE);
   if (notFill.count > 0) {
     const guestPattern = guestSeed === e.expectSeed ? expected : pattern(guestSeed, d.length);
     const isPattern = (p: Buffer): boolean => b.destinationCpu.every((v, i) => v === FILL_BYTE || v === p[i]);

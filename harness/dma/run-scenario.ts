@@ -103,7 +103,8 @@ export async function runScenario(session: GuestSession, c: ScenarioCase, opts: 
   let before: BeforeDma | undefined;
   const running = session.run(c.scenario, async (armed) => {
     const cpu = (role: 'source' | 'destination'): Promise<Buffer> => readThroughCpu(session.memory, armed.buffers.find((b) => b.role === role)!);
-    before = { armed, destinationCpu: await cpu('destination'), sourceCpu: await cpu('source') };
+    const [destinationCpu, sourceCpu] = await Promise.all([cpu('destination'), cpu('source')]);
+    before = { armed, destinationCpu, sourceCpu };
   });
   const outcome: RunOutcome = await Promise.race<RunOutcome>([
     running.then((held) => ({ kind: 'held', held }) as const, (error: unknown) => ({ kind: 'error', error }) as const),

@@ -3,8 +3,9 @@
 // is released, because the guest holds the scenario's buffers only while nothing else runs.
 // A held run is two-phase: the guest prepares the buffers and answers "armed" with their pages; the
 // host reads them (the caller's onArmed) before it says "go"; then the device runs and the result follows.
-// That costs one more line each way; the release's answer is read only before the next answer (the next
-// command is written without waiting for it), which gives that round trip back.
+// That costs one more line each way. To give some of it back, "release" goes out in one write with the
+// next command (or on the next turn of the event loop when none follows at once), and its answer is read
+// just before that command's.
 // A stream that broke (time limit, guest command gone) is dropped and the next request starts a new one.
 import { parseArmedReport, parseDmactlOutput, parseInfoResult, parseReattachResult, parseRunResult, type ArmedReport, type InfoResult, type ReattachResult } from '../contract/result.js';
 import { dmactlRunArgs, type Scenario } from '../contract/scenario.js';
@@ -27,6 +28,8 @@ export class DmactlServer {
   private turn: Promise<void> = Promise.resolve();
   /** A release sent whose answer is still to be read: true when the guest released (read before the next answer). */
   private ack?: { stream: LineStream; released: Promise<boolean> };
+  /** A "release" not written yet: it goes out with the next command, or on the next turn of the event loop. */
+  private unsent?: LineStream;
 
   constructor(private readonly opts: DmactlServerOptions) {}
 
@@ -86,6 +89,7 @@ export class DmactlServer {
     } catch (e) {
       // Not "go": dmactl releases the buffers without a DMA and answers the line as a release.
       await release().catch(() => undefined);
+      this.flushRelease(); // a rejected run's release goes out now, not with the next command
       throw contractError(e);
     }
     if (armed) {
@@ -106,6 +110,7 @@ export class DmactlServer {
       return { result, raw: line, armed, release };
     } catch (e) {
       await release().catch(() => undefined);
+      this.flushRelease(); // a rejected run's release goes out now, not with the next command
       throw contractError(e);
     }
   }
@@ -115,6 +120,7 @@ export class DmactlServer {
     const s = this.stream;
     this.stream = undefined;
     this.ack = undefined;
+    this.unsent = undefined; // EOF releases too
     await s?.close();
   }
 
@@ -126,7 +132,13 @@ export class DmactlServer {
     const pending = this.ack;
     this.ack = undefined;
     const stream = await this.live();
-    stream.writeLine(line);
+    if (this.unsent === stream) {
+      this.unsent = undefined;
+      stream.writeLine(`release\n${line}`);
+    } else {
+      this.flushRelease();
+      stream.writeLine(line);
+    }
     if (pending?.stream === stream && !(await pending.released)) {
       const fresh = await this.live();
       return { stream: fresh, answer: await fresh.request(line, timeoutMs, what) };
@@ -134,9 +146,26 @@ export class DmactlServer {
     return { stream, answer: await stream.readLine(timeoutMs, what) };
   }
 
-  /** Send "release"; its answer is checked before the next command's (send). */
+  private flushRelease(): void {
+    const s = this.unsent;
+    this.unsent = undefined;
+    if (s?.isOpen) {
+      try {
+        s.writeLine('release');
+      } catch {
+        // the stream ended under it: the guest's dmactl releases at EOF
+      }
+    }
+  }
+
+  /** Queue "release" (see unsent); its answer is checked before the next command's (send). */
   private async release(stream: LineStream): Promise<void> {
-    stream.writeLine('release');
+    if (!stream.isOpen) throw new DmahilError('the dmactl stream of the held run is gone; the guest releases its buffers at EOF');
+    this.flushRelease();
+    this.unsent = stream;
+    setImmediate(() => {
+      if (this.unsent === stream) this.flushRelease();
+    });
     const released = stream.readLine(this.opts.commandTimeoutMs, 'dmactl release').then(
       (ack) => {
         let r: { ok?: unknown; command?: unknown } | undefined;
