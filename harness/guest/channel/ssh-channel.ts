@@ -142,14 +142,28 @@ export class SshChannel {
   static connect(target: SshTarget, readyTimeoutMs: number): Promise<SshChannel> {
     return new Promise((resolve, reject) => {
       const client = new Client();
-      const onError = (e: Error): void => {
+      const where = `${target.username}@${target.host}:${target.port}`;
+      let settled = false;
+      const fail = (why: string, cause?: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
         client.end();
-        reject(new GuestConnectionError(`SSH login to ${target.username}@${target.host}:${target.port} failed: ${e.message}`, { cause: e }));
+        reject(new GuestConnectionError(`SSH login to ${where} failed: ${why}`, cause ? { cause } : {}));
       };
       // on, not once: ssh2 may emit a second error (the socket closing) after the first rejected.
-      client.on('error', onError);
+      client.on('error', (e: Error) => fail(e.message, e));
+      // A server that closes the connection before the login completes (dropbear's auth timeout, say)
+      // makes ssh2 emit close without an error: without this the login never settles.
+      client.once('close', () => fail('the server closed the connection before the login completed'));
+      // ssh2's readyTimeout, with a margin: the last word on a login that neither succeeds nor fails.
+      const timer = setTimeout(() => fail(`no login within ${readyTimeoutMs} ms`), readyTimeoutMs + 2000);
       client.once('ready', () => {
-        client.off('error', onError);
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        client.removeAllListeners('error');
+        client.removeAllListeners('close');
         resolve(new SshChannel(client, target));
       });
       client.connect({
