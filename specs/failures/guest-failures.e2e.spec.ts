@@ -72,14 +72,13 @@ describe('failures: a broken guest fails its scenario with the cause and evidenc
     const edu = await probeEduBehaviour();
     eduAborts = edu.outOfRange === 'aborts';
     eduWhy = describeEdu(edu);
-    if (!eduAborts) delete FAULTS[3]!.fault;
     const entries: CatalogEntry[] = FAULTS.map((f, i) => ({
       name: f.name,
-      variant: 'direct',
+      variant: 'direct' as const,
       quick: true,
       scenario: makeScenario({ size: f.during ? 64 * 1024 : 4096, seed: 100 + i }),
       ...(f.timeoutMs ? { timeoutMs: f.timeoutMs } : {}),
-    }));
+    })).filter((_, i) => eduAborts || i !== 3); // no edu abort to provoke on this QEMU
     const source = new ReusingSessionSource(async () => {
       const s = await startReferenceGuest(`failures/guest-${sessions.length + 1}`, false);
       sessions.push(s);
@@ -121,9 +120,9 @@ describe('failures: a broken guest fails its scenario with the cause and evidenc
   }
 
   it('every fault got its own guest, and every guest is gone at the end', async () => {
-    expect(sessions).to.have.length(FAULTS.length);
+    expect(sessions).to.have.length(eduAborts ? FAULTS.length : FAULTS.length - 1);
     const causes = (await Promise.all(exits)).map((e) => e.cause);
-    expect(causes).to.deep.equal(['requested', 'guest-panic', 'killed', eduAborts ? 'hardware-error' : 'requested', 'requested', 'requested']);
+    expect(causes).to.deep.equal(['requested', 'guest-panic', 'killed', ...(eduAborts ? ['hardware-error'] : []), 'requested', 'requested']);
   });
 
   it('a hang escalates: QMP says the CPUs are stopped, the memory is dumped, the console is kept', () => {
