@@ -64,15 +64,19 @@ const LIE_LOGIN_MS = 20_000;
 
 async function lie(s: LinuxSession, mode: string): Promise<void> {
   // While it idles the guest's clock races (icount sleep=off), so on a loaded host dropbear's 5-minute
-  // auth timeout can pass during one login; that connection then never settles. Try a new one.
-  for (let attempt = 1; ; attempt++) {
-    const r = await Promise.race([guestExec(s, `echo ${mode} > /tmp/dmahil/lie`), sleep(LIE_LOGIN_MS).then(() => undefined)]);
+  // auth timeout can pass during one login, and dropbear hangs up on it. Try a new one.
+  let why = '';
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const r = await Promise.race([guestExec(s, `echo ${mode} > /tmp/dmahil/lie`), sleep(LIE_LOGIN_MS).then(() => undefined)]).catch((e: unknown) => {
+      why = (e as Error).message;
+      return undefined;
+    });
     if (r) {
       expect(r.code, r.stderr).to.equal(0);
       return;
     }
-    if (attempt === 3) expect.fail(`setting lie mode ${mode}: three SSH logins to the guest did not finish within ${LIE_LOGIN_MS / 1000} s each`);
   }
+  expect.fail(`setting lie mode ${mode}: three SSH logins to the guest failed or did not finish within ${LIE_LOGIN_MS / 1000} s each (${why || 'timed out'})`);
 }
 
 describe('dma: a lying guest never gets a pass (real guests, the test build of dmactl)', function () {
