@@ -808,6 +808,20 @@ static long do_info(void __user *arg)
 }
 
 /* PREPARE (go = false) or RUN (go = true: PREPARE, then GO at once). */
+/* A zeroed result for one ioctl, with edudma_lock held: the caller unlocks and frees it. */
+static struct dmahil_result *result_locked(void)
+{
+	struct dmahil_result *r = kvzalloc(sizeof(*r), GFP_KERNEL);
+
+	if (!r)
+		return ERR_PTR(-ENOMEM);
+	if (mutex_lock_interruptible(&edudma_lock)) {
+		kvfree(r);
+		return ERR_PTR(-EINTR);
+	}
+	return r;
+}
+
 static long do_prepare(struct file *f, void __user *arg, bool go)
 {
 	struct edudma_run_args a;
@@ -822,13 +836,9 @@ static long do_prepare(struct file *f, void __user *arg, bool go)
 		return -EINVAL;
 	if (copy_from_user(&s, u64_to_user_ptr(a.scenario), sizeof(s)))
 		return -EFAULT;
-	r = kvzalloc(sizeof(*r), GFP_KERNEL);
-	if (!r)
-		return -ENOMEM;
-	if (mutex_lock_interruptible(&edudma_lock)) {
-		kvfree(r);
-		return -EINTR;
-	}
+	r = result_locked();
+	if (IS_ERR(r))
+		return PTR_ERR(r);
 	if (edudma) {
 		h = edudma_prepare(edudma, f, &s, r);
 		if (h && go)
@@ -856,13 +866,9 @@ static long do_go(void __user *arg)
 		return -EFAULT;
 	if (a.result_size < sizeof(*r))
 		return -EINVAL;
-	r = kvzalloc(sizeof(*r), GFP_KERNEL);
-	if (!r)
-		return -ENOMEM;
-	if (mutex_lock_interruptible(&edudma_lock)) {
-		kvfree(r);
-		return -EINTR;
-	}
+	r = result_locked();
+	if (IS_ERR(r))
+		return PTR_ERR(r);
 	list_for_each_entry(h, &edudma_held_list, node) {
 		if (h->handle == a.handle) {
 			found = h;
