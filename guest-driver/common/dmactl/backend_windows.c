@@ -84,6 +84,15 @@ static int ioctl_call(struct dmactl_backend *b, DWORD code, const char *name, vo
 	return 0;
 }
 
+/* A reply of another size than the struct it fills: a driver built from another contract. */
+static int wrong_size(const char *ioctl, DWORD got, size_t want, char *err, size_t errlen)
+{
+	if (got == want)
+		return 0;
+	snprintf(err, errlen, "%s returned %lu bytes, expected %u", ioctl, (unsigned long)got, (unsigned)want);
+	return -1;
+}
+
 int dmactl_backend_info(struct dmactl_backend *b, struct dmahil_info *info, char *err, size_t errlen)
 {
 	DWORD got = 0, e;
@@ -92,11 +101,8 @@ int dmactl_backend_info(struct dmactl_backend *b, struct dmahil_info *info, char
 		win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_INFO)", e);
 		return -1;
 	}
-	if (got != sizeof(*info)) {
-		snprintf(err, errlen, "IOCTL_EDUDMA_INFO returned %lu bytes, expected %u", (unsigned long)got,
-			 (unsigned)sizeof(*info));
+	if (wrong_size("IOCTL_EDUDMA_INFO", got, sizeof(*info), err, errlen))
 		return -1;
-	}
 	return 0;
 }
 
@@ -123,11 +129,8 @@ int dmactl_backend_prepare(struct dmactl_backend *b, const struct dmahil_scenari
 		win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_PREPARE)", e);
 		return -1;
 	}
-	if (got != sizeof(*r)) {
-		snprintf(err, errlen, "IOCTL_EDUDMA_PREPARE returned %lu bytes, expected %u", (unsigned long)got,
-			 (unsigned)sizeof(*r));
+	if (wrong_size("IOCTL_EDUDMA_PREPARE", got, sizeof(*r), err, errlen))
 		return -1;
-	}
 	return 0;
 }
 
@@ -142,11 +145,8 @@ int dmactl_backend_go(struct dmactl_backend *b, uint32_t handle, struct dmahil_r
 		win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_GO)", e);
 		return -1;
 	}
-	if (got != sizeof(*r)) {
-		snprintf(err, errlen, "IOCTL_EDUDMA_GO returned %lu bytes, expected %u", (unsigned long)got,
-			 (unsigned)sizeof(*r));
+	if (wrong_size("IOCTL_EDUDMA_GO", got, sizeof(*r), err, errlen))
 		return -1;
-	}
 	return 0;
 }
 
