@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { QemuProcess, delay } from './qemu-process.js';
+import { DEFAULT_TCG_CPU } from './cmdline.js';
 import { QmpClient } from './qmp/index.js';
 import { registerMachine, unregisterMachine, type RegisteredMachine } from './registry.js';
 
@@ -48,17 +49,16 @@ const PANIC = 'Kernel panic - not syncing';
 const BANNER_MS = 4000;
 
 function firstStderr(proc: QemuProcess): string {
-  const line = proc.earlyStderr.find((l) => l.trim());
+  const line = proc.firstStderrLine();
   return line ? `: ${line}` : '';
 }
 
 export async function probeKvmExecution(opts: KvmExecutionProbeOptions): Promise<KvmExecution> {
-  const started = performance.now();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmahil-kvm-probe-'));
   const socket = path.join(dir, 'qmp.sock');
   const serial = path.join(dir, 'serial.log');
   const accel = opts.accel ?? 'kvm';
-  const args = ['-accel', accel, '-cpu', accel === 'kvm' ? 'host' : 'qemu64,+rdrand', '-machine', 'q35', '-m', opts.kernel ? '256' : '32', '-nodefaults', '-no-user-config', '-display', 'none', '-qmp', `unix:${socket},server=on,wait=off`];
+  const args = ['-accel', accel, '-cpu', accel === 'kvm' ? 'host' : DEFAULT_TCG_CPU, '-machine', 'q35', '-m', opts.kernel ? '256' : '32', '-nodefaults', '-no-user-config', '-display', 'none', '-qmp', `unix:${socket},server=on,wait=off`];
   if (opts.kernel) args.push('-no-reboot', '-kernel', opts.kernel, '-append', 'console=ttyS0 panic=-1', '-serial', `file:${serial}`);
   const timeoutMs = opts.timeoutMs ?? (opts.kernel ? 8000 : 5000);
   const readSerial = (): string => {
@@ -71,9 +71,9 @@ export async function probeKvmExecution(opts: KvmExecutionProbeOptions): Promise
   const proc = QemuProcess.start({ setpriv: opts.setpriv, binary: opts.binary, args, stdoutLog: '/dev/null', stderrLog: path.join(dir, 'stderr.log'), appendLogs: false });
   const registration: RegisteredMachine = { runDir: dir, killNow: () => proc.signal('SIGKILL') };
   registerMachine(registration);
-  const started0 = Date.now();
-  const deadline = started0 + timeoutMs;
-  const result = (works: boolean, detail: string): KvmExecution => ({ works, detail, ms: Math.round(performance.now() - started) });
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  const result = (works: boolean, detail: string): KvmExecution => ({ works, detail, ms: Date.now() - started });
   const kvmError = (): string | undefined => {
     const m = proc.messages.find((x) => x.kind === 'kvm-internal-error');
     if (!m) return undefined;
@@ -83,7 +83,7 @@ export async function probeKvmExecution(opts: KvmExecutionProbeOptions): Promise
   let qmp: QmpClient | undefined;
   try {
     while (!fs.existsSync(socket)) {
-      if (!proc.isRunning) return result(false, `QEMU exited at start under KVM: ${proc.earlyStderr.find((l) => l.trim()) ?? '(nothing on stderr)'}`);
+      if (!proc.isRunning) return result(false, `QEMU exited at start under KVM${firstStderr(proc) || ': (nothing on stderr)'}`);
       if (Date.now() > deadline) return result(false, 'QEMU did not open its QMP socket under KVM');
       await delay(10);
     }
@@ -110,9 +110,9 @@ export async function probeKvmExecution(opts: KvmExecutionProbeOptions): Promise
         }
       }
       // Where KVM works the banner is out within a fraction of a second: a silent kernel is not coming.
-      const silent = opts.kernel && Date.now() > started0 + BANNER_MS && !readSerial().includes('Linux version');
+      const silent = opts.kernel && Date.now() > started + BANNER_MS && !readSerial().includes('Linux version');
       if (Date.now() > deadline || silent) {
-        const what = opts.kernel ? `a Linux kernel did not get through early boot under KVM within ${Math.round((Date.now() - started0) / 1000)} s (it takes about 1 s where KVM works${readSerial().includes('Linux version') ? '' : '; it printed nothing'})` : `the vCPU did not execute under KVM within ${timeoutMs / 1000} s`;
+        const what = opts.kernel ? `a Linux kernel did not get through early boot under KVM within ${Math.round((Date.now() - started) / 1000)} s (it takes about 1 s where KVM works${readSerial().includes('Linux version') ? '' : '; it printed nothing'})` : `the vCPU did not execute under KVM within ${timeoutMs / 1000} s`;
         return result(false, `${what}, run state ${st?.status ?? 'unknown'}`);
       }
       await delay(50);

@@ -200,7 +200,7 @@ export class Machine {
           const exit = await proc.exited;
           const stderr = proc.earlyStderr;
           if (stderr.some((l) => HOSTFWD_FAILURE.test(l)) && attempt < attempts) continue; // port taken since we tested it
-          throw new QemuStartError(`QEMU exited at start (${status(exit)}): ${firstMeaningfulLine(stderr) ?? '(nothing on stderr)'}`, {
+          throw new QemuStartError(`QEMU exited at start (${status(exit)}): ${proc.firstStderrLine() ?? '(nothing on stderr)'}`, {
             logFile: log.stderr,
             hint: `the full command is in ${log.cmdline}`,
           });
@@ -485,7 +485,3 @@ function status(e: ProcessExit): string {
   return e.signal ? `signal ${e.signal}` : `exit code ${e.code}`;
 }
 
-/** QEMU's first stderr line that says something (skipping blank lines). */
-function firstMeaningfulLine(lines: string[]): string | undefined {
-  return lines.find((l) => l.trim() !== '');
-}

@@ -85,6 +85,11 @@ export class QemuProcess {
     return this.running;
   }
 
+  /** QEMU's first stderr line that says something (skipping blank lines): why a start failed. */
+  firstStderrLine(): string | undefined {
+    return this.earlyStderr.find((l) => l.trim() !== '');
+  }
+
   onMessage(listener: (m: DeviceModelMessage) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
