@@ -6,11 +6,18 @@
 import path from 'node:path';
 import { kvmVerdict, resolveAccel } from '../machine/accel.js';
 import { requireSetpriv } from '../machine/launch-checks.js';
-import { buildReferenceImage } from '../../images/linux/build.js';
+import { buildReferenceImage, type ReferenceImage } from '../../images/linux/build.js';
 
-export async function proveKvm(opts: { repoRoot: string; qemuBinary: string; accel: 'auto' | 'kvm' | 'tcg'; onProgress?: (m: string) => void }): Promise<void> {
+export async function proveKvm(opts: {
+  repoRoot: string;
+  qemuBinary: string;
+  accel: 'auto' | 'kvm' | 'tcg';
+  /** The reference image, when the caller has built it already. */
+  reference?: ReferenceImage;
+  onProgress?: (m: string) => void;
+}): Promise<void> {
   if (opts.accel === 'tcg') return;
-  const reference = await buildReferenceImage({ cacheDir: path.join(opts.repoRoot, '.cache', 'images'), onProgress: opts.onProgress });
+  const reference = opts.reference ?? (await buildReferenceImage({ cacheDir: path.join(opts.repoRoot, '.cache', 'images'), onProgress: opts.onProgress }));
   const verdict = await kvmVerdict(opts.qemuBinary, requireSetpriv(), reference.kernel);
   if (opts.accel === 'kvm') resolveAccel('kvm', verdict);
 }

@@ -27,7 +27,7 @@ import { checkQemu, type QemuInfo } from '../machine/qemu-check.js';
 import { describeEdu, probeEduBehaviour } from '../machine/edu-behaviour.js';
 import { needsEduBehaviour, notApplicable } from '../dma/applicability.js';
 import { proveKvm } from './kvm-preflight.js';
-import { buildReferenceImage } from '../../images/linux/build.js';
+import { buildReferenceImage, type ReferenceImage } from '../../images/linux/build.js';
 import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
 import { DEFAULT_QEMU_BINARY } from '../machine/cmdline.js';
 
@@ -169,13 +169,14 @@ async function run(opts: RunOptions): Promise<number> {
  */
 async function preflight(accel: RunOptions['accel'], image: string, progress: (m: string) => void = () => undefined): Promise<QemuInfo> {
   const qemu = await checkQemu(DEFAULT_QEMU_BINARY);
+  let reference: ReferenceImage | undefined;
   if (image === 'linux') {
     // Both cached; a missing package or a kernel edudma cannot build for is bad input, not a failed scenario.
-    const reference = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images'), onProgress: progress });
+    reference = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images'), onProgress: progress });
     await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress });
   }
   // The reference guest's auto is TCG; any other guest that may get KVM first sees KVM run a kernel.
-  if (accel === 'kvm' || (accel === 'auto' && image !== 'linux')) await proveKvm({ repoRoot, qemuBinary: qemu.binary, accel, onProgress: progress });
+  if (accel === 'kvm' || (accel === 'auto' && image !== 'linux')) await proveKvm({ repoRoot, qemuBinary: qemu.binary, accel, reference, onProgress: progress });
   return qemu;
 }
 
