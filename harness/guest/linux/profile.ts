@@ -326,7 +326,8 @@ export class LinuxSession implements GuestSession {
     if (problem) throw failed(problem);
   }
 
-  private async sh(command: string, timeoutMs = COMMAND_TIMEOUT_MS): Promise<string> {
+  /** A shell command in the guest over the session's own SSH connection (one login per session); its stdout. */
+  async sh(command: string, timeoutMs = COMMAND_TIMEOUT_MS): Promise<string> {
     const r = await (await this.ssh()).exec(command, { timeoutMs });
     if (r.code !== 0) throw new DmahilError(`guest command "${command}" exited with ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
     return r.stdout;
