@@ -28,6 +28,17 @@ export interface QemuCommand {
 
 export const DEFAULT_QEMU_BINARY = 'qemu-system-x86_64';
 export const DEFAULT_TCG_CPU = 'qemu64,+rdrand';
+/**
+ * Windows guests under TCG (MachineConfig.tcgCpuModel). Windows 11 24H2 and Server 2025 stop at boot
+ * without SSE4.2 and POPCNT, which qemu64 lacks. Nehalem is the oldest named model with both. The
+ * versioned name (-v1) keeps QEMU's alias resolution from changing it, and the two features are named
+ * so the requirement stays visible. Every feature of Nehalem-v1 is one TCG implements, so QEMU 7.2 and 10
+ * print no "TCG doesn't support requested feature" warning (Nehalem-v2 adds spec-ctrl, which TCG lacks;
+ * SandyBridge and later add x2apic and tsc-deadline, which QEMU 7.2's TCG lacks). Under KVM the guest
+ * gets `host`, as every guest does. specs/machine/windows-cpu.e2e.spec.ts checks it with QEMU's own
+ * query-cpu-model-expansion.
+ */
+export const WINDOWS_TCG_CPU = 'Nehalem-v1,+sse4.2,+popcnt';
 
 export function qmpSocketPath(runDir: string): string {
   return path.join(runDir, 'qmp.sock');
@@ -69,7 +80,7 @@ export function buildQemuCommand(inputs: QemuCommandInputs): QemuCommand {
   if (c.rtcLocalTime) args.push('-rtc', 'base=localtime');
   if (c.panicAction) args.push('-action', `panic=${c.panicAction}`);
   args.push('-accel', accel);
-  args.push('-cpu', c.cpuModel ?? (accel === 'kvm' ? 'host' : DEFAULT_TCG_CPU));
+  args.push('-cpu', c.cpuModel ?? (accel === 'kvm' ? 'host' : c.tcgCpuModel ?? DEFAULT_TCG_CPU));
   args.push('-smp', String(c.cpus));
   args.push('-m', `${c.memoryMiB}M`);
   // dump-guest-core=off: an edu hardware error abort()s QEMU; a core dump must not carry gigabytes of guest RAM.

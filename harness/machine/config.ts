@@ -65,6 +65,11 @@ export interface MachineConfig {
   nic: NicConfig;
   /** Default: `qemu64,+rdrand` under TCG (RDRAND saves ~3 s of boot: guest notes §3), `host` under KVM. */
   cpuModel?: string;
+  /**
+   * The -cpu model under TCG only, when cpuModel is not set (KVM keeps `host`). Windows guests use
+   * WINDOWS_TCG_CPU: 24H2 needs SSE4.2 and POPCNT, which the default lacks.
+   */
+  tcgCpuModel?: string;
   /** ISA pvpanic device: a guest panic becomes a GUEST_PANICKED event and exit cause 'guest-panic'. */
   pvpanic?: boolean;
   /**
@@ -114,7 +119,7 @@ export interface IcountConfig {
 
 const FIELDS: ReadonlySet<string> = new Set([
   'name', 'memoryMiB', 'cpus', 'accel', 'kernel', 'initrd', 'append', 'drives', 'cdroms', 'edu', 'nic',
-  'cpuModel', 'pvpanic', 'sharedRam', 'logGuestErrors', 'extraArgs', 'qemuBinary',
+  'cpuModel', 'tcgCpuModel', 'pvpanic', 'sharedRam', 'logGuestErrors', 'extraArgs', 'qemuBinary',
   'firmware', 'display', 'panicAction', 'vmcoreinfo', 'allowReboot', 'rtcLocalTime',
   'icount', 'incoming', 'agentPort',
 ]);
@@ -235,6 +240,9 @@ export function validateMachineConfig(input: unknown): MachineConfig {
 
   if (c.cpuModel !== undefined && (typeof c.cpuModel !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.,+=-]*$/.test(c.cpuModel))) {
     bad('cpuModel', `must be a QEMU -cpu value such as 'qemu64,+rdrand' (got ${show(c.cpuModel)})`, 'leave it out for the default');
+  }
+  if (c.tcgCpuModel !== undefined && (typeof c.tcgCpuModel !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.,+=-]*$/.test(c.tcgCpuModel))) {
+    bad('tcgCpuModel', `must be a QEMU -cpu value such as 'Nehalem-v1,+sse4.2,+popcnt' (got ${show(c.tcgCpuModel)})`, 'leave it out for the default');
   }
   if (c.firmware !== undefined) {
     const fw = c.firmware as Record<string, unknown> | null;

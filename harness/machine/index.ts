@@ -3,7 +3,7 @@ export { Machine } from './machine.js';
 export type { LaunchOptions, ShutdownOptions } from './machine.js';
 export { validateMachineConfig } from './config.js';
 export type { MachineConfig, Accel, DriveConfig, DriveFormat, DriveInterface, CdromConfig, EduConfig, NicConfig, NicModel } from './config.js';
-export { buildQemuCommand, escapeQemuOptValue, shellQuote, qmpSocketPath, ramFilePath, agentSocketPath, AGENT_PORT_NAME, DEFAULT_QEMU_BINARY, DEFAULT_TCG_CPU } from './cmdline.js';
+export { buildQemuCommand, escapeQemuOptValue, shellQuote, qmpSocketPath, ramFilePath, agentSocketPath, AGENT_PORT_NAME, DEFAULT_QEMU_BINARY, DEFAULT_TCG_CPU, WINDOWS_TCG_CPU } from './cmdline.js';
 export type { QemuCommand, QemuCommandInputs } from './cmdline.js';
 export { probeKvm, resolveAccel } from './accel.js';
 export { pickFreePort } from './ports.js';

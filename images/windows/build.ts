@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DmahilError, EnvironmentError, UsageError } from '../../harness/errors.js';
-import { Machine } from '../../harness/machine/index.js';
+import { Machine, WINDOWS_TCG_CPU } from '../../harness/machine/index.js';
 import type { MachineConfig } from '../../harness/machine/config.js';
 import { generateAutounattend, type WindowsInstallConfig } from './answer-file.js';
 import { buildConfigIso, checkWindowsIso, type MediumFile } from './media.js';
@@ -48,6 +48,7 @@ export function installMachineConfig(o: { disk: string; iso: string; configIso: 
     memoryMiB: o.memoryMiB,
     cpus: o.cpus,
     accel: o.accel,
+    tcgCpuModel: WINDOWS_TCG_CPU, // 24H2 Setup needs SSE4.2 and POPCNT; KVM keeps host
     drives: [{ file: o.disk, format: 'qcow2', interface: 'ahci', bootIndex: 0 }],
     cdroms: [{ file: o.iso, bootIndex: 1 }, { file: o.configIso }, ...(o.fodIso ? [{ file: o.fodIso }] : [])],
     edu: { enabled: false },

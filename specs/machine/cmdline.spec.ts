@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { buildQemuCommand, escapeQemuOptValue, resolveAccel, shellQuote, type QemuCommandInputs } from '../../harness/machine/index.js';
+import { buildQemuCommand, escapeQemuOptValue, resolveAccel, shellQuote, WINDOWS_TCG_CPU, type QemuCommandInputs } from '../../harness/machine/index.js';
 import { EnvironmentError } from '../../harness/errors.js';
 import { parseIp } from '../../harness/machine/kvm-probe.js';
 import { baseConfig } from './support/fixtures.js';
@@ -28,6 +28,12 @@ describe('machine/cmdline', () => {
     });
     it('an explicit cpuModel wins', () => {
       expect(opt(build({}, baseConfig({ cpuModel: 'max' })).args, '-cpu')).to.equal('max');
+      expect(opt(build({}, baseConfig({ cpuModel: 'max', tcgCpuModel: WINDOWS_TCG_CPU })).args, '-cpu')).to.equal('max');
+    });
+    it('tcgCpuModel (Windows guests) is the CPU under TCG only; KVM keeps host', () => {
+      const win = baseConfig({ tcgCpuModel: WINDOWS_TCG_CPU });
+      expect(opt(build({}, win).args, '-cpu')).to.equal('Nehalem-v1,+sse4.2,+popcnt');
+      expect(opt(build({ accel: 'kvm' }, win).args, '-cpu')).to.equal('host');
     });
     it("resolves 'auto' from what KVM did, not from whether /dev/kvm opens; refuses 'kvm' without it", () => {
       const runs = { device: { usable: true }, execution: { works: true, detail: 'the firmware ran', ms: 200 } };

@@ -29,7 +29,7 @@ describe('machine/config validation', () => {
       drives: [{ file: '/d', format: 'raw', interface: 'virtio', readOnly: true }],
       cdroms: [{ file: '/c.iso' }],
       edu: { enabled: true, dmaMask: 0xfffffffn, pciAddr: '0x4' },
-      cpuModel: 'qemu64,+rdrand', pvpanic: true, sharedRam: true, logGuestErrors: false, extraArgs: ['-S'], qemuBinary: 'qemu-system-x86_64',
+      cpuModel: 'qemu64,+rdrand', tcgCpuModel: 'Nehalem-v1,+sse4.2,+popcnt', pvpanic: true, sharedRam: true, logGuestErrors: false, extraArgs: ['-S'], qemuBinary: 'qemu-system-x86_64',
     });
     expect(validateMachineConfig(config)).to.equal(config);
   });
@@ -64,6 +64,7 @@ describe('machine/config validation', () => {
     ['nic model unknown', { nic: { model: 'rtl8139', guestPort: 22 } }, 'nic.model', /'virtio-net-pci', 'e1000e' or 'e1000'/],
     ['nic port out of range', { nic: { model: 'e1000', guestPort: 70000 } }, 'nic.guestPort', /1-65535 \(got 70000\)/, /22/],
     ['cpuModel with a space', { cpuModel: 'qemu64 +rdrand' }, 'cpuModel', /-cpu value/],
+    ['tcgCpuModel with a space', { tcgCpuModel: 'Nehalem-v1 +popcnt' }, 'tcgCpuModel', /-cpu value/],
     ['pvpanic not boolean', { pvpanic: 'on' }, 'pvpanic', /boolean/],
     ['agentPort not boolean', { agentPort: 1 }, 'agentPort', /boolean/],
     ['sharedRam not boolean', { sharedRam: 0 }, 'sharedRam', /boolean/],

@@ -12,7 +12,7 @@ import { buildConfigIso, checkWindowsIso, CONFIG_VOLUME_ID } from '../../images/
 import { configMediumFiles, installMachineConfig, prepareWindowsImage } from '../../images/windows/build.js';
 import { parseImageArgs } from '../../images/windows/cli.js';
 import { readWindowsImage } from '../../images/windows/manifest.js';
-import { buildQemuCommand, validateMachineConfig } from '../../harness/machine/index.js';
+import { buildQemuCommand, validateMachineConfig, WINDOWS_TCG_CPU } from '../../harness/machine/index.js';
 import { UsageError } from '../../harness/errors.js';
 
 const base: WindowsInstallConfig = {
@@ -174,8 +174,12 @@ describe('windows-guest/image: config medium and install machine', function () {
     expect(args[args.indexOf('-vga') + 1]).to.equal('std');
     expect(args).not.to.include('-no-reboot');
     expect(args).not.to.include('edu');
+    // Windows 11 24H2 Setup needs SSE4.2 and POPCNT: a Nehalem under TCG (specs/machine/windows-cpu.e2e.spec.ts)
+    expect(args[args.indexOf('-cpu') + 1]).to.equal(WINDOWS_TCG_CPU);
     const bios = installMachineConfig({ disk: '/d', iso: '/i', configIso: '/c', firmware: 'bios', memoryMiB: 4096, cpus: 2, accel: 'kvm' });
     expect(bios.firmware).to.equal(undefined);
+    const kvmArgs = buildQemuCommand({ config: bios, accel: 'kvm', runDir: '/run/x', artifactsDir: '/art', hostPort: 40000 }).args;
+    expect(kvmArgs[kvmArgs.indexOf('-cpu') + 1]).to.equal('host');
   });
 
   it('a missing, unreadable, non-ISO or tiny ISO: a clear error naming the cause and the next step', async () => {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { ArmedReport, InfoResult } from '../../contract/result.js';
 import type { Scenario } from '../../contract/scenario.js';
 import { DmahilError, UsageError } from '../../errors.js';
-import { Machine } from '../../machine/index.js';
+import { Machine, WINDOWS_TCG_CPU } from '../../machine/index.js';
 import type { DeviceModelMessage } from '../../machine/device-messages.js';
 import type { QmpEvent } from '../../machine/qmp/index.js';
 import { openGuestMemory } from '../../memory/index.js';
@@ -126,6 +126,7 @@ export async function startWindowsGuest(opts: WindowsGuestOptions): Promise<Wind
       memoryMiB,
       cpus: opts.cpus ?? 2,
       accel: opts.accel,
+      tcgCpuModel: WINDOWS_TCG_CPU, // 24H2 needs SSE4.2 and POPCNT; KVM keeps host
       drives: [{ file: overlay, format: 'qcow2', interface: 'ahci' }],
       edu: { enabled: true },
       nic: { model: 'e1000e', guestPort: 22 },
