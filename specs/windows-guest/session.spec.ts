@@ -9,7 +9,7 @@ import { Duplex, PassThrough } from 'node:stream';
 import type { ExecResult } from '../../harness/guest/channel/ssh-channel.js';
 import { LineStream } from '../../harness/guest/channel/line-stream.js';
 import { GuestCommandTimeoutError } from '../../harness/guest/channel/errors.js';
-import { DriverStartError, TestSigningOffError } from '../../harness/guest/windows/guest-commands.js';
+import { DmaAdapterError, DriverStartError, TestSigningOffError } from '../../harness/guest/windows/guest-commands.js';
 import { decodePowerShellCommand } from '../../harness/guest/windows/powershell.js';
 import { checkDriverPackage, GuestBugCheckError, GuestHangError, WindowsSession, type WinChannel, type WinMachine } from '../../harness/guest/windows/profile.js';
 import type { QmpEvent } from '../../harness/machine/qmp/index.js';
@@ -24,6 +24,10 @@ interface GuestState {
   pnputilCode: number;
   deviceCode: number;
   hangOn?: RegExp;
+  /** [Environment]::OSVersion.Version */
+  os: { Major: number; Minor: number; Build: number };
+  /** What the driver's adapter looks like in dmactl info. */
+  driver: Partial<typeof INFO.driver>;
   commands: string[];
   uploads: string[];
   downloads: string[];
@@ -60,6 +64,7 @@ class FakeChannel implements WinChannel {
     if (script.includes('SystemStartOptions')) return JSON.stringify({ startOptions: this.g.testSigning ? ' TESTSIGNING' : ' NOEXECUTE=OPTIN', bcd: `testsigning ${this.g.testSigning ? 'Yes' : 'No'}`, secureBoot: this.g.secureBoot });
     if (script.includes('pnputil.exe /add-driver')) return JSON.stringify({ code: this.g.pnputilCode, output: this.g.pnputilCode ? 'Failed to install the driver: The hash for the file is not present' : 'Driver package added successfully.' });
     if (script.includes('Win32_PnPEntity')) return JSON.stringify({ id: 'PCI\\VEN_1234&DEV_11E8\\3&1', name: 'EduDma', status: this.g.deviceCode ? 'Error' : 'OK', code: this.g.deviceCode, service: 'edudma' });
+    if (script.includes('OSVersion')) return JSON.stringify(this.g.os);
     if (script.includes('Minidump')) return JSON.stringify([{ path: 'C:\\Windows\\Minidump\\112426-01.dmp', size: 65536 }]);
     return 'ok\r\n';
   }
@@ -78,7 +83,7 @@ class FakeChannel implements WinChannel {
     expect(command).to.equal('C:\\dmahil\\dmactl.exe serve');
     return new LineStream(new FakeDmactl((line) => {
       this.g.commands.push(line);
-      if (line === 'info') return JSON.stringify(INFO);
+      if (line === 'info') return JSON.stringify({ ...INFO, driver: { ...INFO.driver, ...this.g.driver } });
       if (line === 'release') return JSON.stringify({ contract: 1, ok: true, command: 'release', os: 'windows', handle: 0, error: null });
       return 'not json';
     }), command);
@@ -131,7 +136,7 @@ describe('windows-guest/session (scripted guest)', () => {
   let dir: string;
   let driverDir: string;
   let overlay: string;
-  const guest = (over: Partial<GuestState> = {}): GuestState => ({ testSigning: true, secureBoot: false, pnputilCode: 0, deviceCode: 0, commands: [], uploads: [], downloads: [], ...over });
+  const guest = (over: Partial<GuestState> = {}): GuestState => ({ testSigning: true, secureBoot: false, pnputilCode: 0, deviceCode: 0, os: { Major: 10, Minor: 0, Build: 26100 }, driver: {}, commands: [], uploads: [], downloads: [], ...over });
   const session = (g: GuestState) => {
     const machine = new FakeMachine(dir);
     const s = new WindowsSession(machine, new FakeChannel(g), undefined, { artifactsDir: dir, overlay, driverDir, keepOverlay: false });
@@ -161,7 +166,7 @@ describe('windows-guest/session (scripted guest)', () => {
     const { s } = session(g);
     await s.installDriver();
     const scripts = g.commands.map((c) => decodePowerShellCommand(c) ?? c);
-    const order = ['SystemStartOptions', 'New-Item', 'addstore Root', 'pnputil.exe /add-driver', 'Win32_PnPEntity', 'dmactl.exe serve', 'info'];
+    const order = ['SystemStartOptions', 'New-Item', 'addstore Root', 'pnputil.exe /add-driver', 'Win32_PnPEntity', 'dmactl.exe serve', 'info', 'OSVersion'];
     let at = -1;
     for (const step of order) {
       const i = scripts.findIndex((c, k) => k > at && c.includes(step));
@@ -172,6 +177,24 @@ describe('windows-guest/session (scripted guest)', () => {
     expect(fs.readFileSync(path.join(dir, 'windows', 'pnputil.txt'), 'utf8')).to.match(/^exit 0\n/);
     await s.close();
     expect(fs.existsSync(overlay), 'a run that went well drops its overlay').to.equal(false);
+  });
+
+  it('Windows 8 and later must grant DMA v3: a v2 adapter fails the install, naming the HAL', async () => {
+    const g = guest({ driver: { api: 'wdm-dma-v2', adapterVersion: 2, dmaMaskBits: 32, flushDmaBuffer: false } });
+    const { s } = session(g);
+    const e = await rejection(s.installDriver());
+    expect(e).to.be.instanceOf(DmaAdapterError);
+    expect(e.message).to.match(/Windows 10\.0\.26100 gave edudma a wdm-dma-v2 adapter \(version 2\).*refused DEVICE_DESCRIPTION_VERSION3/);
+    await s.close();
+  });
+
+  it('Windows 7 may grant only v2, but a 32-bit adapter on the 28-bit edu would land on wrong pages: refused with the fix', async () => {
+    const g = guest({ os: { Major: 6, Minor: 1, Build: 7601 }, driver: { api: 'wdm-dma-v2', adapterVersion: 2, dmaMaskBits: 32, flushDmaBuffer: false } });
+    const { s } = session(g);
+    const e = await rejection(s.installDriver());
+    expect(e).to.be.instanceOf(DmaAdapterError);
+    expect((e as DmaAdapterError).describe()).to.match(/declares 32-bit DMA addressing.*reaches only 28 bits.*edu\.dmaMask = 0xffffffff/);
+    await s.close();
   });
 
   it('test signing off: TestSigningOffError, nothing uploaded, the overlay kept', async () => {

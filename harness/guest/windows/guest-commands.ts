@@ -1,5 +1,6 @@
 // What the Windows profile asks the guest, as PowerShell scripts built with psQuote, and how it reads
 // the answers. Pure: the specs check every script and parser without Windows.
+import type { InfoResult } from '../../contract/result.js';
 import { DmahilError } from '../../errors.js';
 import { psQuote, winJoin } from './powershell.js';
 
@@ -180,6 +181,50 @@ export function requireDriverStarted(devices: DeviceState[], logFile?: string): 
     });
   }
   return dev;
+}
+
+/** The running Windows' version (the kernel's, not the marketing name). */
+export function osVersionScript(): string {
+  return '[Environment]::OSVersion.Version | Select-Object Major,Minor,Build | ConvertTo-Json -Compress';
+}
+
+export interface WindowsVersion {
+  major: number;
+  minor: number;
+  build: number;
+}
+
+export function parseOsVersion(json: string): WindowsVersion {
+  const j = JSON.parse(json) as { Major?: number; Minor?: number; Build?: number };
+  if (typeof j.Major !== 'number' || typeof j.Minor !== 'number') throw new DmahilError(`the guest's Windows version is unreadable: ${json.slice(0, 200)}`);
+  return { major: j.Major, minor: j.Minor, build: j.Build ?? 0 };
+}
+
+/** The DMA adapter does not suit this Windows or this edu: DMA would land on the wrong pages. */
+export class DmaAdapterError extends DmahilError {}
+
+/**
+ * The adapter the driver got must be the one this Windows and this edu call for. Windows 8 (6.2) and
+ * later grant DMA v3, where the driver declares the edu's 28 address bits; v2 can only say 32, and an
+ * edu that masks to fewer bits would then move the data to the wrong pages (the driver's v2 fallback is
+ * for Windows 7). Throws DmaAdapterError naming the cause and the fix.
+ */
+export function requireDmaAdapter(os: WindowsVersion, info: InfoResult, eduDmaBits: number): void {
+  const d = info.driver;
+  if (!d) throw new DmaAdapterError('dmactl info reported no driver description');
+  const win8 = os.major > 6 || (os.major === 6 && os.minor >= 2);
+  const where = `Windows ${os.major}.${os.minor}.${os.build}`;
+  if (win8 && d.api !== 'wdm-dma-v3') {
+    throw new DmaAdapterError(`${where} gave edudma a ${d.api ?? 'unknown'} adapter (version ${d.adapterVersion ?? '?'}): Windows 8 and later grant DMA v3, so the HAL refused DEVICE_DESCRIPTION_VERSION3`, {
+      hint: 'read the driver log (C:\dmahil\edudma.log) in the artifacts; a third-party DMA filter or a HAL that is not Microsoft\'s would explain it',
+    });
+  }
+  const bits = d.dmaMaskBits ?? eduDmaBits;
+  if (bits > eduDmaBits) {
+    throw new DmaAdapterError(`edudma's adapter declares ${bits}-bit DMA addressing (${d.api}) but the edu reaches only ${eduDmaBits} bits: the HAL would hand it addresses the edu clamps, and DMA would land on the wrong pages`, {
+      hint: `give the machine an edu that reaches ${bits} bits (MachineConfig edu.dmaMask = 0x${((1n << BigInt(bits)) - 1n).toString(16)}), as a DMA v2 guest (Windows 7) needs`,
+    });
+  }
 }
 
 /** System event log errors and warnings since `sinceIso`, newest first, as text. */

@@ -12,7 +12,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ArmedReport, InfoResult } from '../../contract/result.js';
-import type { Scenario } from '../../contract/scenario.js';
+import { EDU_DMA_BITS, type Scenario } from '../../contract/scenario.js';
 import { DmahilError, UsageError } from '../../errors.js';
 import { Machine, WINDOWS_TCG_CPU } from '../../machine/index.js';
 import type { DeviceModelMessage } from '../../machine/device-messages.js';
@@ -26,9 +26,9 @@ import { toDeviceModelEvents } from '../device-events.js';
 import type { DebugTarget, DeviceModelEvent, GuestSession, GuestStartOptions, HeldRun, SessionMemory } from '../session.js';
 import { readWindowsImage } from '../../../images/windows/manifest.js';
 import {
-  addDriverScript, deviceStateScript, driverStatusScript, GUEST_DIR, listDumpsScript, mkdirScript, parseDeviceStates, parseDumpList,
-  parsePnputil, parseTestSigning, requireDriverStarted, requireTestSigning, systemEventsScript, testSigningScript, trustCertificateScript,
-  DriverStartError,
+  addDriverScript, deviceStateScript, driverStatusScript, GUEST_DIR, listDumpsScript, mkdirScript, osVersionScript, parseDeviceStates, parseDumpList,
+  parseOsVersion, parsePnputil, parseTestSigning, requireDmaAdapter, requireDriverStarted, requireTestSigning, systemEventsScript, testSigningScript,
+  trustCertificateScript, DriverStartError,
 } from './guest-commands.js';
 import { createOverlay } from './overlay.js';
 import { cmdToken, powershellCommand, sftpPath, winJoin } from './powershell.js';
@@ -319,6 +319,12 @@ export class WindowsSession implements GuestSession {
     const info = await this.info();
     if (!info.ok) {
       throw this.fail(new DriverStartError(`edudma started but dmactl info failed: ${info.error?.code}: ${info.error?.message}`, undefined, { hint: 'read the driver status in the artifacts', logFile: path.join(log, 'driver-status.txt') }));
+    }
+    // The machine's edu keeps QEMU's default mask (28 bits): a v2 adapter (32 bits) would miss it.
+    try {
+      requireDmaAdapter(parseOsVersion(await this.ps(osVersionScript())), info, EDU_DMA_BITS);
+    } catch (e) {
+      throw this.fail(e as Error);
     }
   }
 
