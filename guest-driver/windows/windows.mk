@@ -134,3 +134,4 @@ $(WIN_KEY) $(WIN_CRT) &: $(WIN_SRC)/signing/codesign.cnf | windows-tools-check
 
 driver-clean:
 	rm -rf $(WIN_OUT)
+include guest-driver/windows/model/model.mk
