@@ -70,6 +70,13 @@
 
 #define EDU_BEYOND_MASK_BIT (1ull << DMAHIL_EDU_DMA_BITS)
 
+/* The test build says so wherever the driver names its version (dmactl info, modinfo). */
+#ifdef EDUDMA_PLANTED
+#define EDUDMA_BUILD_VERSION EDUDMA_DRIVER_VERSION "-planted"
+#else
+#define EDUDMA_BUILD_VERSION EDUDMA_DRIVER_VERSION
+#endif
+
 struct edudma_dev {
 	struct pci_dev *pdev;
 	void __iomem *mmio;
@@ -127,6 +134,9 @@ struct edudma_held {
 	struct dmahil_scenario scenario;
 	struct dmahil_result *result; /* the run's report, from PREPARE to GO */
 	struct edudma_buf buf[2]; /* [0] source, [1] destination */
+#ifdef EDUDMA_PLANTED
+	bool planted_race;     /* this run loses the planted race */
+#endif
 };
 
 static DEFINE_MUTEX(edudma_lock); /* the device pointer, the held list, and every run */
@@ -420,6 +430,10 @@ static void sync_for_device(struct device *dev, struct edudma_buf *b, struct dma
 	}
 }
 
+#ifdef EDUDMA_PLANTED
+#include "edudma_planted.h" /* the test build's planted bugs; never in the shipped module */
+#endif
+
 /* r is NULL when called from release: those calls are not part of any reported run. */
 static void unmap(struct device *dev, struct edudma_buf *b, struct dmahil_result *r)
 {
@@ -589,6 +603,10 @@ static int run_ops(struct edudma_dev *d, struct edudma_held *h, const struct dma
 				note_call(r, "dma_sync_single_range_for_cpu", 0);
 			}
 		}
+#ifdef EDUDMA_PLANTED
+		if (h->planted_race && pos + cnt == s->size)
+			sync_for_cpu(dev, dst, r); /* the planted race: the last operation is still in flight */
+#endif
 		if (edu_wait(d, timeout, true, cnt, r)) {
 			h->dma_may_run = true;
 			r->from_device_ns += ktime_get_ns() - t0;
@@ -693,6 +711,10 @@ static void hand_back(struct device *dev, struct edudma_held *h, const struct dm
 				sync_for_cpu(dev, dst, r);
 			break;
 		default:
+#ifdef EDUDMA_PLANTED
+			if (planted_hand_back(dev, h, s, r))
+				break;
+#endif
 			if (s->sync == DMAHIL_SYNC_FULL)
 				sync_for_cpu(dev, dst, r);
 			unmap(dev, dst, r);
@@ -768,6 +790,9 @@ static void edudma_go(struct edudma_dev *d, struct edudma_held *h, struct dmahil
 	struct dmahil_result *r = h->result;
 
 	h->prepared = false;
+#ifdef EDUDMA_PLANTED
+	h->planted_race = planted_race_lost(&h->scenario, &h->buf[1]);
+#endif
 	if (!run_ops(d, h, &h->scenario, r))
 		hand_back(h->dev, h, &h->scenario, r);
 	r->total_ns = h->prepare_ns + (ktime_get_ns() - t_start);
@@ -799,7 +824,7 @@ static long do_info(void __user *arg)
 				 BIT(DMAHIL_METHOD_COMMON_BUFFER);
 	info.max_size = DMAHIL_MAX_SIZE;
 	info.held = edudma_held_count;
-	strscpy(info.driver_version, EDUDMA_DRIVER_VERSION, sizeof(info.driver_version));
+	strscpy(info.driver_version, EDUDMA_BUILD_VERSION, sizeof(info.driver_version));
 	strscpy(info.api, EDUDMA_API, sizeof(info.api));
 	strscpy(info.os, "linux", sizeof(info.os));
 	strscpy(info.device, pci_name(d->pdev), sizeof(info.device));
@@ -1112,5 +1137,5 @@ static struct pci_driver edudma_driver = {
 module_pci_driver(edudma_driver);
 
 MODULE_LICENSE("GPL");
-MODULE_VERSION(EDUDMA_DRIVER_VERSION);
+MODULE_VERSION(EDUDMA_BUILD_VERSION);
 MODULE_DESCRIPTION("dmahil test driver for the QEMU edu device");

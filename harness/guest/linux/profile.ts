@@ -27,8 +27,11 @@ export interface LinuxGuestOptions extends GuestStartOptions {
   cacheDir: string;
   /** Appended to the kernel command line. */
   extraAppend?: string;
-  /** Use these files instead of the built module and tool (a driver under development, or a test's fault). */
-  driverOverride?: { module?: string; tool?: string };
+  /**
+   * Use these files instead of the built module and tool (a driver under development, or a test build),
+   * and load the module with these parameters (`name=value` words, e.g. the planted build's `planted=race`).
+   */
+  driverOverride?: { module?: string; tool?: string; moduleParams?: string };
   /** TCG instruction counting with idle-time warp (edu's 100 ms timers cost no wall time); ignored under KVM. */
   icount?: IcountConfig;
 }
@@ -149,7 +152,7 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
       initrd: keys.initrd,
     });
     progress('loading edudma');
-    await session.installDriver(opts.driverOverride?.module ?? driver.module, opts.driverOverride?.tool ?? driver.tool);
+    await session.installDriver(opts.driverOverride?.module ?? driver.module, opts.driverOverride?.tool ?? driver.tool, opts.driverOverride?.moduleParams);
     return session;
   } catch (e) {
     await machine.shutdown();
@@ -333,12 +336,14 @@ export class LinuxSession implements GuestSession {
     return r.stdout;
   }
 
-  async installDriver(modulePath: string, toolPath: string): Promise<void> {
+  async installDriver(modulePath: string, toolPath: string, moduleParams = ''): Promise<void> {
+    // Passed to insmod through a shell: plain name=value words only.
+    if (!/^(\s*[\w.-]+=[\w.,-]+)*\s*$/.test(moduleParams)) throw new DmahilError(`module parameters ${JSON.stringify(moduleParams)} are not plain name=value words`);
     await this.sh(`mkdir -p ${GUEST_DIR}`);
     const ch = await this.ssh();
     await ch.upload(modulePath, `${GUEST_DIR}/edudma.ko`);
     await ch.upload(toolPath, `${GUEST_DIR}/dmactl`, 0o755);
-    const r = await ch.exec(`insmod ${GUEST_DIR}/edudma.ko`, { timeoutMs: COMMAND_TIMEOUT_MS });
+    const r = await ch.exec(`insmod ${GUEST_DIR}/edudma.ko ${moduleParams.trim()}`.trimEnd(), { timeoutMs: COMMAND_TIMEOUT_MS });
     if (r.code !== 0) {
       const dmesg = await this.sh('dmesg | tail -n 20').catch(() => '');
       throw new DriverLoadError(`insmod edudma.ko failed: ${r.stderr.trim() || `exit ${r.code}`}`, {
