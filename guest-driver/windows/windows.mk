@@ -2,11 +2,12 @@
 # also works alone: make -f guest-driver/windows/windows.mk driver).
 #
 #   make driver            build/windows/{x64,x86}/: edudma.sys (signed), edudma.inf, edudma.cat (signed),
-#                          edudma-test.cer, dmactl.exe, install.cmd
+#                          edudma-test.cer, dmactl.exe, install.cmd (INF and install.cmd with CRLF)
 #   make driver-clean      remove build/windows (the test signing key too)
 #
 # Warnings are errors. Flags and linker traps: shared/reference/wdm-build-notes.md section 4.
-# Each .sys is checked (harness/windows-package PE checker) and each signature verified as it is built.
+# Each .sys is checked (harness/windows-package PE checker) and each signature verified as it is built;
+# then each package folder as a whole (pkgcheck: files, PE, INF rules, CRLF line endings).
 
 WIN_SRC      := guest-driver/windows
 WIN_OUT      := build/windows
@@ -56,6 +57,7 @@ WIN_NEEDS := x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64-win32 i686-w64-mingw32-
 .SECONDARY:
 
 driver: $(foreach a,$(WIN_ARCHES),$(addprefix $(WIN_OUT)/$(a)/,edudma.sys edudma.inf edudma.cat edudma-test.cer dmactl.exe install.cmd))
+	@for a in $(WIN_ARCHES); do $(WIN_TOOL) pkgcheck --arch $$a --quiet $(WIN_OUT)/$$a || exit 1; done
 	@echo "driver: package ready in $(WIN_OUT)/x64 and $(WIN_OUT)/x86 (test-signed; see $(WIN_SRC)/README.md)"
 
 windows-tools-check:
@@ -98,13 +100,19 @@ $(WIN_OUT)/$(1)/edudma.sys: $(WIN_OUT)/obj/$(1)/edudma.sys $(WIN_KEY) $(WIN_CRT)
 	osslsigncode verify -CAfile $(WIN_CRT) -in $$@ >$$@.verify.log 2>&1 || { cat $$@.verify.log >&2; rm -f $$@; exit 1; }
 	$(WIN_TOOL) pecheck --arch $(1) --expect-signed --quiet $$@
 
-$(WIN_OUT)/$(1)/edudma.inf: $(WIN_SRC)/edudma.inf
+# The INF and install.cmd ship with CRLF line endings (cmd.exe misparses LF-only batch files), whatever
+# the checkout has; the INF is converted before the catalog hashes it, and checked as shipped.
+$(WIN_OUT)/$(1)/edudma.inf: $(WIN_SRC)/edudma.inf $(WIN_TOOLS)/.stamp
 	@mkdir -p $$(@D)
-	cp $$< $$@
+	sed -e 's/\r*$$$$/\r/' $$< >$$@.tmp
+	$(WIN_TOOL) infcheck --quiet $$@.tmp >/dev/null || { $(WIN_TOOL) infcheck --quiet $$@.tmp; rm -f $$@.tmp; exit 1; }
+	mv $$@.tmp $$@
 
-$(WIN_OUT)/$(1)/install.cmd: $(WIN_SRC)/package/install.cmd
+$(WIN_OUT)/$(1)/install.cmd: $(WIN_SRC)/package/install.cmd $(WIN_TOOLS)/.stamp
 	@mkdir -p $$(@D)
-	cp $$< $$@
+	sed -e 's/\r*$$$$/\r/' $$< >$$@.tmp
+	$(WIN_TOOL) crlfcheck --quiet $$@.tmp >/dev/null || { $(WIN_TOOL) crlfcheck --quiet $$@.tmp; rm -f $$@.tmp; exit 1; }
+	mv $$@.tmp $$@
 
 $(WIN_OUT)/$(1)/edudma-test.cer: $(WIN_CRT)
 	@mkdir -p $$(@D)

@@ -99,6 +99,24 @@ export interface InfCheck {
   detail: string;
 }
 
+/**
+ * Every line ends in CR LF. cmd.exe misparses LF-only batch files (labels, blocks), and a shipped INF is
+ * CRLF as the WDK's tools write it; the package build converts both before the catalog hashes the INF.
+ */
+export function checkCrlf(text: string, id = 'line-endings'): InfCheck {
+  const bare: number[] = [];
+  let line = 1;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] !== '\n') continue;
+    if (text[i - 1] !== '\r') bare.push(line);
+    line++;
+  }
+  const lines = line - (text.endsWith('\n') ? 1 : 0);
+  if (bare.length === 0) return { id, ok: true, detail: `CRLF on all ${lines} lines` };
+  const where = bare.length === lines ? 'every line' : `line${bare.length > 1 ? 's' : ''} ${bare.slice(0, 5).join(', ')}${bare.length > 5 ? ', ...' : ''}`;
+  return { id, ok: false, detail: `LF without CR on ${where} (${bare.length} of ${lines}): ship it with CRLF line endings` };
+}
+
 export interface InfCheckOptions {
   /** hardware ID every models section must list */
   hardwareId: string;
@@ -108,6 +126,8 @@ export interface InfCheckOptions {
   driverFile: string;
   /** true/false: the driver does / does not connect message-signaled interrupts */
   driverUsesMsi?: boolean;
+  /** 'crlf' (default): the INF as shipped; 'any': a source INF the build converts. */
+  lineEndings?: 'crlf' | 'any';
 }
 
 export function checkInf(text: string, opts: InfCheckOptions): InfCheck[] {
@@ -117,6 +137,7 @@ export function checkInf(text: string, opts: InfCheckOptions): InfCheck[] {
     checks.push({ id, ok: problems.length === 0, detail: problems.length ? problems.join('; ') : okDetail });
 
   add('syntax', inf.errors, `${inf.sections.size} sections`);
+  if (opts.lineEndings !== 'any') checks.push(checkCrlf(text));
 
   const sig = first(inf, 'Version', 'Signature');
   add('version-signature', section(inf, 'Version') && sig && /^\$(WINDOWS NT|Chicago)\$$/i.test(sig) ? [] : [`[Version] Signature is ${sig ?? 'missing'} (want "$WINDOWS NT$")`], `Signature ${sig}`);

@@ -1,8 +1,9 @@
 // Where the Windows package lives and what it must contain.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { InfCheckOptions } from './inf.js';
+import { checkCrlf, checkInf, type InfCheck, type InfCheckOptions } from './inf.js';
+import { checkDriver, type Arch } from './pe.js';
 
 export const EDUDMA_HWID = 'PCI\\VEN_1234&DEV_11E8';
 
@@ -33,4 +34,22 @@ export function packageDir(arch: 'x64' | 'x86', root = repoRoot()): string {
 
 export function signingCert(root = repoRoot()): string {
   return resolve(root, 'build', 'windows', 'signing', 'edudma-test.crt');
+}
+
+/**
+ * The built package folder as shipped: every file present, edudma.sys signed and well-formed, the INF's
+ * checks (CRLF included), install.cmd with CRLF line endings. Each check's id names its file.
+ */
+export function checkPackage(dir: string, arch: Arch, opts: { driverUsesMsi?: boolean } = {}): InfCheck[] {
+  const checks: InfCheck[] = [];
+  const missing = PACKAGE_FILES.filter((f) => !existsSync(join(dir, f)));
+  checks.push({ id: 'files', ok: missing.length === 0, detail: missing.length ? `missing ${missing.join(', ')} in ${dir}: run make driver` : PACKAGE_FILES.join(', ') });
+  const read = (f: string) => (missing.includes(f as (typeof PACKAGE_FILES)[number]) ? undefined : readFileSync(join(dir, f)));
+  const sys = read('edudma.sys');
+  if (sys) for (const c of checkDriver(sys, { arch, expectSigned: true })) checks.push({ ...c, id: `edudma.sys: ${c.id}` });
+  const inf = read('edudma.inf');
+  if (inf) for (const c of checkInf(inf.toString('latin1'), { ...EDUDMA_INF_OPTIONS, driverUsesMsi: opts.driverUsesMsi })) checks.push({ ...c, id: `edudma.inf: ${c.id}` });
+  const cmd = read('install.cmd');
+  if (cmd) checks.push(checkCrlf(cmd.toString('latin1'), 'install.cmd: line-endings'));
+  return checks;
 }

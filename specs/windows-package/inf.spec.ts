@@ -2,13 +2,15 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkInf } from '../../harness/windows-package/inf.js';
+import { checkInf, type InfCheckOptions } from '../../harness/windows-package/inf.js';
 import { EDUDMA_INF_OPTIONS } from '../../harness/windows-package/package.js';
 import { parsePe, readImports } from '../../harness/windows-package/pe.js';
 import { ensurePackage, ROOT } from './support.js';
 
+// The source INF; the package build ships it with CRLF line endings (checked below on the built one).
 const INF = readFileSync(join(ROOT, 'guest-driver', 'windows', 'edudma.inf'), 'utf8');
-const opts = { ...EDUDMA_INF_OPTIONS, driverUsesMsi: true };
+const opts: InfCheckOptions = { ...EDUDMA_INF_OPTIONS, driverUsesMsi: true, lineEndings: 'any' };
+const crlf = (t: string) => t.replace(/\r?\n/g, '\r\n');
 
 function failing(text: string, o = opts): string[] {
   return checkInf(text, o).filter((c) => !c.ok).map((c) => c.id);
@@ -27,6 +29,27 @@ describe('windows-package: INF checks of edudma.inf', function () {
     expect(checks.map((c) => c.id)).to.include.members(['version-catalog', 'strings-resolved', 'hardware-id', 'files', 'msi-consistent']);
   });
 
+  it('the built edudma.inf (x64, x86) is the source with CRLF line endings and passes every check, CRLF included', function () {
+    ensurePackage(this);
+    for (const arch of ['x64', 'x86']) {
+      const built = readFileSync(join(ROOT, 'build', 'windows', arch, 'edudma.inf'), 'latin1');
+      expect(built, arch).to.equal(crlf(INF));
+      const checks = checkInf(built, { ...EDUDMA_INF_OPTIONS, driverUsesMsi: true });
+      expect(checks.filter((c) => !c.ok), arch).to.deep.equal([]);
+      expect(checks.find((c) => c.id === 'line-endings')?.detail).to.match(/^CRLF on all \d+ lines$/);
+    }
+  });
+
+  it('line endings: an LF-only INF fails as shipped (the default), and so does one bare LF; CRLF passes', function () {
+    const strict = { ...opts, lineEndings: undefined };
+    expect(failing(INF, strict)).to.deep.equal(['line-endings']);
+    expect(checkInf(INF, strict).find((c) => c.id === 'line-endings')!.detail).to.match(/^LF without CR on every line/);
+    const oneBare = crlf(INF).replace('[Strings]\r\n', '[Strings]\n');
+    const line = crlf(INF).split('\r\n').indexOf('[Strings]') + 1;
+    expect(checkInf(oneBare, strict).find((c) => c.id === 'line-endings')!.detail).to.equal(`LF without CR on line ${line} (1 of ${crlf(INF).split('\r\n').length - 1}): ship it with CRLF line endings`);
+    expect(failing(crlf(INF), strict)).to.deep.equal([]);
+  });
+
   it('MSISupported in the INF matches the driver: the built .sys connects with IoConnectInterruptEx', function () {
     ensurePackage(this);
     for (const arch of ['x64', 'x86']) {
@@ -34,7 +57,7 @@ describe('windows-package: INF checks of edudma.inf', function () {
       const usesEx = imports.some((i) => i.functions.includes('IoConnectInterruptEx'));
       const usesLegacy = imports.some((i) => i.functions.includes('IoConnectInterrupt'));
       expect(usesEx && !usesLegacy, arch).to.equal(true);
-      expect(failing(INF, { ...EDUDMA_INF_OPTIONS, driverUsesMsi: usesEx })).to.deep.equal([]);
+      expect(failing(INF, { ...opts, driverUsesMsi: usesEx })).to.deep.equal([]);
     }
   });
 
