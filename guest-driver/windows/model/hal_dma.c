@@ -434,9 +434,11 @@ static PHYSICAL_ADDRESS NTAPI MapTransfer(PDMA_ADAPTER DmaAdapter, PMDL Mdl, PVO
 	if (counting(ad) && b->cursor + pages > b->count)
 		mk_bugcheck("map-register-overrun",
 			    "MapTransfer of %lu bytes at +%lld needs map registers %lu..%lu; AllocateAdapterChannel granted %lu "
-			    "to this base (%lu mapped since the last flush)",
+			    "to this base, and the run mapped since the last flush (+%lld..+%lld) already took %lu",
 			    (unsigned long)run, (long long)(va - mva), (unsigned long)b->cursor,
-			    (unsigned long)(b->cursor + pages - 1), (unsigned long)b->count, (unsigned long)b->cursor);
+			    (unsigned long)(b->cursor + pages - 1), (unsigned long)b->count,
+			    b->mapped ? (long long)(b->first_va - mva) : 0ll, b->mapped ? (long long)(b->next_va - mva) : 0ll,
+			    (unsigned long)b->cursor);
 	if (ad->bounce && b->first >= 0 && b->cursor + pages <= b->count) {
 		la.QuadPart = (LONGLONG)(reg_pa(b->first + (long)b->cursor) + BYTE_OFFSET(va));
 		if (WriteToDevice)

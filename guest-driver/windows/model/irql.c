@@ -27,7 +27,7 @@ unsigned long long __readcr8(void)
 
 void __writecr8(unsigned long long v)
 {
-	ULONG_PTR ret = (ULONG_PTR)__builtin_return_address(0);
+	ULONG_PTR ret = (ULONG_PTR)__builtin_return_address(0) - 1;
 
 	if (v > HIGH_LEVEL)
 		mk_bugcheck_at("wrong-irql", "KeRaiseIrql", ret, "IRQL %llu does not exist", v);

@@ -20,7 +20,8 @@ void (*mk_on_bugcheck)(const char *line);
 struct mk_ddi *mk_ddi_enter(struct mk_ddi *d, const char *name, void *ret)
 {
 	d->name = name;
-	d->caller = (ULONG_PTR)ret;
+	/* the call instruction's last byte: addr2line names the line of the call, not the next one */
+	d->caller = ret != NULL ? (ULONG_PTR)ret - 1 : 0;
 	d->prev = mk_ddi_top;
 	mk_ddi_top = d;
 	if (name != NULL) {
