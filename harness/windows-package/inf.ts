@@ -128,7 +128,39 @@ export interface InfCheckOptions {
   driverUsesMsi?: boolean;
   /** 'crlf' (default): the INF as shipped; 'any': a source INF the build converts. */
   lineEndings?: 'crlf' | 'any';
+  /** Check the Windows Driver rules this checker can (a subset of InfVerif /w; see windowsDriverChecks). */
+  windowsDriver?: WindowsDriverRules;
 }
+
+export interface OsVersion {
+  major: number;
+  minor: number;
+  build: number;
+}
+
+export interface WindowsDriverRules {
+  /** The build from which InfVerif /w enforces its rules: its /wbuild, 10.0.17763 unless told otherwise. */
+  enforceFromBuild: number;
+  /** The oldest Windows the package must still install on, e.g. Windows 7 SP1 (6.1.7601). */
+  downlevel?: OsVersion;
+}
+
+/** The first Windows 10 build (1709) with general support for running drivers from the driver store (DIRID 13). */
+export const DRIVER_STORE_BUILD = 16299;
+export const INFVERIF_WBUILD = 17763;
+
+/** System-defined device setup classes a vendor may use (learn.microsoft.com: system-defined device setup classes). */
+export const SYSTEM_CLASSES: Readonly<Record<string, string>> = {
+  system: '{4d36e97d-e325-11ce-bfc1-08002be10318}',
+  softwaredevice: '{62f9c741-b25a-46ce-b54c-9bccce08b6f2}',
+  softwarecomponent: '{5c4c3332-344d-483c-8739-259e934c9cc8}',
+  extension: '{e2f84ce7-8efa-411c-aa69-97454ca4cb57}',
+  net: '{4d36e972-e325-11ce-bfc1-08002be10318}',
+  hdc: '{4d36e96a-e325-11ce-bfc1-08002be10318}',
+  scsiadapter: '{4d36e97b-e325-11ce-bfc1-08002be10318}',
+  usb: '{36fc9e60-c465-11cf-8056-444553540000}',
+  media: '{4d36e96c-e325-11ce-bfc1-08002be10318}',
+};
 
 export function checkInf(text: string, opts: InfCheckOptions): InfCheck[] {
   const inf = parseInf(text);
@@ -192,7 +224,7 @@ export function checkInf(text: string, opts: InfCheckOptions): InfCheck[] {
 
   const instProblems: string[] = [];
   const copied = new Set<string>();
-  let serviceBinary: string | undefined;
+  const serviceBinaries: string[] = [];
   let msi: boolean | undefined;
   for (const inst of installs) {
     const ddi = section(inf, `${inst}.NT`) ? `${inst}.NT` : section(inf, inst) ? inst : undefined;
@@ -232,8 +264,9 @@ export function checkInf(text: string, opts: InfCheckOptions): InfCheck[] {
       if (get('ServiceType') !== '1') instProblems.push(`[${a[2]}] ServiceType ${get('ServiceType') ?? 'missing'} (must be 1, SERVICE_KERNEL_DRIVER)`);
       if (!/^[0-4]$/.test(get('StartType') ?? '')) instProblems.push(`[${a[2]}] StartType ${get('StartType') ?? 'missing'} (0..4)`);
       if (!/^[0-3]$/.test(get('ErrorControl') ?? '')) instProblems.push(`[${a[2]}] ErrorControl ${get('ErrorControl') ?? 'missing'} (0..3)`);
-      serviceBinary = get('ServiceBinary');
+      const serviceBinary = get('ServiceBinary');
       if (!serviceBinary) instProblems.push(`[${a[2]}] ServiceBinary missing`);
+      else serviceBinaries.push(serviceBinary);
     }
   }
   add('install-sections', instProblems, `install section(s) ${[...installs].join(', ')}`);
@@ -249,11 +282,129 @@ export function checkInf(text: string, opts: InfCheckOptions): InfCheck[] {
       }
   for (const f of copied) if (!sdf.has(f)) fileProblems.push(`${f} is copied but not in [SourceDisksFiles]`);
   if (!copied.has(opts.driverFile.toLowerCase())) fileProblems.push(`${opts.driverFile} is not copied by any install section`);
-  if (serviceBinary && !serviceBinary.toLowerCase().endsWith(`\\${opts.driverFile.toLowerCase()}`)) fileProblems.push(`ServiceBinary ${serviceBinary} is not ${opts.driverFile}`);
+  for (const serviceBinary of serviceBinaries)
+    if (!serviceBinary.toLowerCase().endsWith(`\\${opts.driverFile.toLowerCase()}`)) fileProblems.push(`ServiceBinary ${serviceBinary} is not ${opts.driverFile}`);
   if (!section(inf, 'DestinationDirs')) fileProblems.push('[DestinationDirs] missing');
   add('files', fileProblems, `copies ${[...copied].join(', ')}; SourceDisksFiles ${[...sdf].join(', ')}`);
 
   if (opts.driverUsesMsi !== undefined)
     add('msi-consistent', (msi ?? false) === opts.driverUsesMsi ? [] : [`INF MSISupported=${msi ? 1 : 0} but the driver ${opts.driverUsesMsi ? 'connects' : 'does not connect'} message-signaled interrupts`], `MSISupported=${msi ? 1 : 0}, matches the driver`);
+  if (opts.windowsDriver) checks.push(...windowsDriverChecks(inf, opts.windowsDriver));
+  return checks;
+}
+
+const cmpOs = (a: OsVersion, b: OsVersion) => a.major - b.major || a.minor - b.minor || a.build - b.build;
+const showOs = (v: OsVersion) => `${v.major}.${v.minor}.${v.build}`;
+
+/** A [Manufacturer] decoration: nt[Architecture][.[Major][.[Minor][.[ProductType][.[SuiteMask]][.[Build]]]]]. */
+export function parseDecoration(d: string): { arch: string | undefined; version: OsVersion } | undefined {
+  const parts = d.split('.');
+  const m = /^nt(amd64|x86|arm64|arm|ia64)?$/i.exec(parts[0] ?? '');
+  if (!m) return undefined;
+  const num = (i: number) => (parts[i] ? parseInt(parts[i]!, 10) || 0 : 0);
+  return { arch: m[1]?.toLowerCase(), version: { major: num(1), minor: num(2), build: num(5) } };
+}
+
+/**
+ * The models section Windows picks for a device on `arch` running `os`: among the [Manufacturer] entry's
+ * decorations for that architecture (or none) whose version is at most the OS's, the highest; with no
+ * decoration at all, the undecorated section.
+ */
+export function modelsSectionFor(inf: Inf, entry: InfLine, arch: string, os: OsVersion): string | undefined {
+  const [base, ...decos] = entry.values;
+  if (decos.length === 0) return base;
+  let best: { name: string; version: OsVersion; arch: boolean } | undefined;
+  for (const d of decos) {
+    const p = parseDecoration(d);
+    if (!p || (p.arch && p.arch !== arch) || cmpOs(p.version, os) > 0) continue;
+    const better = !best || cmpOs(p.version, best.version) > 0 || (cmpOs(p.version, best.version) === 0 && !!p.arch && !best.arch);
+    if (better) best = { name: `${base}.${d}`, version: p.version, arch: !!p.arch };
+  }
+  return best && section(inf, best.name) ? best.name : undefined;
+}
+
+/** Where an install section puts its files (DIRIDs, via [DestinationDirs]) and its services' binaries. */
+function installTargets(inf: Inf, inst: string, arch: string): { ddi: string; dirids: { copy: string; dirid: string }[]; binaries: string[] } | undefined {
+  const ddi = [`${inst}.NT${arch}`, `${inst}.NT`, inst].find((n) => section(inf, n));
+  if (!ddi) return undefined;
+  const dest = new Map((section(inf, 'DestinationDirs')?.lines ?? []).filter((l) => l.key).map((l) => [l.key!.toLowerCase(), (l.values[0] ?? '').trim()]));
+  const dirids: { copy: string; dirid: string }[] = [];
+  for (const list of values(inf, ddi, 'CopyFiles'))
+    for (const target of list) {
+      const key = target.startsWith('@') ? 'defaultdestdir' : target.toLowerCase();
+      dirids.push({ copy: target, dirid: dest.get(key) ?? dest.get('defaultdestdir') ?? '(none)' });
+    }
+  const binaries: string[] = [];
+  for (const a of values(inf, `${ddi}.Services`, 'AddService')) {
+    const b = first(inf, a[2] ?? '', 'ServiceBinary');
+    if (b) binaries.push(b);
+  }
+  return { ddi, dirids, binaries };
+}
+
+/**
+ * The Windows Driver rules of InfVerif /w that can be checked from the text (a subset: InfVerif itself
+ * needs Windows): no [ClassInstall32] (invalid in a Windows Driver package), a system-defined class,
+ * and driver package isolation's DIRID 13 for files and service binaries in every models section
+ * used from the /w build on; and, for the older Windows the package must still install on, models
+ * sections that exist and do not use DIRID 13 (unsupported before Windows 10 1709).
+ */
+export function windowsDriverChecks(inf: Inf, rules: WindowsDriverRules): InfCheck[] {
+  const checks: InfCheck[] = [];
+  const add = (id: string, problems: string[], okDetail: string) =>
+    checks.push({ id, ok: problems.length === 0, detail: problems.length ? problems.join('; ') : okDetail });
+
+  const ci = [...inf.sections.values()].filter((sec) => /^classinstall32(\.|$)/i.test(sec.name));
+  add('no-classinstall32', ci.map((sec) => `[${sec.name}] (line ${sec.line}) is invalid in a Windows Driver package: use a system-defined class`), 'no [ClassInstall32]');
+
+  const cls = first(inf, 'Version', 'Class') ?? '';
+  const guid = (first(inf, 'Version', 'ClassGuid') ?? '').toLowerCase();
+  const want = SYSTEM_CLASSES[cls.toLowerCase()];
+  add('system-class', want === guid ? [] : [want ? `Class ${cls} has ClassGuid ${want}, not ${guid}` : `Class ${cls || 'missing'} ${guid} is not a system-defined class (e.g. System ${SYSTEM_CLASSES.system})`], `Class ${cls} ${guid} (system-defined)`);
+
+  const mfg = (section(inf, 'Manufacturer')?.lines ?? []).filter((l) => l.key);
+  const arches = [...new Set(mfg.flatMap((l) => l.values.slice(1).map((d) => parseDecoration(d)?.arch).filter((a): a is string => !!a)))];
+  if (arches.length === 0) arches.push('amd64');
+  const uses13 = (t: { dirids: { dirid: string }[]; binaries: string[] }) => t.dirids.some((d) => /^13\b/.test(d.dirid)) || t.binaries.some((b) => /^%13%/.test(b));
+
+  const enforced: OsVersion = { major: 10, minor: 0, build: rules.enforceFromBuild };
+  const storeProblems: string[] = [];
+  const storeSeen: string[] = [];
+  for (const entry of mfg)
+    for (const arch of arches) {
+      const models = modelsSectionFor(inf, entry, arch, enforced);
+      if (!models) {
+        storeProblems.push(`no models section of ${entry.key} applies to ${arch} Windows ${showOs(enforced)}`);
+        continue;
+      }
+      storeSeen.push(models);
+      for (const e of section(inf, models)!.lines.filter((l) => l.key)) {
+        const t = installTargets(inf, e.values[0]!, arch);
+        if (!t) continue; // install-sections reports it
+        for (const d of t.dirids) if (!/^13\b/.test(d.dirid)) storeProblems.push(`[${models}] -> [${t.ddi}] copies [${d.copy}] to DIRID ${d.dirid}, not 13 (run from the driver store)`);
+        for (const b of t.binaries) if (!/^%13%\\/.test(b)) storeProblems.push(`[${models}] -> [${t.ddi}] ServiceBinary ${b} is not under %13%`);
+      }
+    }
+  add('driver-store', storeProblems, `DIRID 13 in ${[...new Set(storeSeen)].join(', ')} (used from ${showOs(enforced)} on)`);
+
+  const olds: OsVersion[] = [{ major: 10, minor: 0, build: DRIVER_STORE_BUILD - 1 }];
+  if (rules.downlevel) olds.push(rules.downlevel);
+  const downProblems: string[] = [];
+  const downSeen: string[] = [];
+  for (const os of olds)
+    for (const entry of mfg)
+      for (const arch of arches) {
+        const models = modelsSectionFor(inf, entry, arch, os);
+        if (!models) {
+          if (os === rules.downlevel) downProblems.push(`no models section of ${entry.key} applies to ${arch} Windows ${showOs(os)}: it cannot install there`);
+          continue;
+        }
+        downSeen.push(`${models} (${showOs(os)})`);
+        for (const e of section(inf, models)!.lines.filter((l) => l.key)) {
+          const t = installTargets(inf, e.values[0]!, arch);
+          if (t && uses13(t)) downProblems.push(`[${models}] -> [${t.ddi}] uses DIRID 13 but applies to Windows ${showOs(os)}: DIRID 13 needs ${showOs({ major: 10, minor: 0, build: DRIVER_STORE_BUILD })} (decorate it NT${arch}.10.0...${DRIVER_STORE_BUILD})`);
+        }
+      }
+  add('dirid-13-downlevel', downProblems, `no DIRID 13 before ${showOs({ major: 10, minor: 0, build: DRIVER_STORE_BUILD })}: ${[...new Set(downSeen)].join(', ')}`);
   return checks;
 }

@@ -2,16 +2,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkCrlf, checkInf, type InfCheck, type InfCheckOptions } from './inf.js';
+import { checkCrlf, checkInf, DRIVER_STORE_BUILD, INFVERIF_WBUILD, type InfCheck, type InfCheckOptions } from './inf.js';
 import { checkDriver, type Arch } from './pe.js';
 
 export const EDUDMA_HWID = 'PCI\\VEN_1234&DEV_11E8';
 
 export const EDUDMA_INF_OPTIONS: InfCheckOptions = {
   hardwareId: EDUDMA_HWID,
-  decorations: ['NTamd64', 'NTx86'],
+  // Windows 10 1709 and later run the driver from the driver store; older Windows (7 on) use the rest.
+  decorations: ['NTamd64', 'NTx86', `NTamd64.10.0...${DRIVER_STORE_BUILD}`, `NTx86.10.0...${DRIVER_STORE_BUILD}`],
   catalogFile: 'edudma.cat',
   driverFile: 'edudma.sys',
+  windowsDriver: { enforceFromBuild: INFVERIF_WBUILD, downlevel: { major: 6, minor: 1, build: 7601 } },
 };
 
 export const PACKAGE_FILES = ['edudma.sys', 'edudma.inf', 'edudma.cat', 'edudma-test.cer', 'dmactl.exe', 'install.cmd'] as const;

@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkInf, type InfCheckOptions } from '../../harness/windows-package/inf.js';
+import { checkInf, modelsSectionFor, parseDecoration, parseInf, type InfCheckOptions } from '../../harness/windows-package/inf.js';
 import { EDUDMA_INF_OPTIONS } from '../../harness/windows-package/package.js';
 import { parsePe, readImports } from '../../harness/windows-package/pe.js';
 import { ensurePackage, ROOT } from './support.js';
@@ -26,7 +26,22 @@ describe('windows-package: INF checks of edudma.inf', function () {
   it('edudma.inf passes every check', function () {
     const checks = checkInf(INF, opts);
     expect(checks.filter((c) => !c.ok), JSON.stringify(checks.filter((c) => !c.ok))).to.deep.equal([]);
-    expect(checks.map((c) => c.id)).to.include.members(['version-catalog', 'strings-resolved', 'hardware-id', 'files', 'msi-consistent']);
+    expect(checks.map((c) => c.id)).to.include.members(['version-catalog', 'strings-resolved', 'hardware-id', 'files', 'msi-consistent', 'no-classinstall32', 'system-class', 'driver-store', 'dirid-13-downlevel']);
+  });
+
+  it('Windows picks the 1709+ (DIRID 13) models section from build 16299 on, the undecorated one before, none for ARM64', function () {
+    const inf = parseInf(INF);
+    const entry = inf.sections.get('manufacturer')!.lines[0]!;
+    const pick = (arch: string, major: number, minor: number, build: number) => modelsSectionFor(inf, entry, arch, { major, minor, build });
+    expect(pick('amd64', 10, 0, 26100)).to.equal('Standard.NTamd64.10.0...16299');
+    expect(pick('amd64', 10, 0, 16299)).to.equal('Standard.NTamd64.10.0...16299');
+    expect(pick('x86', 10, 0, 19045)).to.equal('Standard.NTx86.10.0...16299');
+    expect(pick('amd64', 10, 0, 16298)).to.equal('Standard.NTamd64');
+    expect(pick('amd64', 6, 3, 9600)).to.equal('Standard.NTamd64');
+    expect(pick('x86', 6, 1, 7601)).to.equal('Standard.NTx86');
+    expect(pick('arm64', 10, 0, 26100)).to.equal(undefined);
+    expect(parseDecoration('NTamd64.10.0...16299')).to.deep.equal({ arch: 'amd64', version: { major: 10, minor: 0, build: 16299 } });
+    expect(parseDecoration('NT.6.1')).to.deep.equal({ arch: undefined, version: { major: 6, minor: 1, build: 0 } });
   });
 
   it('the built edudma.inf (x64, x86) is the source with CRLF line endings and passes every check, CRLF included', function () {
@@ -78,6 +93,16 @@ describe('windows-package: INF checks of edudma.inf', function () {
     ['$WINDOWS 95$ signature', () => replace('$WINDOWS NT$', '$WINDOWS 95$'), 'version-signature'],
     ['bad DriverVer', () => replace('DriverVer   = 11/24/2026,0.1.0.0', 'DriverVer   = 2026-11-24'), 'version-driverver'],
     ['MSI enabled for a line-based driver', () => INF, 'msi-consistent'],
+    // Windows Driver rules (InfVerif /w), and Windows 7 to 10 1703 still installable
+    ['a [ClassInstall32] section', () => replace('[DestinationDirs]', '[ClassInstall32]\nAddReg = EduDma_ClassReg\n\n[EduDma_ClassReg]\nHKR,,,0,"dmahil"\n\n[DestinationDirs]'), 'no-classinstall32'],
+    ['a private class', () => replace(/^Class\s*=.*$/m, 'Class = EduDma').replace(/^ClassGuid\s*=.*$/m, 'ClassGuid = {bde0a9ec-78a0-46ab-8036-67849c17a663}'), 'system-class'],
+    ['class System with another GUID', () => replace('{4d36e97d-e325-11ce-bfc1-08002be10318}', '{4d36e97d-e325-11ce-bfc1-08002be10319}'), 'system-class'],
+    ['the 1709+ files copied to DIRID 12', () => replace(/^EduDma_CopyFiles\s*=\s*13/m, 'EduDma_CopyFiles = 12'), 'driver-store'],
+    ['the 1709+ service binary in %12%', () => replace('ServiceBinary = %13%\\edudma.sys', 'ServiceBinary = %12%\\edudma.sys'), 'driver-store'],
+    ['no 1709+ models sections (the old INF)', () => replace('Standard,NTamd64,NTx86,NTamd64.10.0...16299,NTx86.10.0...16299', 'Standard,NTamd64,NTx86'), 'driver-store'],
+    ['DIRID 13 for Windows 7 to 10 1703', () => replace(/^EduDma_CopyFiles_Downlevel\s*=\s*12/m, 'EduDma_CopyFiles_Downlevel = 13'), 'dirid-13-downlevel'],
+    ['DIRID 13 from 1703 (decorated 15063)', () => INF.replaceAll('10.0...16299', '10.0...15063'), 'dirid-13-downlevel'],
+    ['no models section for Windows 7', () => replace('Standard,NTamd64,NTx86,NTamd64', 'Standard,NTamd64'), 'dirid-13-downlevel'],
   ];
   for (const [name, make, id] of seeds) {
     it(`catches: ${name} -> ${id}`, function () {
