@@ -47,16 +47,14 @@ const char *dmactl_backend_os(void)
 	return "windows";
 }
 
-/* One request from "user mode", waited for as a synchronous DeviceIoControl waits. */
-static NTSTATUS request(struct dmactl_backend *b, UCHAR major, ULONG code, const char *what, const void *in,
-			ULONG inlen, void *out, ULONG outlen, ULONG *got)
+/* One request from "user mode": the IRP is sent; it may still pend when this returns. */
+struct mk_req *mk_backend_submit(struct dmactl_backend *b, UCHAR major, ULONG code, const char *what,
+				 const void *in, ULONG inlen, void *out, ULONG outlen)
 {
 	PDEVICE_OBJECT top = mk_attached_top(b->dev);
 	PIRP irp = mk_irp_alloc_impl(top->StackSize);
 	PIO_STACK_LOCATION sp = IoGetNextIrpStackLocation(irp);
 	size_t sysbytes = inlen > outlen ? inlen : outlen;
-	struct mk_req *r;
-	NTSTATUS st;
 
 	irp->RequestorMode = UserMode;
 	irp->Tail.Overlay.OriginalFileObject = b->fo;
@@ -74,10 +72,21 @@ static NTSTATUS request(struct dmactl_backend *b, UCHAR major, ULONG code, const
 		sp->Parameters.DeviceIoControl.OutputBufferLength = outlen;
 		sp->Parameters.DeviceIoControl.InputBufferLength = inlen;
 		sp->Parameters.DeviceIoControl.IoControlCode = code;
-	} else if (major == IRP_MJ_CREATE) {
-		sp->Parameters.Create.Options = ((ULONG)FILE_OPEN << 24) | FILE_NON_DIRECTORY_FILE;
+	} else {
+		sysbytes = 0;
+		if (major == IRP_MJ_CREATE)
+			sp->Parameters.Create.Options = ((ULONG)FILE_OPEN << 24) | FILE_NON_DIRECTORY_FILE;
 	}
-	r = mk_req_send(top, irp, what, out, outlen, sysbytes);
+	return mk_req_send(top, irp, what, out, outlen, sysbytes);
+}
+
+/* ... and waited for, as a synchronous DeviceIoControl waits. */
+static NTSTATUS request(struct dmactl_backend *b, UCHAR major, ULONG code, const char *what, const void *in,
+			ULONG inlen, void *out, ULONG outlen, ULONG *got)
+{
+	struct mk_req *r = mk_backend_submit(b, major, code, what, in, inlen, out, outlen);
+	NTSTATUS st;
+
 	if (!mk_req_wait(r, MK_FOREVER))
 		mk_bugcheck_at("irp-never-completes", what, 0,
 			       "the request pends forever: nothing left to run (no interrupt, DPC, timer, DMA or map "

@@ -132,6 +132,16 @@ unsigned mk_dma_map_registers_free(void)
 	return n;
 }
 
+int mk_dma_waiting(void)
+{
+	const struct mk_wait *w;
+	int n = 0;
+
+	for (w = waits; w != NULL; w = w->next)
+		n++;
+	return n;
+}
+
 void mk_dma_reset(void)
 {
 	if (reg_used == NULL && mk_cfg.world == MK_WORLD_MAP_REGISTERS)

@@ -267,6 +267,8 @@ VOID FASTCALL mk_IofCompleteRequest(PIRP Irp, CCHAR PriorityBoost)
 
 /* ---- requests the model sends (user I/O, the PnP manager) ---- */
 
+struct mk_req *mk_req_sending; /* the latest request sent, from before its dispatch routine runs */
+
 struct mk_req *mk_req_send(PDEVICE_OBJECT top, PIRP irp, const char *what, void *out, ULONG out_len,
 			   size_t sysbuf_bytes)
 {
@@ -279,6 +281,7 @@ struct mk_req *mk_req_send(PDEVICE_OBJECT top, PIRP irp, const char *what, void 
 
 	q->irp = irp;
 	q->what = what;
+	mk_req_sending = q;
 	r->kind = KIND_REQ;
 	r->req = q;
 	if (irp->AssociatedIrp.SystemBuffer != NULL && (irp->Flags & IRP_BUFFERED_IO)) {

@@ -208,11 +208,17 @@ void mk_remove_locks_check_in(const void *lo, size_t bytes);
 int mk_slow_cancel_pending(void);
 void mk_slow_cancel_run(void);
 int mk_req_done(void *req);
+extern struct mk_req *mk_req_sending;
 int mk_req_wait(struct mk_req *r, uint64_t deadline);
 void mk_req_free(struct mk_req *r);
 /* IoCancelIrp as another CPU does it; slow: the cancel routine runs only after the IRP completes, or later. */
 void mk_irp_cancel(PIRP irp, int slow);
 void mk_irp_check_leaks(void);
+
+/* backend_model.c: a user request sent to the driver; it may still pend */
+struct dmactl_backend;
+struct mk_req *mk_backend_submit(struct dmactl_backend *b, UCHAR major, ULONG code, const char *what,
+				 const void *in, ULONG inlen, void *out, ULONG outlen);
 
 /* ---- the PCI bus, the PDO, the PnP manager (pnp_bus.c) ---- */
 
@@ -235,6 +241,7 @@ void mk_dma_check_unmapped(const void *va, size_t bytes, const char *what);
 void mk_dma_check_mdl_unused(PMDL mdl);
 void mk_dma_reset(void);
 unsigned mk_dma_map_registers_free(void);
+int mk_dma_waiting(void); /* map-register requests queued */
 
 /* ---- the edu (edu.c) ---- */
 
