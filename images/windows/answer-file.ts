@@ -17,7 +17,7 @@ export interface WindowsInstallConfig {
   computerName: string;
   arch: 'amd64' | 'x86';
   firmware: 'uefi' | 'bios';
-  /** Windows 11: skip Setup's TPM, Secure Boot and RAM checks (LabConfig). */
+  /** Windows 11: skip Setup's TPM, Secure Boot, RAM, storage and CPU checks (LAB_CONFIG_BYPASSES). */
   bypassWin11Checks: boolean;
   /** Extra driver folders for Setup (e.g. virtio-win's viostor), as Windows PE paths. */
   driverPaths?: string[];
@@ -41,6 +41,14 @@ export function checkInstallConfig(c: WindowsInstallConfig): void {
   if (c.productKey !== undefined && !/^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$/i.test(c.productKey)) p.push('product key must look like XXXXX-XXXXX-XXXXX-XXXXX-XXXXX');
   if (p.length) throw new UsageError(`Windows install config: ${p.join('; ')}`, { hint: 'fix these options and run again' });
 }
+
+/**
+ * HKLM\SYSTEM\Setup\LabConfig values that make Windows 11 Setup skip a hardware check: TPM 2.0 and Secure
+ * Boot (OVMF here has neither enrolled), RAM (4 GiB; --memory-mib accepts 2048), storage (64 GB;
+ * --disk-gib accepts 24) and CPU (the supported-processor list: the TCG CPU, Nehalem, is not on it, nor
+ * are many KVM hosts).
+ */
+export const LAB_CONFIG_BYPASSES = ['BypassTPMCheck', 'BypassSecureBootCheck', 'BypassRAMCheck', 'BypassStorageCheck', 'BypassCPUCheck'] as const;
 
 const NS = 'xmlns="urn:schemas-microsoft-com:unattend" xmlns:wcm="http://schemas.microsoft.com/WMIConfig/2002/State"';
 const comp = (name: string, arch: string, body: string) =>
@@ -71,7 +79,7 @@ export function generateAutounattend(c: WindowsInstallConfig): string {
     ? `<MetaData wcm:action="add"><Key>/IMAGE/INDEX</Key><Value>${c.edition.index}</Value></MetaData>`
     : `<MetaData wcm:action="add"><Key>/IMAGE/NAME</Key><Value>${x(c.edition.name)}</Value></MetaData>`;
   const labConfig = c.bypassWin11Checks
-    ? ['BypassTPMCheck', 'BypassSecureBootCheck', 'BypassRAMCheck']
+    ? LAB_CONFIG_BYPASSES
         .map((v, i) => `          <RunSynchronousCommand wcm:action="add"><Order>${i + 1}</Order><Path>reg.exe add HKLM\\SYSTEM\\Setup\\LabConfig /v ${v} /t REG_DWORD /d 1 /f</Path></RunSynchronousCommand>`)
         .join('\n')
     : '';

@@ -40,23 +40,38 @@ Step 'test signing on' { & bcdedit.exe /set '{current}' testsigning on; Native '
 Step 'OpenSSH Server' {
   $cap = Get-WindowsCapability -Online -Name 'OpenSSH.Server*' | Select-Object -First 1
   if (-not (Test-Path "$env:SystemRoot\\System32\\OpenSSH\\sshd.exe") -and $cap.State -ne 'Installed') {
-    $fod = Get-PSDrive -PSProvider FileSystem | Where-Object { Test-Path (Join-Path $_.Root 'dmahil-fod.txt') } | Select-Object -First 1
-    if ($fod) { Add-WindowsCapability -Online -Name $cap.Name -Source $fod.Root -LimitAccess | Out-Null }
+    # A Features-on-Demand medium: marked with dmahil-fod.txt, or recognised by its OpenSSH cab, at the root
+    # (Windows 10 FoD ISOs) or under LanguagesAndOptionalFeatures\\ (Windows 11's). Every such folder is a -Source.
+    $sources = @(Get-PSDrive -PSProvider FileSystem | ForEach-Object {
+      $root = $_.Root
+      $lof = Join-Path $root 'LanguagesAndOptionalFeatures'
+      $marked = Test-Path (Join-Path $root 'dmahil-fod.txt')
+      if ($marked -or (Test-Path (Join-Path $root 'OpenSSH-Server-Package*.cab'))) { $root }
+      if (($marked -and (Test-Path $lof)) -or (Test-Path (Join-Path $lof 'OpenSSH-Server-Package*.cab'))) { $lof }
+    })
+    if ($sources.Count -gt 0) { Say "OpenSSH Server from $($sources -join ', ')"; Add-WindowsCapability -Online -Name $cap.Name -Source $sources -LimitAccess | Out-Null }
     else { Add-WindowsCapability -Online -Name $cap.Name | Out-Null }
   }
 }
 
+# sshd's first start creates ProgramData\\ssh with its host keys and secures the folder; older in-box
+# OpenSSH secures it only when it creates it, so nothing here creates it first.
+Step 'sshd enabled and started' {
+  Set-Service -Name sshd -StartupType Automatic
+  Start-Service sshd
+  for ($i = 0; $i -lt 60 -and -not (Test-Path "$env:ProgramData\\ssh\\sshd_config"); $i++) { Start-Sleep -Seconds 1 }
+  if (-not (Test-Path "$env:ProgramData\\ssh\\sshd_config")) { throw "sshd started but did not create $env:ProgramData\\ssh\\sshd_config within 60 s" }
+}
+
 Step 'SSH key for Administrators' {
-  New-Item -ItemType Directory -Force -Path "$env:ProgramData\\ssh" | Out-Null
   $f = "$env:ProgramData\\ssh\\administrators_authorized_keys"
   [IO.File]::WriteAllText($f, ${psQuote(key + '\n')}, (New-Object System.Text.UTF8Encoding $false))
-  # Only SYSTEM and Administrators, by SID (names are localised), or sshd ignores the file.
+  # Only SYSTEM and Administrators, by SID (names are localised), or sshd ignores the file. sshd reads it
+  # at each login: no restart needed.
   & icacls.exe $f /inheritance:r /grant '*S-1-5-32-544:F' /grant '*S-1-5-18:F' | Out-Null; Native 'icacls'
 }
 
-Step 'sshd enabled, firewall open on all profiles' {
-  Set-Service -Name sshd -StartupType Automatic
-  Start-Service sshd
+Step 'firewall open on all profiles, full admin token over SSH' {
   if (Get-NetFirewallRule -Name 'OpenSSH-Server-In-TCP' -ErrorAction SilentlyContinue) { Set-NetFirewallRule -Name 'OpenSSH-Server-In-TCP' -Profile Any -Enabled True }
   New-NetFirewallRule -Name 'dmahil-sshd' -DisplayName 'dmahil: OpenSSH Server (TCP 22)' -Direction Inbound -Protocol TCP -LocalPort 22 -Action Allow -Profile Any | Out-Null
   # Local administrators get their full token over the network (UAC remote restrictions off).

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { escapeXml, FIRST_LOGON_COMMAND, generateAutounattend, type WindowsInstallConfig } from '../../images/windows/answer-file.js';
+import { escapeXml, FIRST_LOGON_COMMAND, generateAutounattend, LAB_CONFIG_BYPASSES, type WindowsInstallConfig } from '../../images/windows/answer-file.js';
 import { generateSetupScript } from '../../images/windows/setup-script.js';
 import { buildConfigIso, checkWindowsIso, CONFIG_VOLUME_ID } from '../../images/windows/media.js';
 import { configMediumFiles, installMachineConfig, prepareWindowsImage } from '../../images/windows/build.js';
@@ -59,9 +59,14 @@ describe('windows-guest/image: autounattend.xml', function () {
     expect(xpath(xml, `string(${pe}//${q('ModifyPartition')}[1]/${q('Format')})`)).to.equal('FAT32');
     expect(xpath(xml, `string(${pe}/${q('UserData', 'AcceptEula')})`)).to.equal('true');
     expect(xpath(xml, `string(${pe}/${q('UserData', 'ProductKey', 'Key')})`)).to.equal('VK7JG-NPHTM-C97JM-9MPGT-3V66T');
-    for (const v of ['BypassTPMCheck', 'BypassSecureBootCheck', 'BypassRAMCheck']) {
+    // Windows 11 Setup's checks, each skipped once: storage too (--disk-gib accepts 24, below its 64 GB) and
+    // CPU (the TCG CPU, Nehalem, is not on its list).
+    for (const v of ['BypassTPMCheck', 'BypassSecureBootCheck', 'BypassRAMCheck', 'BypassStorageCheck', 'BypassCPUCheck']) {
       expect(xpath(xml, `count(${pe}//${q('RunSynchronousCommand', 'Path')}[contains(., 'LabConfig /v ${v} /t REG_DWORD /d 1')])`), v).to.equal('1');
     }
+    expect(LAB_CONFIG_BYPASSES).to.include('BypassStorageCheck');
+    const orders = xpath(xml, `${pe}//${q('RunSynchronousCommand', 'Order')}/text()`).split(/\s+/);
+    expect(orders).to.deep.equal(LAB_CONFIG_BYPASSES.map((_, i) => String(i + 1)));
     expect(xpath(xml, `string(${comp('windowsPE', 'Microsoft-Windows-International-Core-WinPE')}/${q('SetupUILanguage', 'UILanguage')})`)).to.equal('en-US');
     const oobe = comp('oobeSystem', 'Microsoft-Windows-Shell-Setup');
     expect(xpath(xml, `string(${oobe}//${q('LocalAccount', 'Name')})`)).to.equal('dmahil');
@@ -105,7 +110,7 @@ describe('windows-guest/image: dmahil-setup.ps1', () => {
     for (const needle of [
       "bcdedit.exe /set '{current}' testsigning on",
       "Get-WindowsCapability -Online -Name 'OpenSSH.Server*'",
-      '-Source $fod.Root -LimitAccess',
+      '-Source $sources -LimitAccess',
       'administrators_authorized_keys',
       "/inheritance:r /grant '*S-1-5-32-544:F' /grant '*S-1-5-18:F'",
       `'${KEY}\n'`,
@@ -124,6 +129,35 @@ describe('windows-guest/image: dmahil-setup.ps1', () => {
     expect(plain).not.to.contain('verifier.exe');
     expect(plain).not.to.contain('pvpanic');
     expect(() => generateSetupScript({ sshPublicKey: 'not a key\nrm -rf', driverVerifier: false, pvpanicDriver: false })).to.throw(/not one OpenSSH public key line/);
+  });
+
+  it("writes the SSH key only after sshd's first start created and secured ProgramData\\ssh, and never creates that folder", () => {
+    const s = generateSetupScript({ sshPublicKey: KEY, driverVerifier: false, pvpanicDriver: false });
+    const steps = [...s.matchAll(/^Step '([^']+)'/gm)].map((m) => m[1]);
+    expect(steps.slice(0, 5)).to.deep.equal(['test signing on', 'OpenSSH Server', 'sshd enabled and started', 'SSH key for Administrators', 'firewall open on all profiles, full admin token over SSH']);
+    const at = (needle: string) => {
+      const i = s.indexOf(needle);
+      expect(i, needle).to.be.greaterThan(-1);
+      return i;
+    };
+    expect(at('Start-Service sshd')).to.be.lessThan(at('administrators_authorized_keys'));
+    expect(at('sshd_config within 60 s')).to.be.lessThan(at("Step 'SSH key for Administrators'"));
+    expect(s).not.to.match(/New-Item[^\n]*ProgramData[^\n]*ssh/i);
+    expect(s).not.to.match(/mkdir[^\n]*ssh/i);
+  });
+
+  it("Features on Demand: the root of a marked or recognised medium and Windows 11's LanguagesAndOptionalFeatures\\ are -Source", () => {
+    const s = generateSetupScript({ sshPublicKey: KEY, driverVerifier: false, pvpanicDriver: false });
+    const body = s.slice(s.indexOf("Step 'OpenSSH Server'"), s.indexOf("Step 'sshd enabled and started'"));
+    expect(body).to.contain("$lof = Join-Path $root 'LanguagesAndOptionalFeatures'");
+    // Windows 10 FoD ISOs: the cab at the root; Windows 11 LOF ISOs: under LanguagesAndOptionalFeatures\.
+    expect(body).to.contain("Test-Path (Join-Path $root 'OpenSSH-Server-Package*.cab')");
+    expect(body).to.contain("Test-Path (Join-Path $lof 'OpenSSH-Server-Package*.cab')");
+    expect(body).to.contain("Test-Path (Join-Path $root 'dmahil-fod.txt')");
+    expect(body).to.match(/\{ \$root \}\n.*\{ \$lof \}/);
+    expect(body).to.contain('Add-WindowsCapability -Online -Name $cap.Name -Source $sources -LimitAccess');
+    // Without a medium, Windows Update.
+    expect(body).to.contain('else { Add-WindowsCapability -Online -Name $cap.Name | Out-Null }');
   });
 });
 
