@@ -127,6 +127,7 @@ static PDMA_ADAPTER NTAPI bus_get_dma_adapter(PVOID Context, PDEVICE_DESCRIPTION
 	MK_DDI("GetDmaAdapter");
 
 	(void)Context;
+	mk_irql_eq(PASSIVE_LEVEL);
 	return mk_get_dma_adapter_impl(mk_pdo, DeviceDescriptor, NumberOfMapRegisters);
 }
 
