@@ -79,7 +79,8 @@ describe('windows-package: install.cmd under Wine cmd.exe (stand-ins for fltmc, 
       value === undefined ? `reg delete "${key}" /v ${name} /f >nul 2>&1` : `reg add "${key}" /v ${name} /t REG_SZ /d "${value}" /f >nul\r\nif errorlevel 1 exit /b 99`;
     writeFileSync(join(drive, 'case.cmd'), ['@echo off', reg(CONTROL, 'SystemStartOptions', o.startOptions), reg(CURRENT_VERSION, 'CurrentBuildNumber', o.build), 'C:\\pkg\\install.cmd', ''].join('\r\n'));
     rmSync(join(drive, 'stub.log'), { force: true });
-    const env: NodeJS.ProcessEnv = { WINEDLLOVERRIDES: 'mscoree,mshtml=;certutil.exe=n' }; // Wine's own certutil stub otherwise
+    // Wine's own builtin stubs (certutil in Wine 8; others in later Wines) would win over the files otherwise.
+    const env: NodeJS.ProcessEnv = { WINEDLLOVERRIDES: 'mscoree,mshtml=;certutil.exe,fltmc.exe,pnputil.exe,bcdedit.exe=n' };
     for (const [tool, rc] of Object.entries(o.rc ?? {})) env[`STUB_${tool.toUpperCase()}_RC`] = String(rc);
     const r = prefix!.wine(['cmd', '/c', 'C:\\case.cmd'], env);
     if (r.status === 99) throw new Error(`reg add failed: ${r.stderr}`);
