@@ -320,6 +320,27 @@ static void check_range(uint64_t addr, uint64_t size1, uint64_t start, uint64_t 
 	os_exit(134);
 }
 
+/*
+ * Stricter than the edu (and like an IOMMU, Verifier's 0xE6 code 0x26): the device may reach only memory
+ * the system gave out for DMA that is still given out: granted map-register pages, live common buffers,
+ * live pool (a mapped client buffer). A clamped address is exempt: its line on stderr tells, and the host
+ * judges the bytes (the v2 world's wrong pages, the addr-beyond-mask control).
+ */
+static void check_target(uint64_t pa, uint64_t len, int to_ram, int clamped)
+{
+	uint64_t p;
+
+	if (clamped || len == 0 || !mk_bus_master_enabled())
+		return;
+	for (p = pa & ~(uint64_t)(PAGE_SIZE - 1); p < pa + len; p += PAGE_SIZE)
+		if (p >= mk_cfg.ram_bytes || !(mk_dma_pa_granted(p) || mk_pa_live(p)))
+			mk_bugcheck_at("device-dma-unmapped", "edu-DMA", 0,
+				       "the edu %s %llu bytes at 0x%llx: page 0x%llx is no map register, common buffer or "
+				       "pool given out now (freed, or never allocated)",
+				       to_ram ? "writes" : "reads", (unsigned long long)len, (unsigned long long)pa,
+				       (unsigned long long)p);
+}
+
 static void ram_rw(uint64_t pa, uint8_t *buf, uint64_t len, int to_ram)
 {
 	uint64_t i;
@@ -351,11 +372,19 @@ void mk_edu_fire(uint64_t now)
 	if (!(edu.cmd & RUN))
 		return;
 	if (!(edu.cmd & DIR_TO_RAM)) {
+		uint64_t a;
+
 		check_range(edu.dst, edu.cnt, EDU_DMA_START, EDU_DMA_SIZE);
-		ram_rw(clamp(edu.src), edu.buf + (edu.dst - EDU_DMA_START), edu.cnt, 0);
+		a = clamp(edu.src);
+		check_target(a, edu.cnt, 0, a != edu.src);
+		ram_rw(a, edu.buf + (edu.dst - EDU_DMA_START), edu.cnt, 0);
 	} else {
+		uint64_t a;
+
 		check_range(edu.src, edu.cnt, EDU_DMA_START, EDU_DMA_SIZE);
-		ram_rw(clamp(edu.dst), edu.buf + (edu.src - EDU_DMA_START), edu.cnt, 1);
+		a = clamp(edu.dst);
+		check_target(a, edu.cnt, 1, a != edu.dst);
+		ram_rw(a, edu.buf + (edu.src - EDU_DMA_START), edu.cnt, 1);
 	}
 	mk_trace("edu: DMA done, %s %llu bytes", (edu.cmd & DIR_TO_RAM) ? "edu->RAM" : "RAM->edu",
 		 (unsigned long long)edu.cnt);

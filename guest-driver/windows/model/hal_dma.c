@@ -132,6 +132,17 @@ unsigned mk_dma_map_registers_free(void)
 	return n;
 }
 
+/* Is pa inside a map-register page that is granted now? */
+int mk_dma_pa_granted(uint64_t pa)
+{
+	uint64_t reg;
+
+	if (reg_used == NULL || pa < mk_cfg.mapreg_lo)
+		return 0;
+	reg = (pa - mk_cfg.mapreg_lo) / PAGE_SIZE;
+	return reg < mk_cfg.map_pool && reg_used[reg];
+}
+
 int mk_dma_waiting(void)
 {
 	const struct mk_wait *w;
@@ -314,7 +325,7 @@ static int grant(struct mk_wait *w)
 	case DeallocateObjectKeepRegisters:
 		break;
 	default:
-		mk_bugcheck_at("invalid-parameter", "execution routine", (ULONG_PTR)w->exec,
+		mk_bugcheck_at("invalid-parameter", "ExecutionRoutine", (ULONG_PTR)w->exec,
 			       "the execution routine returned %d, not an IO_ALLOCATION_ACTION", (int)act);
 	}
 	return 1;

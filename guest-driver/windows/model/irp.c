@@ -354,7 +354,7 @@ static void cancel_call(PIRP irp, PDRIVER_CANCEL routine, PDEVICE_OBJECT dev)
 		routine(dev, irp);
 	}
 	if (!mk_cancel_lock_free())
-		mk_bugcheck_at("cancel-lock-not-released", "cancel routine", (ULONG_PTR)routine,
+		mk_bugcheck_at("cancel-lock-not-released", "CancelRoutine", (ULONG_PTR)routine,
 			       "the cancel routine returned holding the cancel spin lock");
 }
 
@@ -374,7 +374,7 @@ static void cancel_half2(void *arg)
 	c.irql = DISPATCH_LEVEL; /* it holds the cancel spin lock */
 	mk_cancel_lock_unpark();
 	cancel_call(irp, routine, slow_cancel.dev);
-	mk_cpu_pop(&c, "cancel routine", (ULONG_PTR)routine);
+	mk_cpu_pop(&c, "CancelRoutine", (ULONG_PTR)routine);
 }
 
 int mk_slow_cancel_pending(void)
@@ -404,7 +404,7 @@ void mk_irp_cancel(PIRP irp, int slow)
 	if (!slow) {
 		cancel_call(irp, routine, IoGetCurrentIrpStackLocation(irp)->DeviceObject);
 		if (mk_cpu->irql != old)
-			mk_bugcheck_at("wrong-irql", "cancel routine", (ULONG_PTR)routine,
+			mk_bugcheck_at("wrong-irql", "CancelRoutine", (ULONG_PTR)routine,
 				       "the cancel routine returned at IRQL %u, IoCancelIrp was called at %u",
 				       (unsigned)mk_cpu->irql, (unsigned)old);
 		return;

@@ -196,6 +196,23 @@ int mk_va_to_pa(const void *va, uint64_t *pa)
 	return 0;
 }
 
+/* Is the page of pa part of a live pool allocation or common buffer? */
+int mk_pa_live(uint64_t pa)
+{
+	const struct mk_alloc *a;
+	uint32_t frame = (uint32_t)(pa / FRAME);
+	unsigned i;
+
+	for (a = allocs; a != NULL; a = a->next)
+		for (i = 0; i < a->nframes; i++)
+			if (a->frames[i] == frame) {
+				size_t off = (size_t)i * FRAME + (size_t)(pa % FRAME);
+
+				return off < ((a->bytes + PAGE_SIZE - 1) & ~(size_t)(PAGE_SIZE - 1));
+			}
+	return 0;
+}
+
 int mk_va_is_mem(const void *va, size_t bytes)
 {
 	const struct mk_alloc *a = find_live(va);

@@ -152,6 +152,7 @@ void *mk_mem_alloc(enum mk_alloc_kind kind, size_t bytes, ULONG tag, ULONG_PTR c
 int mk_mem_free(enum mk_alloc_kind kind, void *va, ULONG *tag);
 int mk_va_to_pa(const void *va, uint64_t *pa);
 int mk_va_is_mem(const void *va, size_t bytes);
+int mk_pa_live(uint64_t pa);
 void mk_mem_check_leaks(void);
 int mk_mdl_live(PMDL mdl);
 void mk_mdl_check_leaks(void);
@@ -242,6 +243,7 @@ void mk_dma_check_mdl_unused(PMDL mdl);
 void mk_dma_reset(void);
 unsigned mk_dma_map_registers_free(void);
 int mk_dma_waiting(void); /* map-register requests queued */
+int mk_dma_pa_granted(uint64_t pa);
 
 /* ---- the edu (edu.c) ---- */
 

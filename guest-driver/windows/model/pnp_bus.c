@@ -300,6 +300,11 @@ static void unload(void)
 		mk_drv->DriverUnload(mk_drv);
 	}
 	check_thread_clean("DriverUnload", (ULONG_PTR)mk_drv->DriverUnload);
+	/* time goes on: a DMA the driver left in flight lands now (device-dma-unmapped if its memory is gone) */
+	while (mk_edu_next_due() != MK_FOREVER) {
+		mk_now = mk_edu_next_due();
+		mk_edu_fire(mk_now);
+	}
 	mk_objects_check_leaks(mk_drv);
 	mk_irp_check_leaks();
 	mk_dma_check_leaks();
