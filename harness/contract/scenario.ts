@@ -19,6 +19,9 @@ export type Method = (typeof METHODS)[number];
 export type SyncMode = (typeof SYNC_MODES)[number];
 export type Fault = (typeof FAULTS)[number];
 
+/** The contract this harness speaks: DMAHIL_CONTRACT_VERSION in dmahil_abi.h, "contract" in result.schema.json. */
+export const CONTRACT_VERSION = 1;
+
 export const MAX_SIZE = 1 << 20;
 export const PAGE_SIZE = 4096;
 export const EDU_MAX_OP = 4095;
