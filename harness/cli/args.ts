@@ -1,11 +1,14 @@
 // Command-line parsing with node:util parseArgs (strict: unknown options are errors).
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
+import { UNTIL_FAIL_MAX_REPEATS } from './selection.js';
 
 export const USAGE = `Usage: dmahil <command> [options]
 
 Commands:
   run                 boot the guest, run the DMA scenarios, verify every byte from the host, print the verdict
+  explore             generate scenarios from the whole contract until one fails; confirm it on a pristine
+                      guest, shrink it to the smallest failing scenario and write a repro file (docs/explore.md)
   shell               boot the guest with the driver loaded and open a shell in it (stdin scripted or a terminal)
   doctor              check this machine is ready to run dmahil (QEMU, KVM, toolchains, cache, disk); exit 0 when ready
   help                show this text
@@ -25,6 +28,15 @@ Options for run:
                       snapshot per scenario (the default, which falls back to this when it cannot)
   --keep              leave the guest of the first failed scenario running and print how to reach it
                       (ssh, QMP, serial log, gdb); Ctrl-C stops it
+  --repro <file>      replay the scenario of a repro file (written by dmahil explore) alone, on a pristine guest
+  --repeat <n>        run the selection n times in a row
+  --until-fail        stop at the first scenario that does not verify (with --repeat: at most n times,
+                      else at most ${UNTIL_FAIL_MAX_REPEATS} times)
+
+Options for explore (and --image, --grep, --json, --accel, --artifacts, --boot-timeout, --jobs as for run):
+  --budget <time>     how long to explore, e.g. 60s, 10m, 1h (default: 10m; the guests' boot is not counted)
+  --runs <n>          stop after n scenarios (with --budget: whichever comes first)
+  --seed <n>          the sequence of scenarios (default: random, printed); the same seed explores the same way
   --version           print the version
   -h, --help          show this text
 
@@ -47,6 +59,28 @@ export interface RunOptions {
   boot: boolean;
   /** Keep the guest of the first scenario that did not verify, for debugging. */
   keep: boolean;
+  /** A repro file whose scenario runs alone instead of a catalog selection. */
+  repro?: string;
+  /** Times the selection runs (1: once). */
+  repeat: number;
+  /** No new scenario after the first that did not verify. */
+  untilFail: boolean;
+}
+
+export interface ExploreCliOptions {
+  command: 'explore';
+  image: string;
+  grep?: RegExp;
+  json: boolean;
+  accel: 'auto' | 'kvm' | 'tcg';
+  artifacts?: string;
+  bootTimeoutMs: number;
+  jobs: number;
+  budgetMs?: number;
+  runs?: number;
+  seed: number;
+  /** True when --seed was given (else the seed is random and printed). */
+  seedGiven: boolean;
 }
 
 export interface ShellOptions {
@@ -56,7 +90,7 @@ export interface ShellOptions {
   artifacts?: string;
 }
 
-export type Command = RunOptions | ShellOptions | { command: 'doctor'; json: boolean } | { command: 'help' } | { command: 'version' };
+export type Command = RunOptions | ExploreCliOptions | ShellOptions | { command: 'doctor'; json: boolean } | { command: 'help' } | { command: 'version' };
 
 /** "windows" means the image named by DMAHIL_WINDOWS_IMAGE; a path must look like a golden image. */
 function resolveImage(image: string): string {
@@ -78,6 +112,37 @@ function resolveImage(image: string): string {
   return image;
 }
 
+/** The default exploration budget. */
+export const DEFAULT_BUDGET_MS = 10 * 60 * 1000;
+
+/** "60s", "10m", "1.5h", "500ms" or plain seconds; zero or anything else is a UsageError. */
+export function parseBudget(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!m) throw new UsageError(`--budget "${text}" is not a duration`, { hint: 'e.g. --budget 60s, --budget 10m or --budget 1h' });
+  const ms = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  if (ms < 1) throw new UsageError(`--budget "${text}" is zero: nothing would be explored`, { hint: 'e.g. --budget 60s, or --runs N for a number of scenarios' });
+  return ms;
+}
+
+/** A seed is a whole number from 0 to 2^32 - 1, in decimal. */
+export function parseSeed(text: string): number {
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n > 0xffffffff) throw new UsageError(`--seed "${text}" is not a number from 0 to 4294967295`, { hint: 'e.g. --seed 42; the seed of a run is printed at its start' });
+  return n;
+}
+
+function positiveInt(option: string, text: string, max: number): number {
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new UsageError(`${option} "${text}" is not a whole number from 1 to ${max}`);
+  return n;
+}
+
+/** Options of one command given to the other: a clear error, not a silent no-op. */
+function refuse(values: Record<string, unknown>, options: string[], command: string, hint: string): void {
+  const given = options.find((o) => values[o] !== undefined && values[o] !== false);
+  if (given) throw new UsageError(`--${given} is not an option of dmahil ${command}`, { hint });
+}
+
 export function parseCommandLine(argv: string[]): Command {
   let parsed;
   try {
@@ -97,6 +162,12 @@ export function parseCommandLine(argv: string[]): Command {
         shard: { type: 'string' },
         boot: { type: 'boolean', default: false },
         keep: { type: 'boolean', default: false },
+        repro: { type: 'string' },
+        repeat: { type: 'string' },
+        'until-fail': { type: 'boolean', default: false },
+        budget: { type: 'string' },
+        runs: { type: 'string' },
+        seed: { type: 'string' },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -110,7 +181,7 @@ export function parseCommandLine(argv: string[]): Command {
   const command = positionals[0] ?? 'run';
   if (command === 'help') return { command: 'help' };
   if (command === 'doctor') return { command: 'doctor', json: values.json ?? false };
-  if (command !== 'run' && command !== 'shell') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, shell, doctor, help' });
+  if (command !== 'run' && command !== 'shell' && command !== 'explore') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, explore, shell, doctor, help' });
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, { hint: 'run "dmahil --help" for the options' });
 
   const image = resolveImage(values.image ?? 'linux');
@@ -134,6 +205,26 @@ export function parseCommandLine(argv: string[]): Command {
       throw new UsageError(`--grep "${values.grep}" is not a valid regular expression: ${(e as Error).message}`);
     }
   }
+  if (command === 'explore') {
+    refuse(values, ['all', 'shard', 'boot', 'keep', 'repro', 'repeat', 'until-fail'], 'explore', 'run "dmahil --help" for the options of explore');
+    return {
+      command: 'explore',
+      image,
+      grep,
+      json: values.json ?? false,
+      accel,
+      artifacts: values.artifacts,
+      bootTimeoutMs: bootTimeout * 1000,
+      jobs,
+      budgetMs: values.budget !== undefined ? parseBudget(values.budget) : values.runs !== undefined ? undefined : DEFAULT_BUDGET_MS,
+      runs: values.runs !== undefined ? positiveInt('--runs', values.runs, 100_000_000) : undefined,
+      seed: values.seed !== undefined ? parseSeed(values.seed) : Math.floor(Math.random() * 0x80000000),
+      seedGiven: values.seed !== undefined,
+    };
+  }
+  refuse(values, ['budget', 'runs', 'seed'], 'run', 'they are options of dmahil explore');
+  if (values.repro !== undefined) refuse(values, ['all', 'grep', 'shard'], 'run --repro', 'a repro file names one scenario: drop the selection options');
+  const repeat = values.repeat !== undefined ? positiveInt('--repeat', values.repeat, 100_000) : values['until-fail'] ? UNTIL_FAIL_MAX_REPEATS : 1;
   return {
     command: 'run',
     image,
@@ -147,5 +238,8 @@ export function parseCommandLine(argv: string[]): Command {
     shard: values.shard,
     boot: values.boot ?? false,
     keep: values.keep ?? false,
+    repro: values.repro,
+    repeat,
+    untilFail: values['until-fail'] ?? false,
   };
 }

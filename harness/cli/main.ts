@@ -1,60 +1,52 @@
 #!/usr/bin/env node
 // dmahil command line: parse, run, print the verdict, exit 0 only when every scenario verified.
-import fs from 'node:fs/promises';
 import fsSync from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { selectCatalog, type CatalogEntry, type GuestVariant } from '../dma/catalog.js';
+import { selectCatalog, type CatalogEntry } from '../dma/catalog.js';
 import { parseShard, runSuite, shardEntries, type SuiteVerdict } from '../dma/run-suite.js';
-import { SnapshotSessionSource } from '../dma/snapshot-session-source.js';
-import { CHEAP_WAITS } from '../snapshot/index.js';
-import { ReusingSessionSource } from '../dma/session-source.js';
-import { DmahilError, EnvironmentError, UsageError } from '../errors.js';
-import { REFERENCE_AUTO_ACCEL, restoreLinuxGuest, startLinuxGuest, type LinuxSession } from '../guest/linux/profile.js';
+import { DmahilError, UsageError } from '../errors.js';
+import { REFERENCE_AUTO_ACCEL, startLinuxGuest } from '../guest/linux/profile.js';
 import type { GuestSession } from '../guest/session.js';
-import { startWindowsGuest } from '../guest/windows/profile.js';
 import { imageMain } from '../../images/windows/cli.js';
 import { readWindowsImage } from '../../images/windows/manifest.js';
 import { resultsJson, type RunHost } from '../report/results-json.js';
 import { htmlReport } from '../report/html.js';
+import { junitReport } from '../report/junit.js';
 import { outcome, type Verdict } from '../dma/verdict.js';
 import { accessText, closeHandedOver, interactiveSsh, prepareAccess } from './shell.js';
 import { doctor } from './doctor.js';
 import { tally, verdictTable } from '../report/verdict-table.js';
 import { parseCommandLine, USAGE, type RunOptions, type ShellOptions } from './args.js';
 import { stderrProgress } from './progress.js';
-import { checkQemu, type QemuInfo } from '../machine/qemu-check.js';
 import { describeEdu, probeEduBehaviour } from '../machine/edu-behaviour.js';
 import { needsEduBehaviour, notApplicable } from '../dma/applicability.js';
-import { proveKvm } from './kvm-preflight.js';
-import { buildReferenceImage, type ReferenceImage } from '../../images/linux/build.js';
-import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
 import { DEFAULT_QEMU_BINARY } from '../machine/cmdline.js';
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-
-async function version(): Promise<string> {
-  const pkg = JSON.parse(await fs.readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
-function timestamp(): string {
-  return new Date().toISOString().replace(/[:.]/g, '-');
-}
+import { checkArtifactsRoom, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
+import { writeFilesSync } from './report-files.js';
+import { exploreCommand } from './explore.js';
+import { repeatedEntries, reproDifferences, reproEntry } from './selection.js';
 
 async function run(opts: RunOptions): Promise<number> {
   // A missing or broken golden image is bad input: say so once, before anything is created or booted.
   if (opts.image !== 'linux') readWindowsImage(opts.image);
   const progress = stderrProgress(true);
-  const selected = selectCatalog({ all: opts.all, grep: opts.grep });
-  const entries = opts.shard ? shardEntries(selected, parseShard(opts.shard)) : selected;
+  // --repro: the one scenario of a repro file, alone, instead of a catalog selection.
+  const repro = opts.repro ? reproEntry(opts.repro) : undefined;
+  const selected = repro ? [repro.entry] : selectCatalog({ all: opts.all, grep: opts.grep });
+  const sharded = opts.shard ? shardEntries(selected, parseShard(opts.shard)) : selected;
   if (selected.length === 0) throw new UsageError(`no scenario matches --grep ${opts.grep}`, { hint: 'drop --grep, or add --all to search the full catalog' });
-  if (entries.length === 0) {
+  if (sharded.length === 0) {
     throw new UsageError(`shard ${opts.shard} has none of the ${selected.length} selected scenarios`, { hint: 'use fewer shards than scenarios, or add --all' });
   }
+  const entries = repeatedEntries(sharded, opts.repeat);
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
   checkArtifactsRoom(artifacts);
-  const qemu = await preflight(opts.accel, opts.image, progress);
+  const { qemu, reference } = await preflight(opts.accel, opts.image, progress);
+  const ver = await version();
+  if (repro) {
+    const now = { image: opts.image, qemu: `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`, guestKernel: reference?.kernelVersion ?? null, dmahil: ver };
+    for (const d of reproDifferences(repro.repro, now)) progress(`note: the repro was ${d}`);
+  }
   // Measured, not assumed from the version: does this QEMU's edu give each control something to catch?
   const edu = entries.some(needsEduBehaviour) ? await probeEduBehaviour(DEFAULT_QEMU_BINARY) : undefined;
   if (edu) progress(describeEdu(edu));
@@ -63,42 +55,13 @@ async function run(opts: RunOptions): Promise<number> {
     edu: edu ? describeEdu(edu) : null,
     accel: opts.accel === 'auto' && opts.image === 'linux' ? `auto: ${REFERENCE_AUTO_ACCEL} for the reference guest` : opts.accel,
   };
-  await fs.mkdir(artifacts, { recursive: true });
-  progress(`${entries.length} scenarios${opts.shard ? ` (shard ${opts.shard} of ${selected.length})` : ''}; artifacts in ${artifacts}`);
-  // A variant's first boot logs to <artifacts>/<variant>; a later one (the fallback after a failed snapshot,
-  // the replacement of a broken guest) to <variant>/boot-N, so it cannot overwrite the evidence of the first.
-  const boots = new Map<string, number>();
-  const bootDir = (variant: GuestVariant): string => {
-    const n = (boots.get(variant.id) ?? 0) + 1;
-    boots.set(variant.id, n);
-    return n === 1 ? path.join(artifacts, variant.id) : path.join(artifacts, variant.id, `boot-${n}`);
-  };
-  const boot = (variant: GuestVariant): Promise<LinuxSession> =>
-    startLinuxGuest({
-      repoRoot,
-      cacheDir: path.join(repoRoot, '.cache'),
-      artifactsDir: bootDir(variant),
-      forceBounce: variant.forceBounce,
-      accel: opts.accel,
-      bootTimeoutMs: opts.bootTimeoutMs,
-      onProgress: progress,
-      icount: CHEAP_WAITS,
-    });
-
-  const windows = (variant: GuestVariant): Promise<GuestSession> =>
-    startWindowsGuest({
-      image: opts.image,
-      repoRoot,
-      artifactsDir: bootDir(variant),
-      forceBounce: variant.forceBounce,
-      accel: opts.accel,
-      bootTimeoutMs: opts.bootTimeoutMs,
-      onProgress: progress,
-    });
+  fsSync.mkdirSync(artifacts, { recursive: true });
+  const repeating = opts.repeat > 1 ? ` × ${opts.repeat}${opts.untilFail ? ', until the first failure' : ''}` : '';
+  progress(`${sharded.length} scenarios${repeating}${opts.shard ? ` (shard ${opts.shard} of ${selected.length})` : ''}; artifacts in ${artifacts}`);
 
   // Interrupted (Ctrl-C, SIGTERM): the machine registry kills every QEMU; the results so far are written.
   const seen: SuiteVerdict[] = [];
-  const ver = await version();
+  let failedOnce = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     const why = `${signal} after ${seen.length} of ${entries.length} scenarios`;
     try {
@@ -125,18 +88,14 @@ async function run(opts: RunOptions): Promise<number> {
     onProgress: progress,
     onVerdict: (v) => {
       seen.push(v);
+      if (outcome(v) === 'not-ok') failedOnce = true;
       progress(`${v.status.padEnd(5)} ${v.name}: ${v.summary}`);
     },
     jobs: opts.jobs,
     ...(edu ? { notApplicable: (c: CatalogEntry) => notApplicable(c, edu) } : {}),
-    // Windows guests restore through their own overlay per boot; snapshots are the reference guest's.
-    source: opts.image !== 'linux' ? new ReusingSessionSource(windows) : opts.boot || opts.keep ? new ReusingSessionSource(boot, { keep }) : new SnapshotSessionSource({
-      boot,
-      restore: (snapshot, variant, n) =>
-        restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(artifacts, variant.id, `restore-${n}`), readyTimeoutMs: opts.bootTimeoutMs }),
-      key: (variant) => `linux ${variant.id} accel=${opts.accel} icount=${JSON.stringify(CHEAP_WAITS)}`,
-      onProgress: progress,
-    }),
+    // --until-fail: nothing new starts after the first scenario that did not verify.
+    ...(opts.untilFail ? { stop: () => failedOnce } : {}),
+    source: guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: opts.boot || opts.keep, keep }).source,
   });
 
   // The verdict first, so a full disk under the artifacts cannot cost it.
@@ -161,49 +120,6 @@ async function run(opts: RunOptions): Promise<number> {
   return t.notOk === 0 && t.ok > 0 ? 0 : 1;
 }
 
-/**
- * Before any guest boots: a supported QEMU, and where a guest may run under KVM, proof that KVM runs a
- * Linux kernel (the reference kernel, booted through early boot: firmware alone proves too little).
- * --accel kvm without it is one line with the fix and exit 2, within seconds; with 'auto' the verdict
- * is remembered, so a Windows guest then gets TCG and one warning instead of a boot into a broken KVM.
- */
-async function preflight(accel: RunOptions['accel'], image: string, progress: (m: string) => void = () => undefined): Promise<QemuInfo> {
-  const qemu = await checkQemu(DEFAULT_QEMU_BINARY);
-  let reference: ReferenceImage | undefined;
-  if (image === 'linux') {
-    // Both cached; a missing package or a kernel edudma cannot build for is bad input, not a failed scenario.
-    reference = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images'), onProgress: progress });
-    await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress });
-  }
-  // The reference guest's auto is TCG; any other guest that may get KVM first sees KVM run a kernel.
-  if (accel === 'kvm' || (accel === 'auto' && image !== 'linux')) await proveKvm({ repoRoot, qemuBinary: qemu.binary, accel, reference, onProgress: progress });
-  return qemu;
-}
-
-/**
- * The least free space a run's artifacts need: serial logs, QEMU logs, QMP transcripts, dmesg, memory
- * excerpts and the reports of a full catalog come to a few MiB (a memory dump of a hung guest needs more).
- */
-const ARTIFACTS_MIN_FREE_BYTES = 32 * 1024 * 1024;
-
-/** Refuse, before anything is created or booted, an artifacts folder on a file system without room. */
-function checkArtifactsRoom(artifacts: string): void {
-  let dir = artifacts;
-  while (!fsSync.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  let free: number;
-  try {
-    const st = fsSync.statfsSync(dir);
-    free = st.bavail * st.bsize;
-  } catch {
-    return; // cannot tell: the writes themselves will say
-  }
-  if (free >= ARTIFACTS_MIN_FREE_BYTES) return;
-  const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
-  throw new EnvironmentError(`only ${mib(free)} free for the artifacts in ${artifacts} (a run needs at least ${mib(ARTIFACTS_MIN_FREE_BYTES)} for its logs and reports)`, {
-    hint: 'free space on that file system, or pass --artifacts DIR on one with room',
-  });
-}
-
 /** Set once the run has checked its host; in every results.json written after that. */
 let runHost: RunHost | undefined;
 
@@ -211,31 +127,13 @@ function runReport(artifacts: string, verdicts: SuiteVerdict[], ver: string, int
   return { ...resultsJson(verdicts, { version: ver, artifacts, ...(runHost ? { host: runHost } : {}) }), ...(interrupted ? { ok: false, interrupted } : {}) };
 }
 
-/**
- * results.json and report.html, synchronously (a signal handler calls it too). Each is written whole or
- * not at all (a .part file renamed into place); a failure is one clear error naming the folder and the fix.
- */
+/** results.json, junit.xml and report.html (report-files.ts), also from the signal handler. */
 function writeReportsSync(artifacts: string, verdicts: SuiteVerdict[], ver: string, interrupted?: string): void {
-  const files: Array<[string, () => string]> = [
+  writeFilesSync(artifacts, [
     ['results.json', () => JSON.stringify(runReport(artifacts, verdicts, ver, interrupted), null, 2) + '\n'],
+    ['junit.xml', () => junitReport(verdicts, { suite: 'dmahil run', interrupted })],
     ['report.html', () => htmlReport(verdicts, { version: ver, artifacts, interrupted })],
-  ];
-  for (const [name, text] of files) {
-    const file = path.join(artifacts, name);
-    const part = `${file}.part`;
-    try {
-      fsSync.mkdirSync(artifacts, { recursive: true });
-      fsSync.writeFileSync(part, text());
-      fsSync.renameSync(part, file);
-    } catch (e) {
-      fsSync.rmSync(part, { force: true });
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new EnvironmentError(`cannot write ${file}: ${code === 'ENOSPC' ? 'no space left on device' : (e as Error).message}`, {
-        hint: `free space on the file system of ${artifacts}, or pass --artifacts DIR on one with room`,
-        cause: e,
-      });
-    }
-  }
+  ]);
 }
 
 /** --keep: print how to reach the failed scenario's guest and keep it up until Ctrl-C / SIGTERM. */
@@ -297,6 +195,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'run':
       return run(cmd);
+    case 'explore':
+      return (await exploreCommand(cmd)).code;
     case 'shell':
       return shell(cmd);
     case 'doctor':

@@ -23,6 +23,8 @@ export interface CatalogEntry extends ScenarioCase {
   variant: GuestVariant['id'];
   /** Part of the quick default set that `dmahil run` uses. */
   quick: boolean;
+  /** The command that runs it alone, when not `dmahil run --grep '^name$'` (Verdict.rerun). */
+  rerun?: string;
 }
 
 function entry(variant: GuestVariant['id'], quick: boolean, name: string, s: Partial<Scenario>, extra: Partial<ScenarioCase> = {}): CatalogEntry {

@@ -21,6 +21,8 @@ export interface SuiteOptions {
   jobs?: number;
   /** Why an entry cannot apply on this host (applicability.ts): it is reported skipped with that reason, not run. */
   notApplicable?: (c: CatalogEntry) => string | undefined;
+  /** Asked before each scenario starts: true leaves the rest unrun and unreported (--until-fail). */
+  stop?: () => boolean;
 }
 
 function describeError(e: unknown): string {
@@ -63,7 +65,7 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
     }
     opts.onProgress?.(`running "${c.name}"`);
     const v = await runScenario(session, c);
-    record({ ...v, variant: variant.id });
+    record({ ...v, variant: variant.id, ...(c.rerun ? { rerun: c.rerun } : {}) });
     await opts.source.release(session, v);
   };
 
@@ -73,14 +75,15 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
       if (mine.length > 0) opts.onProgress?.(`${variant.id} guest: ${variant.description}`);
       let next = 0;
       const worker = async (): Promise<void> => {
-        while (next < mine.length) await runOne(variant, mine[next++]!);
+        while (next < mine.length && !opts.stop?.()) await runOne(variant, mine[next++]!);
       };
       await Promise.all(Array.from({ length: Math.min(jobs, mine.length) }, worker));
     }
   } finally {
     await opts.source.close();
   }
-  const byCatalog = (v: SuiteVerdict): number => order.get(entries.find((e) => e.name === v.name && e.variant === v.variant)!) ?? 0;
+  const index = new Map(entries.map((e) => [`${e.variant}\0${e.name}`, order.get(e)!]));
+  const byCatalog = (v: SuiteVerdict): number => index.get(`${v.variant}\0${v.name}`) ?? 0;
   return verdicts.sort((a, b) => byCatalog(a) - byCatalog(b));
 }
 

@@ -37,6 +37,8 @@ export interface Verdict {
   excerpts?: MemoryExcerpt[];
   /** Files this scenario left in the artifacts: excerpts, memory dump, console tail or screen. */
   artifacts?: string[];
+  /** The command that runs it alone, when not `dmahil run --grep '^name$'` (a repro file, a repetition). */
+  rerun?: string;
 }
 
 /** A negative control passes when it is caught for the right reason. */

@@ -13,6 +13,10 @@ export interface HtmlMeta {
   finishedAt?: Date;
   /** Set when the run was interrupted before every scenario ran. */
   interrupted?: string;
+  /** The heading (default "dmahil run"). */
+  title?: string;
+  /** Lines shown above the table (dmahil explore: what was explored and found). */
+  preamble?: string[];
 }
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -33,6 +37,7 @@ details{margin:.4em 0} summary{cursor:pointer}
 .hexgrid .col .gpa{color:#777;font-weight:400}
 .hexline{white-space:pre} .off{color:#888} .diff{background:#ffd0d0;color:#900;font-weight:700}
 .files{font-size:.9em;color:#444} code{background:#f3f3f3;padding:0 .2em}
+.preamble{margin:0 0 1em;font:13px/1.45 ui-monospace,monospace;white-space:pre-wrap}
 `;
 
 function hexColumns(e: MemoryExcerpt): string {
@@ -66,7 +71,7 @@ function scenarioRow(v: SuiteVerdict, i: number): string {
     );
   }
   if (v.artifacts?.length) details.push(`<div class="files">files: ${v.artifacts.map((f) => `<code>${esc(f)}</code>`).join(' ')}</div>`);
-  if (o === 'not-ok') details.push(`<div class="files">re-run alone: <code class="rerun">${esc(rerunCommand(v.name))}</code></div>`);
+  if (o === 'not-ok') details.push(`<div class="files">re-run alone: <code class="rerun">${esc(v.rerun ?? rerunCommand(v.name))}</code></div>`);
   return `<tr class="scenario" id="s${i}" data-name="${esc(v.name)}" data-outcome="${o}">
 <td>${esc(v.variant)}</td><td>${esc(v.name)}<div class="summary">${esc(v.summary)}</div>${details.join('')}</td>
 <td>${esc(expected)}</td><td>${esc(v.status)}${v.trouble ? ` (${esc(v.trouble)})` : ''}</td><td class="time">${formatDuration(v.durationMs)}</td>
@@ -80,11 +85,12 @@ export function htmlReport(verdicts: SuiteVerdict[], meta: HtmlMeta): string {
   const totalS = verdicts.reduce((a, v) => a + v.durationMs, 0) / 1000;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>dmahil ${ok ? 'PASS' : 'FAIL'}: ${t.ok} ok, ${t.notOk} failed</title><style>${CSS}</style></head>
+<title>${esc(meta.title ?? 'dmahil')} ${ok ? 'PASS' : 'FAIL'}: ${t.ok} ok, ${t.notOk} failed</title><style>${CSS}</style></head>
 <body>
-<h1>dmahil run</h1>
+<h1>${esc(meta.title ?? 'dmahil run')}</h1>
 <div class="meta">dmahil ${esc(meta.version)} · ${esc(when)} · ${verdicts.length} scenarios, ${totalS.toFixed(1)} s in scenarios · artifacts <code>${esc(meta.artifacts)}</code></div>
 <div class="banner ${ok ? 'ok' : 'bad'}" id="result">${ok ? 'PASS' : 'FAIL'}: ${t.ok} ok, ${t.notOk} failed, ${t.skipped} skipped${meta.interrupted ? ` — interrupted: ${esc(meta.interrupted)}` : ''}</div>
+${meta.preamble?.length ? `<div class="preamble">${meta.preamble.map((l) => `<div>${esc(l)}</div>`).join('')}</div>` : ''}
 <table class="verdicts"><thead><tr><th>guest</th><th>scenario</th><th>expected</th><th>verdict</th><th>time</th><th></th></tr></thead>
 <tbody>
 ${verdicts.map(scenarioRow).join('\n')}

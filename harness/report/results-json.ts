@@ -38,7 +38,7 @@ export function resultsJson(verdicts: SuiteVerdict[], meta: { version: string; a
       trouble: v.trouble ?? null,
       excerpts: v.excerpts ?? null,
       artifacts: v.artifacts ?? [],
-      rerun: outcome(v) === 'not-ok' ? rerunCommand(v.name) : null,
+      rerun: outcome(v) === 'not-ok' ? (v.rerun ?? rerunCommand(v.name)) : null,
       driver: v.result?.driver ?? null,
       buffers: v.result?.buffers.map((b) => ({ ...b, pages: b.pages.map((p) => `0x${p.toString(16)}`), segments: b.segments.map((s) => ({ ...s, device: `0x${s.device.toString(16)}` })) })) ?? null,
       calls: v.result?.calls ?? null,

@@ -39,7 +39,7 @@ export function verdictTable(rows: TableRow[]): string {
     out.push(line(body[i]!));
     const r = rows[i]!;
     if (outcome(r) !== 'ok' || r.expectFinding) out.push(`    ${r.summary}`);
-    if (outcome(r) === 'not-ok') out.push(`    re-run alone: ${rerunCommand(r.name)}`);
+    if (outcome(r) === 'not-ok') out.push(`    re-run alone: ${r.rerun ?? rerunCommand(r.name)}`);
   }
   return out.join('\n');
 }

@@ -1,0 +1,178 @@
+// dmahil explore: the command around harness/explore. Same checks, guests and report files as
+// `dmahil run` (results.json, junit.xml, report.html, the terminal table), with the minimal failing
+// scenario first, and a repro file for `dmahil run --repro`.
+import path from 'node:path';
+import { CONTRACT_VERSION } from '../contract/scenario.js';
+import { VARIANTS } from '../dma/catalog.js';
+import type { SuiteVerdict } from '../dma/run-suite.js';
+import { UsageError } from '../errors.js';
+import { describeConfirmation, type Confirmation } from '../explore/confirm.js';
+import { explore, exploredSequence, type ExploreResult } from '../explore/explore.js';
+import { caseLabel, caseName, type ExploreCase, type VariantId } from '../explore/generate.js';
+import { ExploreGuests } from '../explore/guests.js';
+import { writeRepro, type Repro } from '../explore/repro.js';
+import type { LinuxGuestOptions } from '../guest/linux/profile.js';
+import { htmlReport } from '../report/html.js';
+import { junitReport } from '../report/junit.js';
+import { resultsJson } from '../report/results-json.js';
+import { tally, verdictTable } from '../report/verdict-table.js';
+import { readWindowsImage } from '../../images/windows/manifest.js';
+import type { ExploreCliOptions } from './args.js';
+import { checkArtifactsRoom, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
+import { stderrProgress } from './progress.js';
+import { writeFilesSync } from './report-files.js';
+
+export interface ExploreCommandOptions extends ExploreCliOptions {
+  /** Not on the command line: the specs' planted-bug test build of the reference guest's driver. */
+  driverOverride?: LinuxGuestOptions['driverOverride'];
+  /** Where the terminal report goes (default stdout). */
+  out?: NodeJS.WritableStream;
+  onProgress?: (m: string) => void;
+}
+
+export interface ExploreCommandResult {
+  code: number;
+  result: ExploreResult;
+  artifacts: string;
+  reproFile?: string;
+  /** The reports' verdicts, minimal case first. */
+  verdicts: SuiteVerdict[];
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+const label = (c: ExploreCase): string => `${c.variant} ${caseName(c)}`;
+
+export async function exploreCommand(opts: ExploreCommandOptions): Promise<ExploreCommandResult> {
+  if (opts.image !== 'linux') readWindowsImage(opts.image);
+  const progress = opts.onProgress ?? stderrProgress(true);
+  const out = opts.out ?? process.stdout;
+  const variants = Object.keys(VARIANTS) as VariantId[];
+  const unfiltered = exploredSequence(opts.seed, variants);
+  if (opts.grep && !Array.from({ length: 2000 }, (_, i) => unfiltered.at(i)).some((c) => opts.grep!.test(caseLabel(c)))) {
+    throw new UsageError(`no explored scenario matches --grep ${opts.grep}`, { hint: 'names look like "bounce from-device streaming 4097 B at offset 0, full sync, seed 7"' });
+  }
+  const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-explore`));
+  checkArtifactsRoom(artifacts);
+  const { qemu, reference } = await preflight(opts.accel, opts.image, progress);
+  const ver = await version();
+  const qemuText = `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`;
+  const { source, pristine } = guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: false, driverOverride: opts.driverOverride });
+  const guests = new ExploreGuests(source, opts.jobs);
+  const limits = [opts.budgetMs !== undefined ? `budget ${seconds(opts.budgetMs)}` : '', opts.runs !== undefined ? `at most ${opts.runs} scenarios` : ''].filter(Boolean).join(', ');
+  progress(`exploring with seed ${opts.seed}${opts.seedGiven ? '' : ` (random; --seed ${opts.seed} explores the same way)`}, ${limits}; artifacts in ${artifacts}`);
+
+  let result: ExploreResult;
+  try {
+    result = await explore({
+      guests,
+      seed: opts.seed,
+      budgetMs: opts.budgetMs,
+      maxRuns: opts.runs,
+      variants,
+      grep: opts.grep,
+      jobs: opts.jobs,
+      pristine,
+      onProgress: progress,
+    });
+  } finally {
+    await guests.close();
+  }
+
+  const f = result.failure;
+  const reproFile = f ? path.join(artifacts, 'repro.json') : undefined;
+  const rerun = reproFile ? `dmahil run --repro ${reproFile}` : undefined;
+  const verdicts: SuiteVerdict[] = [];
+  if (f) {
+    verdicts.push({ ...f.minimalConfirmation.verdict, name: `minimal: ${caseName(f.minimal)}`, rerun });
+    verdicts.push({ ...f.confirmation.verdict, name: `found: ${caseName(f.original)}`, rerun: `dmahil explore --seed ${result.seed}` });
+  }
+  for (const u of result.unconfirmed) verdicts.push({ ...u.verdict, name: `not reproduced on a fresh guest: ${caseName(u.case)}`, rerun: `dmahil explore --seed ${result.seed}` });
+
+  const lines = summaryLines(result, ver, reproFile);
+  if (f && reproFile) {
+    const v = f.minimalConfirmation.verdict;
+    const repro: Repro = {
+      format: 'dmahil-repro',
+      version: 1,
+      contract: CONTRACT_VERSION,
+      name: caseName(f.minimal),
+      variant: f.minimal.variant,
+      scenario: f.minimal.scenario,
+      image: opts.image,
+      verdict: { status: v.status, findings: v.findings.map((x) => x.kind), summary: v.summary },
+      confirmation: confirmationJson(f.minimalConfirmation),
+      explore: { seed: result.seed, index: f.index + 1, shrinkSteps: f.steps.length },
+      versions: { dmahil: ver, qemu: qemuText, guestKernel: reference?.kernelVersion ?? null, driver: v.result ? `${v.result.driver.name} ${v.result.driver.version}` : null },
+      createdAt: new Date().toISOString(),
+    };
+    writeRepro(reproFile, repro);
+  }
+  const ok = !f && result.unconfirmed.length === 0;
+  const report = {
+    ...resultsJson(verdicts, { version: ver, artifacts, host: { qemu: qemuText, edu: null, accel: opts.accel } }),
+    ok,
+    explore: exploreJson(result, reproFile),
+  };
+  if (opts.json) out.write(JSON.stringify(report) + '\n');
+  else {
+    out.write('\n' + lines.join('\n') + '\n');
+    if (verdicts.length > 0) out.write('\n' + verdictTable(verdicts) + '\n');
+    const t = tally(verdicts);
+    out.write(`\n${ok ? 'PASS' : 'FAIL'}: ${result.runs} scenarios explored, ${t.notOk} failing${f ? `; minimal: ${label(f.minimal)}` : ''} — artifacts in ${artifacts}\n`);
+  }
+  writeFilesSync(artifacts, [
+    ['results.json', () => JSON.stringify(report, null, 2) + '\n'],
+    ['junit.xml', () => junitReport(verdicts, { suite: 'dmahil explore' })],
+    ['report.html', () => htmlReport(verdicts, { version: ver, artifacts, title: 'dmahil explore', preamble: lines })],
+  ]);
+  progress(`HTML report: ${path.join(artifacts, 'report.html')}`);
+  return { code: ok ? 0 : 1, result, artifacts, reproFile, verdicts };
+}
+
+function confirmationJson(c: Confirmation) {
+  return { failed: c.failed, repeats: c.repeats, kind: c.kind, pristine: c.pristine };
+}
+
+/** What the terminal, the HTML report and results.json say about the exploration itself. */
+function summaryLines(r: ExploreResult, ver: string, reproFile: string | undefined): string[] {
+  const stopped = r.stoppedBy === 'failure' ? 'stopped at the first confirmed failure' : r.stoppedBy === 'runs' ? 'stopped at --runs' : 'the budget is spent';
+  const lines = [`dmahil ${ver} explored ${r.runs} scenarios in ${seconds(r.exploreMs)} (${r.scenariosPerS.toFixed(1)} scenarios/s) with seed ${r.seed}: ${stopped}`];
+  for (const u of r.unconfirmed) lines.push(`failed once, not reproduced: ${label(u.case)} (${describeConfirmation(u.confirmation)})`);
+  const f = r.failure;
+  if (!f) {
+    if (r.unconfirmed.length === 0) lines.push('no scenario failed');
+    return lines;
+  }
+  lines.push(`found at scenario ${f.index + 1} after ${seconds(f.findMs)}: ${label(f.original)} (${describeConfirmation(f.confirmation)})`);
+  lines.push(`shrunk in ${f.steps.length} steps (${f.shrinkCandidates} candidates tried on the guest, ${seconds(f.shrinkMs)} with the confirmations):`);
+  f.steps.forEach((s, i) => lines.push(`  ${String(i + 1).padStart(3)}. ${label(s.case)}`));
+  lines.push(`minimal: ${label(f.minimal)} (${describeConfirmation(f.minimalConfirmation)})`);
+  lines.push(`  ${f.minimalConfirmation.verdict.summary}`);
+  if (reproFile) lines.push(`repro file: ${reproFile} (dmahil run --repro ${reproFile} replays it alone on a pristine guest)`);
+  return lines;
+}
+
+function exploreJson(r: ExploreResult, reproFile: string | undefined) {
+  const f = r.failure;
+  const kase = (c: ExploreCase) => ({ variant: c.variant, name: caseName(c), scenario: c.scenario });
+  return {
+    seed: r.seed,
+    runs: r.runs,
+    exploreMs: Math.round(r.exploreMs),
+    scenariosPerS: Number(r.scenariosPerS.toFixed(2)),
+    stoppedBy: r.stoppedBy,
+    unconfirmed: r.unconfirmed.map((u) => ({ index: u.index + 1, ...kase(u.case), confirmation: confirmationJson(u.confirmation) })),
+    failure: f
+      ? {
+          index: f.index + 1,
+          found: { ...kase(f.original), confirmation: confirmationJson(f.confirmation) },
+          minimal: { ...kase(f.minimal), confirmation: confirmationJson(f.minimalConfirmation), findings: f.minimalConfirmation.verdict.findings, summary: f.minimalConfirmation.verdict.summary },
+          shrinkPath: f.steps.map((s) => ({ ...kase(s.case), coordinates: s.system })),
+          shrinkCandidates: f.shrinkCandidates,
+          findMs: Math.round(f.findMs),
+          shrinkMs: Math.round(f.shrinkMs),
+          repro: reproFile ?? null,
+        }
+      : null,
+  };
+}

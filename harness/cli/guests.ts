@@ -1,0 +1,135 @@
+// What `dmahil run` and `dmahil explore` share before and around their scenarios: the checks before any
+// guest boots, and the source of guests (a pristine snapshot restore per scenario for the reference
+// guest, a booted guest reused per variant with --boot/--keep or for a Windows golden image).
+import fs from 'node:fs/promises';
+import fsSync from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { GuestVariant } from '../dma/catalog.js';
+import { SnapshotSessionSource } from '../dma/snapshot-session-source.js';
+import { ReusingSessionSource, type SessionSource } from '../dma/session-source.js';
+import type { Verdict } from '../dma/verdict.js';
+import { EnvironmentError } from '../errors.js';
+import { restoreLinuxGuest, startLinuxGuest, type LinuxGuestOptions, type LinuxSession } from '../guest/linux/profile.js';
+import type { GuestSession } from '../guest/session.js';
+import { startWindowsGuest } from '../guest/windows/profile.js';
+import { checkQemu, type QemuInfo } from '../machine/qemu-check.js';
+import { DEFAULT_QEMU_BINARY } from '../machine/cmdline.js';
+import { CHEAP_WAITS } from '../snapshot/index.js';
+import { proveKvm } from './kvm-preflight.js';
+import { buildReferenceImage, type ReferenceImage } from '../../images/linux/build.js';
+import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+export type Accel = 'auto' | 'kvm' | 'tcg';
+
+export async function version(): Promise<string> {
+  const pkg = JSON.parse(await fs.readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function timestamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, '-');
+}
+
+/**
+ * Before any guest boots: a supported QEMU, and where a guest may run under KVM, proof that KVM runs a
+ * Linux kernel (the reference kernel, booted through early boot: firmware alone proves too little).
+ * --accel kvm without it is one line with the fix and exit 2, within seconds; with 'auto' the verdict
+ * is remembered, so a Windows guest then gets TCG and one warning instead of a boot into a broken KVM.
+ * Returns the QEMU and, for the reference guest, its image (the guest kernel's version).
+ */
+export async function preflight(accel: Accel, image: string, progress: (m: string) => void = () => undefined): Promise<{ qemu: QemuInfo; reference?: ReferenceImage }> {
+  const qemu = await checkQemu(DEFAULT_QEMU_BINARY);
+  let reference: ReferenceImage | undefined;
+  if (image === 'linux') {
+    // Both cached; a missing package or a kernel edudma cannot build for is bad input, not a failed scenario.
+    reference = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images'), onProgress: progress });
+    await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress });
+  }
+  // The reference guest's auto is TCG; any other guest that may get KVM first sees KVM run a kernel.
+  if (accel === 'kvm' || (accel === 'auto' && image !== 'linux')) await proveKvm({ repoRoot, qemuBinary: qemu.binary, accel, reference, onProgress: progress });
+  return { qemu, reference };
+}
+
+/**
+ * The least free space a run's artifacts need: serial logs, QEMU logs, QMP transcripts, dmesg, memory
+ * excerpts and the reports of a full catalog come to a few MiB (a memory dump of a hung guest needs more).
+ */
+const ARTIFACTS_MIN_FREE_BYTES = 32 * 1024 * 1024;
+
+/** Refuse, before anything is created or booted, an artifacts folder on a file system without room. */
+export function checkArtifactsRoom(artifacts: string): void {
+  let dir = artifacts;
+  while (!fsSync.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  let free: number;
+  try {
+    const st = fsSync.statfsSync(dir);
+    free = st.bavail * st.bsize;
+  } catch {
+    return; // cannot tell: the writes themselves will say
+  }
+  if (free >= ARTIFACTS_MIN_FREE_BYTES) return;
+  const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  throw new EnvironmentError(`only ${mib(free)} free for the artifacts in ${artifacts} (a run needs at least ${mib(ARTIFACTS_MIN_FREE_BYTES)} for its logs and reports)`, {
+    hint: 'free space on that file system, or pass --artifacts DIR on one with room',
+  });
+}
+
+export interface GuestSourceOptions {
+  image: string;
+  accel: Accel;
+  bootTimeoutMs: number;
+  artifacts: string;
+  progress: (m: string) => void;
+  /** Boot one guest per variant and reuse it (--boot, --keep) instead of restoring per scenario. */
+  reuse: boolean;
+  /** --keep: asked after each scenario of a reused guest. */
+  keep?: (session: GuestSession, verdict: Verdict) => boolean;
+  /** The reference guest with another module or tool (specs: the planted-bug test build). */
+  driverOverride?: LinuxGuestOptions['driverOverride'];
+}
+
+export interface GuestSource {
+  source: SessionSource;
+  /** Is a guest the source hands out now a pristine restore (not a reused guest)? */
+  pristine: (variant: GuestVariant['id']) => boolean;
+}
+
+export function guestSource(o: GuestSourceOptions): GuestSource {
+  // A variant's first boot logs to <artifacts>/<variant>; a later one (the fallback after a failed snapshot,
+  // the replacement of a broken guest) to <variant>/boot-N, so it cannot overwrite the evidence of the first.
+  const boots = new Map<string, number>();
+  const bootDir = (variant: GuestVariant): string => {
+    const n = (boots.get(variant.id) ?? 0) + 1;
+    boots.set(variant.id, n);
+    return n === 1 ? path.join(o.artifacts, variant.id) : path.join(o.artifacts, variant.id, `boot-${n}`);
+  };
+  // Windows guests restore through their own overlay per boot; snapshots are the reference guest's.
+  if (o.image !== 'linux') {
+    const windows = (variant: GuestVariant): Promise<GuestSession> =>
+      startWindowsGuest({ image: o.image, repoRoot, artifactsDir: bootDir(variant), forceBounce: variant.forceBounce, accel: o.accel, bootTimeoutMs: o.bootTimeoutMs, onProgress: o.progress });
+    return { source: new ReusingSessionSource(windows), pristine: () => false };
+  }
+  const boot = (variant: GuestVariant): Promise<LinuxSession> =>
+    startLinuxGuest({
+      repoRoot,
+      cacheDir: path.join(repoRoot, '.cache'),
+      artifactsDir: bootDir(variant),
+      forceBounce: variant.forceBounce,
+      accel: o.accel,
+      bootTimeoutMs: o.bootTimeoutMs,
+      onProgress: o.progress,
+      icount: CHEAP_WAITS,
+      ...(o.driverOverride ? { driverOverride: o.driverOverride } : {}),
+    });
+  if (o.reuse) return { source: new ReusingSessionSource(boot, { keep: o.keep }), pristine: () => false };
+  const source = new SnapshotSessionSource({
+    boot,
+    restore: (snapshot, variant, n) => restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(o.artifacts, variant.id, `restore-${n}`), readyTimeoutMs: o.bootTimeoutMs }),
+    key: (variant) => `linux ${variant.id} accel=${o.accel} icount=${JSON.stringify(CHEAP_WAITS)}${o.driverOverride ? ` driver=${JSON.stringify(o.driverOverride)}` : ''}`,
+    onProgress: o.progress,
+  });
+  return { source, pristine: (variant) => !source.fallbackReasons.has(variant) };
+}
