@@ -466,9 +466,13 @@ static VOID NTAPI csq_cancel_routine(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 	KIRQL irql;
 
 	(void)DeviceObject;
+	PVOID c = Irp->Tail.Overlay.DriverContext[3];
+
 	mk_cancel_lock_release(Irp->CancelIrql);
 	csq_lock(csq, &irql);
 	csq_remove(csq, Irp);
+	if (c != NULL && ((PIO_CSQ_IRP_CONTEXT)c)->Type == IO_TYPE_CSQ_IRP_CONTEXT)
+		((PIO_CSQ_IRP_CONTEXT)c)->Irp = NULL;
 	Irp->Tail.Overlay.DriverContext[3] = NULL;
 	csq_unlock(csq, irql);
 	csq_complete_canceled(csq, Irp);
@@ -493,20 +497,62 @@ NTSTATUS NTAPI mk_IoCsqInitializeEx(PIO_CSQ Csq, PIO_CSQ_INSERT_IRP_EX CsqInsert
 	return STATUS_SUCCESS;
 }
 
+NTSTATUS NTAPI mk_IoCsqInitialize(PIO_CSQ Csq, PIO_CSQ_INSERT_IRP CsqInsertIrp, PIO_CSQ_REMOVE_IRP CsqRemoveIrp,
+				  PIO_CSQ_PEEK_NEXT_IRP CsqPeekNextIrp, PIO_CSQ_ACQUIRE_LOCK CsqAcquireLock,
+				  PIO_CSQ_RELEASE_LOCK CsqReleaseLock, PIO_CSQ_COMPLETE_CANCELED_IRP CsqCompleteCanceledIrp)
+{
+	MK_DDI("IoCsqInitialize");
+
+	mk_irql_le(DISPATCH_LEVEL);
+	Csq->Type = IO_TYPE_CSQ;
+	Csq->CsqInsertIrp = CsqInsertIrp;
+	Csq->CsqRemoveIrp = CsqRemoveIrp;
+	Csq->CsqPeekNextIrp = CsqPeekNextIrp;
+	Csq->CsqAcquireLock = CsqAcquireLock;
+	Csq->CsqReleaseLock = CsqReleaseLock;
+	Csq->CsqCompleteCanceledIrp = CsqCompleteCanceledIrp;
+	Csq->ReservePointer = NULL;
+	return STATUS_SUCCESS;
+}
+
+static void csq_check(PIO_CSQ Csq, const char *ddi)
+{
+	if (Csq->Type != IO_TYPE_CSQ_EX && Csq->Type != IO_TYPE_CSQ)
+		mk_bugcheck("csq-not-initialized", "%s on a queue not set up by IoCsqInitialize(Ex)", ddi);
+}
+
+static NTSTATUS csq_insert(PIO_CSQ Csq, PIRP Irp, PIO_CSQ_IRP_CONTEXT Context, PVOID InsertContext);
+
 NTSTATUS NTAPI mk_IoCsqInsertIrpEx(PIO_CSQ Csq, PIRP Irp, PIO_CSQ_IRP_CONTEXT Context, PVOID InsertContext)
 {
-	KIRQL irql;
-	NTSTATUS st;
 	MK_DDI("IoCsqInsertIrpEx");
 
 	mk_irql_le(DISPATCH_LEVEL);
-	live_irp(Irp, "IoCsqInsertIrpEx");
-	if (Csq->Type != IO_TYPE_CSQ_EX)
-		mk_bugcheck("csq-not-initialized", "IoCsqInsertIrpEx on a queue not set up by IoCsqInitializeEx");
+	return csq_insert(Csq, Irp, Context, InsertContext);
+}
+
+VOID NTAPI mk_IoCsqInsertIrp(PIO_CSQ Csq, PIRP Irp, PIO_CSQ_IRP_CONTEXT Context)
+{
+	MK_DDI("IoCsqInsertIrp");
+
+	mk_irql_le(DISPATCH_LEVEL);
+	csq_insert(Csq, Irp, Context, NULL);
+}
+
+static NTSTATUS csq_insert(PIO_CSQ Csq, PIRP Irp, PIO_CSQ_IRP_CONTEXT Context, PVOID InsertContext)
+{
+	KIRQL irql;
+	NTSTATUS st = STATUS_SUCCESS;
+
+	live_irp(Irp, "IoCsqInsertIrp(Ex)");
+	csq_check(Csq, "IoCsqInsertIrp(Ex)");
 	csq_lock(Csq, &irql);
 	{
 		MK_CALLOUT();
-		st = ((PIO_CSQ_INSERT_IRP_EX)(void (*)(void))Csq->CsqInsertIrp)(Csq, Irp, InsertContext);
+		if (Csq->Type == IO_TYPE_CSQ_EX)
+			st = ((PIO_CSQ_INSERT_IRP_EX)(void (*)(void))Csq->CsqInsertIrp)(Csq, Irp, InsertContext);
+		else
+			Csq->CsqInsertIrp(Csq, Irp);
 	}
 	if (!NT_SUCCESS(st)) {
 		csq_unlock(Csq, irql);
@@ -541,8 +587,7 @@ PIRP NTAPI mk_IoCsqRemoveNextIrp(PIO_CSQ Csq, PVOID PeekContext)
 	MK_DDI("IoCsqRemoveNextIrp");
 
 	mk_irql_le(DISPATCH_LEVEL);
-	if (Csq->Type != IO_TYPE_CSQ_EX)
-		mk_bugcheck("csq-not-initialized", "IoCsqRemoveNextIrp on a queue not set up by IoCsqInitializeEx");
+	csq_check(Csq, "IoCsqRemoveNextIrp");
 	csq_lock(Csq, &irql);
 	for (irp = csq_peek(Csq, NULL, PeekContext); irp != NULL; irp = csq_peek(Csq, irp, PeekContext)) {
 		live_irp(irp, "CsqPeekNextIrp returned");
@@ -555,6 +600,37 @@ PIRP NTAPI mk_IoCsqRemoveNextIrp(PIO_CSQ Csq, PVOID PeekContext)
 	}
 	csq_unlock(Csq, irql);
 	return irp;
+}
+
+PIRP NTAPI mk_IoCsqRemoveIrp(PIO_CSQ Csq, PIO_CSQ_IRP_CONTEXT Context)
+{
+	KIRQL irql;
+	PIRP irp;
+	MK_DDI("IoCsqRemoveIrp");
+
+	mk_irql_le(DISPATCH_LEVEL);
+	csq_check(Csq, "IoCsqRemoveIrp");
+	csq_lock(Csq, &irql);
+	irp = Context->Irp;
+	if (irp != NULL) {
+		live_irp(irp, "IoCsqRemoveIrp");
+		if (IoSetCancelRoutine(irp, NULL) != NULL) {
+			csq_remove(Csq, irp);
+			irp->Tail.Overlay.DriverContext[3] = NULL;
+			Context->Irp = NULL;
+		} else {
+			irp = NULL; /* its cancel routine is running: that removes it */
+		}
+	}
+	csq_unlock(Csq, irql);
+	return irp;
+}
+
+VOID NTAPI mk_IoAcquireCancelSpinLock(PKIRQL Irql)
+{
+	MK_DDI("IoAcquireCancelSpinLock");
+
+	mk_cancel_lock_acquire(Irql);
 }
 
 /* ---- remove locks ---- */

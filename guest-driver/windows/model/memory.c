@@ -305,6 +305,15 @@ VOID NTAPI mk_ExFreePoolWithTag(PVOID P, ULONG Tag)
 			    (unsigned long)had);
 }
 
+VOID NTAPI mk_ExFreePool(PVOID P)
+{
+	MK_DDI("ExFreePool");
+
+	mk_irql_le(DISPATCH_LEVEL);
+	if (P == NULL || !mk_mem_free(MK_ALLOC_POOL, P, NULL))
+		mk_bugcheck("pool-free-invalid", "ExFreePool(%p): not the start of a live pool allocation", P);
+}
+
 /* ---- MDLs ---- */
 
 struct mk_mdl {

@@ -124,6 +124,8 @@ void mk_sched_reset(void);
  */
 int mk_world_run(int (*done)(void *), void *arg, uint64_t deadline);
 void mk_run_all_dpcs(void);
+void mk_check_no_workitem_for(PDEVICE_OBJECT dev);
+void mk_workitems_check_leaks(void);
 int mk_event_signaled(PKEVENT e);
 void mk_event_set_impl(PKEVENT e);
 

@@ -8,6 +8,7 @@
 #ifndef MK_IMPORTS_H
 #define MK_IMPORTS_H
 
+/* The driver's imports today, then routines a fixed driver is likely to add (so it still links). */
 #define MK_IMPORT_LIST(X) \
 	X(DbgPrintEx) \
 	X(ExAcquireFastMutex) \
@@ -66,7 +67,24 @@
 	X(RtlInitUnicodeString) \
 	X(ZwClose) \
 	X(ZwCreateFile) \
-	X(ZwWriteFile)
+	X(ZwWriteFile) \
+	X(ExFreePool) \
+	X(KeRemoveQueueDpc) \
+	X(KeResetEvent) \
+	X(KeReadStateTimer) \
+	X(KeSetTimerEx) \
+	X(IoAcquireCancelSpinLock) \
+	X(IoCsqInitialize) \
+	X(IoCsqInsertIrp) \
+	X(IoCsqRemoveIrp) \
+	X(IoAllocateWorkItem) \
+	X(IoQueueWorkItem) \
+	X(IoFreeWorkItem) \
+	X(KeSynchronizeExecution) \
+	X(KeAcquireInterruptSpinLock) \
+	X(KeReleaseInterruptSpinLock) \
+	X(ObfReferenceObject) \
+	X(KeStallExecutionProcessor)
 
 #define MK_DECLARE_IMPORT(name) extern __typeof__(name) mk_##name;
 MK_IMPORT_LIST(MK_DECLARE_IMPORT)

@@ -162,6 +162,7 @@ VOID NTAPI mk_IoDeleteDevice(PDEVICE_OBJECT DeviceObject)
 		 (void *)DeviceObject);
 	mk_check_no_dpc_in(DeviceObject, o->bytes, "dpc-after-delete", what);
 	mk_remove_locks_check_in(DeviceObject, o->bytes);
+	mk_check_no_workitem_for(DeviceObject);
 	for (link = &DeviceObject->DriverObject->DeviceObject; *link != NULL; link = &(*link)->NextDevice)
 		if (*link == DeviceObject) {
 			*link = DeviceObject->NextDevice;
@@ -242,6 +243,19 @@ LONG_PTR FASTCALL mk_ObfDereferenceObject(PVOID Object)
 		mk_bugcheck("object-over-dereference", "ObDereferenceObject(%p) without a reference the driver took", Object);
 	o->refs--;
 	o->obj->ReferenceCount--;
+	return o->refs;
+}
+
+LONG_PTR FASTCALL mk_ObfReferenceObject(PVOID Object)
+{
+	struct mk_devobj *o = mk_devobj_of((PDEVICE_OBJECT)Object);
+	MK_DDI("ObfReferenceObject");
+
+	mk_irql_le(DISPATCH_LEVEL);
+	if (o == NULL)
+		mk_bugcheck("object-invalid", "ObReferenceObject(%p): the model knows only device objects here", Object);
+	o->refs++;
+	o->obj->ReferenceCount++;
 	return o->refs;
 }
 
@@ -478,6 +492,59 @@ VOID NTAPI mk_IoDisconnectInterruptEx(PIO_DISCONNECT_INTERRUPT_PARAMETERS Parame
 	}
 	os_retire(irq.kint, PAGE_SIZE);
 	mk_retired_add(irq.kint, PAGE_SIZE, "interrupt-touched-after-disconnect", "the interrupt object");
+}
+
+static void check_kinterrupt(PKINTERRUPT i)
+{
+	if (!irq.connected || i != irq.kint)
+		mk_bugcheck("interrupt-not-connected", "interrupt object %p is not the connected interrupt", (void *)i);
+}
+
+BOOLEAN NTAPI mk_KeSynchronizeExecution(PKINTERRUPT Interrupt, PKSYNCHRONIZE_ROUTINE SynchronizeRoutine,
+					 PVOID SynchronizeContext)
+{
+	KIRQL old;
+	BOOLEAN r;
+	MK_DDI("KeSynchronizeExecution");
+
+	mk_irql_le(MK_DIRQL);
+	check_kinterrupt(Interrupt);
+	old = mk_cpu->irql;
+	mk_cpu->irql = MK_DIRQL;
+	{
+		MK_CALLOUT();
+		r = SynchronizeRoutine(SynchronizeContext);
+	}
+	if (mk_cpu->irql != MK_DIRQL)
+		mk_bugcheck_at("wrong-irql", "SynchronizeRoutine", (ULONG_PTR)SynchronizeRoutine,
+			       "the synchronize routine returned at IRQL %u", (unsigned)mk_cpu->irql);
+	mk_cpu->irql = old;
+	return r;
+}
+
+KIRQL NTAPI mk_KeAcquireInterruptSpinLock(PKINTERRUPT Interrupt)
+{
+	KIRQL old;
+	MK_DDI("KeAcquireInterruptSpinLock");
+
+	mk_irql_le(MK_DIRQL);
+	check_kinterrupt(Interrupt);
+	old = mk_cpu->irql;
+	mk_cpu->irql = MK_DIRQL;
+	mk_cpu->spinlocks++;
+	return old;
+}
+
+VOID NTAPI mk_KeReleaseInterruptSpinLock(PKINTERRUPT Interrupt, KIRQL OldIrql)
+{
+	MK_DDI("KeReleaseInterruptSpinLock");
+
+	check_kinterrupt(Interrupt);
+	mk_irql_eq(MK_DIRQL);
+	if (mk_cpu->spinlocks <= 0)
+		mk_bugcheck("spin-lock-not-held", "KeReleaseInterruptSpinLock without the lock");
+	mk_cpu->spinlocks--;
+	mk_cpu->irql = OldIrql;
 }
 
 int mk_interrupt_connected(void)

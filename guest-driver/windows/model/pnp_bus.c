@@ -311,6 +311,7 @@ static void unload(void)
 	mk_interrupt_check_leaks();
 	mk_edu_check_leaks();
 	mk_misc_check_leaks();
+	mk_workitems_check_leaks();
 	mk_mdl_check_leaks();
 	mk_mem_check_leaks();
 	if (interface_refs != 0)

@@ -32,7 +32,7 @@ struct qdpc {
 };
 struct qtimer {
 	PKTIMER timer;
-	uint64_t due, seq;
+	uint64_t due, seq, period;
 	PKDPC dpc;
 	ULONG_PTR caller;
 };
@@ -135,8 +135,17 @@ BOOLEAN NTAPI mk_KeInsertQueueDpc(PRKDPC Dpc, PVOID SystemArgument1, PVOID Syste
 
 static void run_dpc(int i)
 {
+	static uint64_t at = ~0ull, runs;
 	PKDPC d = dpcq[i].dpc;
 	struct mk_cpu c;
+
+	if (at != mk_now) {
+		at = mk_now;
+		runs = 0;
+	}
+	if (++runs > 1000000)
+		mk_bugcheck_at("dpc-livelock", "DPC", (ULONG_PTR)d->DeferredRoutine,
+			       "a million DPCs ran without time passing: a DPC that queues itself");
 
 	memmove(&dpcq[i], &dpcq[i + 1], (size_t)(ndpc - i - 1) * sizeof(dpcq[0]));
 	ndpc--;
@@ -148,6 +157,20 @@ static void run_dpc(int i)
 		d->DeferredRoutine(d, d->DeferredContext, d->SystemArgument1, d->SystemArgument2);
 	}
 	mk_cpu_pop(&c, "DPC", (ULONG_PTR)d->DeferredRoutine);
+}
+
+BOOLEAN NTAPI mk_KeRemoveQueueDpc(PRKDPC Dpc)
+{
+	int i;
+	MK_DDI("KeRemoveQueueDpc");
+
+	i = dpc_index(Dpc);
+	if (i < 0)
+		return FALSE;
+	memmove(&dpcq[i], &dpcq[i + 1], (size_t)(ndpc - i - 1) * sizeof(dpcq[0]));
+	ndpc--;
+	Dpc->DpcData = NULL;
+	return TRUE;
 }
 
 void mk_run_all_dpcs(void)
@@ -185,17 +208,18 @@ static uint64_t due_of(LARGE_INTEGER d)
 	return (uint64_t)d.QuadPart < mk_now ? mk_now : (uint64_t)d.QuadPart;
 }
 
-BOOLEAN NTAPI mk_KeSetTimer(PKTIMER Timer, LARGE_INTEGER DueTime, PKDPC Dpc)
+static BOOLEAN set_timer(PKTIMER Timer, LARGE_INTEGER DueTime, LONG Period, PKDPC Dpc)
 {
 	int i;
 	BOOLEAN was;
-	MK_DDI("KeSetTimer");
 
 	mk_irql_le(DISPATCH_LEVEL);
 	if (Timer->Header.Type != TIMER_NOTIFICATION && Timer->Header.Type != TIMER_SYNCHRONIZATION)
 		mk_bugcheck("timer-not-initialized", "timer %p was never initialized", (void *)Timer);
 	if (Dpc != NULL && (Dpc->Type != DPC_OBJECT || Dpc->DeferredRoutine == NULL))
 		mk_bugcheck("dpc-not-initialized", "KeSetTimer with DPC %p, never initialized", (void *)Dpc);
+	if (Period < 0)
+		mk_bugcheck("invalid-parameter", "KeSetTimerEx period %ld", (long)Period);
 	i = timer_index(Timer);
 	was = i >= 0;
 	if (i < 0) {
@@ -206,11 +230,34 @@ BOOLEAN NTAPI mk_KeSetTimer(PKTIMER Timer, LARGE_INTEGER DueTime, PKDPC Dpc)
 	timers[i].timer = Timer;
 	timers[i].due = due_of(DueTime);
 	timers[i].seq = timer_seq++;
+	timers[i].period = (uint64_t)Period * 10000;
 	timers[i].dpc = Dpc;
 	timers[i].caller = mk_ddi_top->caller;
 	Timer->Header.SignalState = 0;
 	Timer->Dpc = Dpc;
+	Timer->Period = (ULONG)Period;
 	return was;
+}
+
+BOOLEAN NTAPI mk_KeSetTimer(PKTIMER Timer, LARGE_INTEGER DueTime, PKDPC Dpc)
+{
+	MK_DDI("KeSetTimer");
+
+	return set_timer(Timer, DueTime, 0, Dpc);
+}
+
+BOOLEAN NTAPI mk_KeSetTimerEx(PKTIMER Timer, LARGE_INTEGER DueTime, LONG Period, PKDPC Dpc)
+{
+	MK_DDI("KeSetTimerEx");
+
+	return set_timer(Timer, DueTime, Period, Dpc);
+}
+
+BOOLEAN NTAPI mk_KeReadStateTimer(PKTIMER Timer)
+{
+	MK_DDI("KeReadStateTimer");
+
+	return Timer->Header.SignalState != 0;
 }
 
 BOOLEAN NTAPI mk_KeCancelTimer(PKTIMER Timer)
@@ -242,7 +289,12 @@ static void fire_timers(void)
 		{
 			struct qtimer t = timers[best];
 
-			timers[best] = timers[--ntimers];
+			if (t.period != 0) {
+				timers[best].due += t.period; /* periodic: stays set */
+				timers[best].seq = timer_seq++;
+			} else {
+				timers[best] = timers[--ntimers];
+			}
 			t.timer->Header.SignalState = 1;
 			mk_trace("timer %p expired", (void *)t.timer);
 			if (t.dpc != NULL)
@@ -305,6 +357,18 @@ VOID NTAPI mk_KeClearEvent(PRKEVENT Event)
 	Event->Header.SignalState = 0;
 }
 
+LONG NTAPI mk_KeResetEvent(PRKEVENT Event)
+{
+	LONG prev;
+	MK_DDI("KeResetEvent");
+
+	mk_irql_le(DISPATCH_LEVEL);
+	check_event(Event);
+	prev = Event->Header.SignalState;
+	Event->Header.SignalState = 0;
+	return prev;
+}
+
 static int obj_signaled(void *o)
 {
 	return ((DISPATCHER_HEADER *)o)->SignalState != 0;
@@ -357,6 +421,19 @@ NTSTATUS NTAPI mk_KeDelayExecutionThread(KPROCESSOR_MODE WaitMode, BOOLEAN Alert
 	return STATUS_SUCCESS;
 }
 
+/* A busy wait: time passes and the edu moves on, but this CPU runs nothing else. */
+VOID NTAPI mk_KeStallExecutionProcessor(ULONG MicroSeconds)
+{
+	MK_DDI("KeStallExecutionProcessor");
+
+	if (MicroSeconds > 50)
+		mk_bugcheck("invalid-parameter", "KeStallExecutionProcessor(%lu): the docs allow at most 50 us",
+			    (unsigned long)MicroSeconds);
+	mk_now += (uint64_t)MicroSeconds * 10;
+	if (mk_edu_next_due() <= mk_now)
+		mk_edu_fire(mk_now);
+}
+
 LARGE_INTEGER NTAPI mk_KeQueryPerformanceCounter(PLARGE_INTEGER PerformanceFrequency)
 {
 	LARGE_INTEGER now;
@@ -366,6 +443,112 @@ LARGE_INTEGER NTAPI mk_KeQueryPerformanceCounter(PLARGE_INTEGER PerformanceFrequ
 		PerformanceFrequency->QuadPart = 10000000; /* the virtual clock counts 100 ns */
 	now.QuadPart = (LONGLONG)mk_now;
 	return now;
+}
+
+/* ---- work items: a system worker thread at PASSIVE_LEVEL, run by the world ---- */
+
+struct mk_workitem {
+	PDEVICE_OBJECT dev;
+	PIO_WORKITEM_ROUTINE routine;
+	PVOID context;
+	int queued;
+	ULONG_PTR caller;
+	struct mk_workitem *next;
+};
+static struct mk_workitem *workitems;
+
+PIO_WORKITEM NTAPI mk_IoAllocateWorkItem(PDEVICE_OBJECT DeviceObject)
+{
+	struct mk_workitem *w;
+	MK_DDI("IoAllocateWorkItem");
+
+	mk_irql_le(DISPATCH_LEVEL);
+	if (mk_devobj_of(DeviceObject) == NULL)
+		mk_bugcheck("invalid-device-object", "IoAllocateWorkItem(%p)", (void *)DeviceObject);
+	w = os_alloc_private(sizeof(*w));
+	w->dev = DeviceObject;
+	w->caller = mk_ddi_top->caller;
+	w->next = workitems;
+	workitems = w;
+	return (PIO_WORKITEM)w;
+}
+
+static struct mk_workitem *live_workitem(PIO_WORKITEM I)
+{
+	struct mk_workitem *w;
+
+	for (w = workitems; w != NULL; w = w->next)
+		if ((PIO_WORKITEM)w == I)
+			return w;
+	mk_bugcheck("workitem-invalid", "work item %p is not allocated (freed?)", (void *)I);
+}
+
+VOID NTAPI mk_IoQueueWorkItem(PIO_WORKITEM IoWorkItem, PIO_WORKITEM_ROUTINE WorkerRoutine, WORK_QUEUE_TYPE QueueType,
+			      PVOID Context)
+{
+	struct mk_workitem *w;
+	MK_DDI("IoQueueWorkItem");
+
+	(void)QueueType;
+	mk_irql_le(DISPATCH_LEVEL);
+	w = live_workitem(IoWorkItem);
+	if (w->queued)
+		mk_bugcheck("workitem-queued-twice", "IoQueueWorkItem of a work item that is still queued");
+	w->routine = WorkerRoutine;
+	w->context = Context;
+	w->queued = 1;
+}
+
+VOID NTAPI mk_IoFreeWorkItem(PIO_WORKITEM IoWorkItem)
+{
+	struct mk_workitem *w, **pp;
+	MK_DDI("IoFreeWorkItem");
+
+	mk_irql_le(DISPATCH_LEVEL);
+	w = live_workitem(IoWorkItem);
+	if (w->queued)
+		mk_bugcheck("workitem-freed-while-queued", "IoFreeWorkItem of a work item that is still queued");
+	for (pp = &workitems; *pp != w; pp = &(*pp)->next)
+		;
+	*pp = w->next;
+	os_retire(w, sizeof(*w));
+	mk_retired_add(w, sizeof(*w), "workitem-touched-after-free", "a freed work item");
+}
+
+static int run_workitem(void)
+{
+	struct mk_workitem *w;
+	struct mk_cpu c;
+
+	if (mk_cpu->irql > PASSIVE_LEVEL || !mk_cpu_idle_safe())
+		return 0;
+	for (w = workitems; w != NULL && !w->queued; w = w->next)
+		;
+	if (w == NULL)
+		return 0;
+	w->queued = 0;
+	mk_cpu_push(&c, PASSIVE_LEVEL, "a system worker thread");
+	{
+		MK_CALLOUT();
+		w->routine(w->dev, w->context);
+	}
+	mk_cpu_pop(&c, "WorkItem", (ULONG_PTR)w->routine);
+	return 1;
+}
+
+void mk_check_no_workitem_for(PDEVICE_OBJECT dev)
+{
+	struct mk_workitem *w;
+
+	for (w = workitems; w != NULL; w = w->next)
+		if (w->dev == dev && w->queued)
+			mk_bugcheck("workitem-after-delete", "IoDeleteDevice while a work item for the device is queued");
+}
+
+void mk_workitems_check_leaks(void)
+{
+	if (workitems != NULL)
+		mk_bugcheck_at("workitem-leak", "DriverUnload", workitems->caller, "a work item was never freed");
 }
 
 /* ---- the world ---- */
@@ -402,6 +585,8 @@ int mk_world_run(int (*done)(void *), void *arg, uint64_t deadline)
 			run_dpc(0);
 			continue;
 		}
+		if (run_workitem())
+			continue;
 		t = next_event();
 		if (t == MK_FOREVER && mk_slow_cancel_pending()) {
 			mk_slow_cancel_run(); /* nothing else will happen: the stalled canceller goes on */
@@ -414,6 +599,8 @@ int mk_world_run(int (*done)(void *), void *arg, uint64_t deadline)
 		}
 		if (t > mk_now)
 			mk_now = t;
+		if (mk_now > MK_MS(7ull * 24 * 3600 * 1000))
+			mk_bugcheck_at("model-time-runaway", "world", 0, "a week of virtual time passed: the driver polls forever");
 		if (mk_edu_next_due() <= mk_now) {
 			mk_edu_fire(mk_now);
 			while (mk_interrupt_deliver())
