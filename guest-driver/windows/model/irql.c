@@ -12,11 +12,10 @@
  */
 #include "mk.h"
 
-static struct mk_cpu thread0 = { PASSIVE_LEVEL, 1, 0, 0, 0, "the thread", NULL };
+static struct mk_cpu thread0 = { PASSIVE_LEVEL, PASSIVE_LEVEL, 1, 0, 0, 0, "the thread", NULL };
 struct mk_cpu *mk_cpu = &thread0;
 static int next_cpu_id = 2;
 static int cancel_owner; /* cpu id holding the cancel spin lock */
-static KIRQL floor_of[64];
 
 #define SPIN_OWNER(c) ((((ULONG_PTR)(c)->id) << 1) | 1)
 
@@ -34,26 +33,26 @@ void __writecr8(unsigned long long v)
 	if (v < DISPATCH_LEVEL && mk_cpu->spinlocks > 0)
 		mk_bugcheck_at("irql-lowered-holding-spin-lock", "KeLowerIrql", ret,
 			       "IRQL lowered to %llu while %d spin lock(s) are held", v, mk_cpu->spinlocks);
-	if (mk_cpu->prev != NULL && v < floor_of[mk_cpu->id & 63])
+	if (v < mk_cpu->floor)
 		mk_bugcheck_at("wrong-irql", "KeLowerIrql", ret, "IRQL lowered to %llu inside %s (entered at %u)", v,
-			       mk_cpu->what, (unsigned)floor_of[mk_cpu->id & 63]);
+			       mk_cpu->what, (unsigned)mk_cpu->floor);
 	mk_cpu->irql = (KIRQL)v;
 }
 
 void mk_cpu_push(struct mk_cpu *c, KIRQL irql, const char *what)
 {
 	c->irql = irql;
+	c->floor = irql;
 	c->id = next_cpu_id++;
 	c->spinlocks = c->fastmutexes = c->cancel_lock = 0;
 	c->what = what;
 	c->prev = mk_cpu;
-	floor_of[c->id & 63] = irql;
 	mk_cpu = c;
 }
 
 void mk_cpu_pop(struct mk_cpu *c, const char *rule_ddi, ULONG_PTR caller)
 {
-	KIRQL entry = floor_of[c->id & 63];
+	KIRQL entry = c->floor;
 
 	if (c->irql != entry)
 		mk_bugcheck_at("wrong-irql", rule_ddi, caller, "%s returned at IRQL %u, entered at %u", c->what,

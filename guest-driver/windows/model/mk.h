@@ -89,6 +89,7 @@ int mk_exception(struct os_exc *x);
 /* A CPU context: the thread, or a DPC, an ISR or another thread the model runs nested. */
 struct mk_cpu {
 	KIRQL irql;
+	KIRQL floor; /* the IRQL it was entered at: it may not go below it */
 	int id;
 	int spinlocks;   /* executive spin locks held */
 	int fastmutexes;
