@@ -46,6 +46,10 @@ async function run(opts: RunOptions): Promise<number> {
   if (repro) {
     const now = { image: opts.image, qemu: `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`, guestKernel: reference?.kernelVersion ?? null, dmahil: ver };
     for (const d of reproDifferences(repro.repro, now)) progress(`note: the repro was ${d}`);
+    const c = repro.repro.confirmation;
+    if (c.kind === 'flaky' && opts.repeat === 1) {
+      progress(`note: this failure is flaky (it failed ${c.failed} of ${c.repeats} repeats on one guest): --repeat ${c.repeats} --until-fail --boot repeats it on one guest`);
+    }
   }
   // Measured, not assumed from the version: does this QEMU's edu give each control something to catch?
   const edu = entries.some(needsEduBehaviour) ? await probeEduBehaviour(DEFAULT_QEMU_BINARY) : undefined;
