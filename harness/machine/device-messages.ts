@@ -32,7 +32,8 @@ export type DeviceModelMessage =
 
 export type DeviceModelMessageKind = DeviceModelMessage['kind'];
 
-const EDU_CLAMP = /^EDU: clamping DMA (0x[0-9a-fA-F]+) to (0x[0-9a-fA-F]+)!/;
+// printf's %#.16lx writes zero without the 0x: a clamp to address 0 reads "to 0000000000000000!".
+const EDU_CLAMP = /^EDU: clamping DMA (0x[0-9a-fA-F]+|0+) to (0x[0-9a-fA-F]+|0+)!/;
 const HW_ERROR = /^qemu: hardware error: (.*)$/;
 const EDU_RANGE = /EDU: DMA range (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+) out of bounds \((0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\)/;
 const INVALID_ACCESS = /^Invalid (read|write) at addr (0x[0-9a-fA-F]+), size (\d+), region '([^']*)', reason: (.*)$/;
@@ -76,7 +77,7 @@ export function parseDeviceModelLine(line: string, stream: OutputStream, at: num
  * A complete edu message anywhere in the text (it ends with "!", newline or not): a clamp, or QEMU 9.1+'s
  * logged range error. Not 7.2's range error, which follows "qemu: hardware error: " on its own line.
  */
-const EDU_MESSAGE_ANYWHERE = /(?<!hardware error: )EDU: (?:clamping DMA 0x[0-9a-fA-F]+ to 0x[0-9a-fA-F]+|DMA range 0x[0-9a-fA-F]+-0x[0-9a-fA-F]+ out of bounds \(0x[0-9a-fA-F]+-0x[0-9a-fA-F]+\))!/;
+const EDU_MESSAGE_ANYWHERE = /(?<!hardware error: )EDU: (?:clamping DMA (?:0x[0-9a-fA-F]+|0+) to (?:0x[0-9a-fA-F]+|0+)|DMA range 0x[0-9a-fA-F]+-0x[0-9a-fA-F]+ out of bounds \(0x[0-9a-fA-F]+-0x[0-9a-fA-F]+\))!/;
 
 /**
  * Splits an output stream into records across chunk boundaries: at each newline, and around each

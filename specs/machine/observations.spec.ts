@@ -10,6 +10,14 @@ describe('machine/device-model messages', () => {
     const m = parseDeviceModelLine('EDU: clamping DMA 0x0000000010001000 to 0x0000000000001000!', 'stdout', 5);
     expect(m).to.deep.include({ kind: 'edu-clamp', from: 0x10001000n, to: 0x1000n, at: 5, stream: 'stdout' });
   });
+  it('parses a clamp to address 0, which printf writes without the 0x', () => {
+    const m = parseDeviceModelLine('EDU: clamping DMA 0x0000000010000000 to 0000000000000000!', 'stderr', 5);
+    expect(m).to.deep.include({ kind: 'edu-clamp', from: 0x10000000n, to: 0n });
+    const lines: string[] = [];
+    const s = new LineSplitter((l) => lines.push(l));
+    s.push('EDU: clamping DMA 0x0000000010000000 to 0000000000000000!EDU: clamping DMA 0x1 to 0x1!');
+    expect(lines).to.deep.equal(['EDU: clamping DMA 0x0000000010000000 to 0000000000000000!', 'EDU: clamping DMA 0x1 to 0x1!']);
+  });
   it('parses hw_error lines, with the edu range when it is one', () => {
     const line = 'qemu: hardware error: EDU: DMA range 0x0000000000040000-0x0000000000040fff out of bounds (0x0000000000040000-0x0000000000040fff)!';
     const m = parseDeviceModelLine(line, 'stderr', 1);
