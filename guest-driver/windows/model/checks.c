@@ -121,15 +121,21 @@ static struct mk_req *go_async(struct dmactl_backend *b, uint32_t handle, struct
 				 sizeof(*r));
 }
 
-static void run_held(struct dmactl_backend *b, const struct dmahil_scenario *s, struct dmahil_result *r)
+/* Returns 0 when the driver refused the run as busy and busy_ok allows that answer. */
+static int run_held(struct dmactl_backend *b, const struct dmahil_scenario *s, struct dmahil_result *r, int busy_ok)
 {
 	struct mk_req *q = go_async(b, prepare(b, s, r), r);
 
 	if (!mk_req_wait(q, MK_FOREVER))
 		finish(0, "a held run did not complete");
+	if (busy_ok && NT_SUCCESS(q->status) && r->status == DMAHIL_E_BUSY) {
+		mk_req_free(q);
+		return 0;
+	}
 	if (!NT_SUCCESS(q->status) || r->status != DMAHIL_OK)
 		finish(0, "a held run failed: 0x%08lx %.128s", (unsigned long)q->status, r->message);
 	mk_req_free(q);
+	return 1;
 }
 
 static void release(struct dmactl_backend *b, uint32_t handle)
@@ -142,14 +148,21 @@ static void release(struct dmactl_backend *b, uint32_t handle)
 
 /* ---- L2: a held run's map registers and the RUN queued behind them ---- */
 
-static void map_register_hog(struct dmactl_backend *b)
+/*
+ * 64 KiB, 16 pages per buffer: the driver's whole window; kept mapped until release. A driver may refuse
+ * the second holder as busy (it knows the first keeps map registers): that answer is as good as any.
+ * Returns how many runs hold map registers.
+ */
+static int map_register_hog(struct dmactl_backend *b)
 {
-	/* 64 KiB, 16 pages per buffer: the driver's whole window; kept mapped until release */
 	struct dmahil_scenario s = scenario(DMAHIL_DIR_ROUND_TRIP, DMAHIL_METHOD_SCATTER_GATHER, DMAHIL_FAULT_SKIP_SYNC,
 					    65536, 0);
 
-	run_held(b, &s, &results[0]);
-	run_held(b, &s, &results[1]);
+	run_held(b, &s, &results[0], 0);
+	if (!run_held(b, &s, &results[1], 1)) {
+		return 1;
+	}
+	return 2;
 }
 
 static int held_run(int cancel_first)
@@ -159,10 +172,10 @@ static int held_run(int cancel_first)
 	struct mk_req *q;
 	uint64_t t0;
 	char how[300] = "";
-	int waited;
+	int waited, hogs;
 
 	b = open_device();
-	map_register_hog(b);
+	hogs = map_register_hog(b);
 	t0 = mk_now;
 	q = go_async(b, prepare(b, &s, &results[2]), &results[2]);
 	waited = mk_dma_waiting() > 0;
@@ -213,8 +226,9 @@ static int held_run(int cancel_first)
 		release(b, results[2].handle);
 	interleave[0] = 0;
 	dmactl_backend_close(b);
-	finish(1, "the RUN behind two held runs (%u map registers in the HAL's pool) %s; after release and close nothing "
-		  "leaked", mk_cfg.map_pool, how);
+	finish(1, "the RUN behind %s (%u map registers in the HAL's pool) %s; after release and close nothing "
+		  "leaked", hogs == 2 ? "two held runs" : "a held run (the driver refused a second as busy)", mk_cfg.map_pool,
+	       how);
 }
 
 /* ---- W1: a DPC still queued when REMOVE deletes the device ---- */

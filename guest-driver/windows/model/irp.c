@@ -569,8 +569,11 @@ static NTSTATUS csq_insert(PIO_CSQ Csq, PIRP Irp, PIO_CSQ_IRP_CONTEXT Context, P
 	IoMarkIrpPending(Irp);
 	IoSetCancelRoutine(Irp, csq_cancel_routine);
 	if (Irp->Cancel && IoSetCancelRoutine(Irp, NULL) != NULL) {
-		/* cancelled before it was queued: it leaves again, completed as cancelled */
+		/* cancelled before it was queued: it leaves again, completed as cancelled, and the context lets
+		 * go of it, so a later IoCsqRemoveIrp returns NULL (as the WRK's cancelapi.c does) */
 		csq_remove(Csq, Irp);
+		if (Context != NULL)
+			Context->Irp = NULL;
 		Irp->Tail.Overlay.DriverContext[3] = NULL;
 		csq_unlock(Csq, irql);
 		csq_complete_canceled(Csq, Irp);
