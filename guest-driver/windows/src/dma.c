@@ -68,7 +68,11 @@ VOID EduDmaStop(PEDU_DEVICE Dev)
 ULONG EduFaultsSupported(PEDU_DEVICE Dev)
 {
 	ULONG f = (1u << DMAHIL_FAULT_NONE) | (1u << DMAHIL_FAULT_SKIP_SYNC) | (1u << DMAHIL_FAULT_WRONG_DIRECTION) |
-		  (1u << DMAHIL_FAULT_READ_BEFORE_COMPLETION) | (1u << DMAHIL_FAULT_ADDR_BEYOND_MASK);
+		  (1u << DMAHIL_FAULT_READ_BEFORE_COMPLETION);
+
+	/* bit 28 is beyond a 28-bit mask only: a v2 adapter says 32 bits, and the edu's registers take no more */
+	if (Dev->DmaMaskBits == DMAHIL_EDU_DMA_BITS)
+		f |= 1u << DMAHIL_FAULT_ADDR_BEYOND_MASK;
 
 	if (Dev->FlushDmaBuffer != NULL)
 		f |= 1u << DMAHIL_FAULT_SKIP_FLUSH_DMA_BUFFER;
@@ -145,7 +149,7 @@ static NTSTATUS EduBufferAlloc(PEDU_RUN Run, ULONG Index, ULONG Role, ULONG Kind
 		EduCall(Run, "AllocateCommonBuffer", b->Base != NULL ? STATUS_SUCCESS : STATUS_INSUFFICIENT_RESOURCES);
 	} else {
 		/* pool allocations of a page or more are page-aligned */
-		b->Base = (PUCHAR)ExAllocatePoolWithTag(EduNonPagedPool, b->AllocLength, EDU_TAG);
+		b->Base = (PUCHAR)EduAllocateNonPaged(b->AllocLength);
 	}
 	if (b->Base == NULL) {
 		EduRunFail(Run, DMAHIL_E_NOMEM, "%s buffer of %lu bytes: allocation failed",
@@ -215,11 +219,11 @@ NTSTATUS EduRunCreate(PEDU_DEVICE Dev, const struct dmahil_scenario *S, PFILE_OB
 	PEDU_RUN run;
 	NTSTATUS status = STATUS_SUCCESS;
 
-	run = (PEDU_RUN)ExAllocatePoolWithTag(EduNonPagedPool, sizeof(*run), EDU_TAG);
+	run = (PEDU_RUN)EduAllocateNonPaged(sizeof(*run));
 	if (run == NULL)
 		return STATUS_INSUFFICIENT_RESOURCES;
 	RtlZeroMemory(run, sizeof(*run));
-	run->Result = (struct dmahil_result *)ExAllocatePoolWithTag(EduNonPagedPool, sizeof(*run->Result), EDU_TAG);
+	run->Result = (struct dmahil_result *)EduAllocateNonPaged(sizeof(*run->Result));
 	if (run->Result == NULL) {
 		ExFreePoolWithTag(run, EDU_TAG);
 		return STATUS_INSUFFICIENT_RESOURCES;
@@ -256,6 +260,11 @@ NTSTATUS EduRunCreate(PEDU_DEVICE Dev, const struct dmahil_scenario *S, PFILE_OB
 	case DMAHIL_FAULT_SKIP_SYNC:
 		if (common)
 			EduRunFail(run, DMAHIL_E_UNSUPPORTED, "skip-sync: a common buffer has no FlushAdapterBuffers to skip");
+		else if (!clientDst)
+			/* the HAL copies to the map registers in MapTransfer (ReactOS IoMapTransfer; the NT model) */
+			EduRunFail(run, DMAHIL_E_UNSUPPORTED,
+				   "skip-sync to the device: MapTransfer copies the data into the map registers when it maps, so "
+				   "no FlushAdapterBuffers can be missing before the device reads");
 		break;
 	case DMAHIL_FAULT_SKIP_FLUSH_DMA_BUFFER:
 		if (Dev->FlushDmaBuffer == NULL)
@@ -276,6 +285,12 @@ NTSTATUS EduRunCreate(PEDU_DEVICE Dev, const struct dmahil_scenario *S, PFILE_OB
 			EduRunFail(run, DMAHIL_E_UNSUPPORTED,
 				   "read-before-completion needs a streaming destination (PutScatterGatherList would free "
 				   "the mapping under the device)");
+		break;
+	case DMAHIL_FAULT_ADDR_BEYOND_MASK:
+		if (Dev->DmaMaskBits != DMAHIL_EDU_DMA_BITS)
+			EduRunFail(run, DMAHIL_E_UNSUPPORTED,
+				   "addr-beyond-mask: the adapter declares %lu-bit addressing (DMA v%lu), so bit 28 is not beyond it",
+				   (unsigned long)Dev->DmaMaskBits, (unsigned long)Dev->AdapterVersion);
 		break;
 	default:
 		break;
@@ -317,6 +332,8 @@ VOID EduRunFree(PEDU_RUN Run)
 	KeRaiseIrql(DISPATCH_LEVEL, &irql);
 	EduRunUnmapWindow(Run, TRUE);
 	KeLowerIrql(irql);
+	if (Run->HoldsMapping)
+		InterlockedDecrement(&dev->MappingHolders);
 	for (i = 0; i < 2; i++)
 		EduBufferFree(dev, &Run->Buf[i]);
 	ExFreePoolWithTag(Run->Result, EDU_TAG);

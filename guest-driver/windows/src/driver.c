@@ -8,6 +8,15 @@ static DRIVER_DISPATCH EduDispatchPassDown;
 
 POOL_TYPE EduNonPagedPool = NonPagedPool;
 
+/*
+ * ExAllocatePool2 (Windows 10 2004 on) where the kernel exports it; ExAllocatePoolWithTag, deprecated
+ * there, only where it does not (Docs: kernel/updating-deprecated-exallocatepool-calls). One binary
+ * runs on Windows 7 to 11.
+ */
+typedef PVOID(NTAPI *EDU_EX_ALLOCATE_POOL2)(ULONG64 Flags, SIZE_T NumberOfBytes, ULONG Tag);
+#define EDU_POOL_FLAG_NON_PAGED 0x0000000000000040ull /* POOL_FLAG_NON_PAGED: non-executable */
+static EDU_EX_ALLOCATE_POOL2 EduExAllocatePool2;
+
 #if defined(__GNUC__)
 #define EDU_USED __attribute__((used))
 #else
@@ -46,6 +55,13 @@ NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING Registry
 	    (os.dwMajorVersion > 6 || (os.dwMajorVersion == 6 && os.dwMinorVersion >= 2)))
 		EduNonPagedPool = NonPagedPoolNx;
 
+	{
+		UNICODE_STRING name;
+
+		RtlInitUnicodeString(&name, L"ExAllocatePool2");
+		EduExAllocatePool2 = (EDU_EX_ALLOCATE_POOL2)MmGetSystemRoutineAddress(&name);
+	}
+
 	for (i = 0; i <= IRP_MJ_MAXIMUM_FUNCTION; i++)
 		DriverObject->MajorFunction[i] = EduDispatchPassDown;
 	for (i = 0; i < ARRAYSIZE(EduMajorTable); i++)
@@ -61,6 +77,17 @@ NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING Registry
 #endif
 		, DMAHIL_CONTRACT_VERSION);
 	return STATUS_SUCCESS;
+}
+
+/* Nonpaged, tagged EDU_TAG, freed with ExFreePoolWithTag. Any IRQL <= DISPATCH_LEVEL. */
+PVOID EduAllocateNonPaged(SIZE_T Bytes)
+{
+	if (EduExAllocatePool2 != NULL)
+		return EduExAllocatePool2(EDU_POOL_FLAG_NON_PAGED, Bytes, EDU_TAG);
+#if defined(_MSC_VER)
+#pragma warning(suppress : 4996) /* the fallback for kernels without ExAllocatePool2 */
+#endif
+	return ExAllocatePoolWithTag(EduNonPagedPool, Bytes, EDU_TAG);
 }
 
 static VOID NTAPI EduUnload(PDRIVER_OBJECT DriverObject)

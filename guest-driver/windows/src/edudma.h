@@ -53,6 +53,15 @@ typedef enum _EDU_PHASE {
 
 struct _EDU_DEVICE;
 
+/*
+ * One device-contiguous piece of a buffer's mapped window: what one MapTransfer returned, or one
+ * scatter/gather element. A window spans at most DMAHIL_MAX_PAGES pages, so it has at most that many.
+ */
+typedef struct _EDU_MAP_PIECE {
+	ULONG64 Address;
+	ULONG Length;
+} EDU_MAP_PIECE;
+
 /* One of a run's two buffers: [0] source (the device reads it), [1] destination. */
 typedef struct _EDU_BUFFER {
 	ULONG Role;             /* enum dmahil_buffer_role */
@@ -66,13 +75,16 @@ typedef struct _EDU_BUFFER {
 	PUCHAR Data;            /* Base + scenario offset */
 	PMDL Mdl;               /* exactly the data: Data .. Data + size */
 	/* the current map-register window */
-	BOOLEAN WindowMapped;
+	BOOLEAN WindowMapped;   /* map registers or a scatter/gather list granted for the window */
 	BOOLEAN WindowFlushed;  /* FlushAdapterBuffers already called (read-before-completion) */
 	PVOID MapRegisterBase;  /* streaming */
 	ULONG MapRegisterCount;
+	ULONG MappedLength;     /* streaming: bytes from the window start that MapTransfer mapped */
 	PSCATTER_GATHER_LIST Sgl; /* scatter-gather */
-	ULONG SgIndex;          /* cursor: element holding the current position */
-	ULONG SgElementStart;   /* transfer position where that element starts */
+	EDU_MAP_PIECE Pieces[DMAHIL_MAX_PAGES]; /* the window's device-contiguous pieces, in order */
+	ULONG PieceCount;
+	ULONG PieceIndex;       /* cursor: the piece holding the current position */
+	ULONG PieceStart;       /* transfer position where that piece starts */
 	struct dmahil_buffer *Report;
 } EDU_BUFFER, *PEDU_BUFFER;
 
@@ -99,6 +111,7 @@ typedef struct _EDU_RUN {
 	ULONG TimeoutMs;
 	LARGE_INTEGER OpStart, RunStart;
 	BOOLEAN DeviceMayBeBusy; /* ended by a timeout: the edu may still be moving data */
+	BOOLEAN HoldsMapping;   /* finished with a window still mapped (skip-sync, a timeout): counted in MappingHolders */
 	BOOLEAN Cancelled;
 	KDPC ContinueDpc;       /* resumes the engine outside a DMA execution routine */
 } EDU_RUN, *PEDU_RUN;
@@ -138,11 +151,16 @@ typedef struct _EDU_DEVICE {
 	IO_CSQ Csq;
 	LIST_ENTRY Queue;
 	KSPIN_LOCK QueueLock;
-	KSPIN_LOCK RunLock;     /* Active, ActiveIrp, OpInFlight, CancelActive */
+	KSPIN_LOCK RunLock;     /* Active, ActiveIrp, OpInFlight, OpStart, CancelActive */
 	PEDU_RUN Active;
-	PIRP ActiveIrp;
+	PIRP ActiveIrp;         /* the running request, in ActiveCsq: whoever removes it from there completes it */
+	IO_CSQ ActiveCsq;       /* a one-slot cancel-safe queue: cancel and completion never race for the IRP */
+	IO_CSQ_IRP_CONTEXT ActiveCsqContext;
 	BOOLEAN OpInFlight;
+	LARGE_INTEGER OpStart;  /* when the operation in flight started: a timer DPC older than it is stale */
+	ULONG OpTimeoutMs;
 	volatile LONG CancelActive;
+	volatile LONG MappingHolders; /* finished runs that still hold map registers or a scatter/gather list */
 	KEVENT IdleEvent;       /* signalled while no run is active */
 	KTIMER Timer;
 	KDPC TimerDpc;
@@ -158,6 +176,7 @@ typedef struct _EDU_DEVICE {
 
 /* driver.c */
 extern POOL_TYPE EduNonPagedPool;
+PVOID EduAllocateNonPaged(SIZE_T Bytes); /* ExAllocatePool2 where the kernel has it, else ExAllocatePoolWithTag */
 VOID EduFormat(char *Buf, size_t Size, const char *Fmt, ...);
 VOID EduFormatV(char *Buf, size_t Size, const char *Fmt, va_list Ap);
 VOID EduCopyString(char *Buf, size_t Size, const char *Src);
@@ -179,7 +198,8 @@ NTSTATUS EduValidateScenario(const struct dmahil_scenario *S);
 VOID EduQueueInit(PEDU_DEVICE Dev);
 VOID EduQueueFlush(PEDU_DEVICE Dev, PFILE_OBJECT Owner, NTSTATUS Status);
 VOID EduStartNext(PEDU_DEVICE Dev);
-VOID EduSetActiveCancel(PEDU_DEVICE Dev, PIRP Irp);
+NTSTATUS EduSetActive(PEDU_DEVICE Dev, PIRP Irp);
+PIRP EduTakeActive(PEDU_DEVICE Dev);
 
 /* dma.c */
 NTSTATUS EduDmaStart(PEDU_DEVICE Dev);
@@ -200,6 +220,7 @@ VOID EduRunOpDone(PEDU_RUN Run);         /* DISPATCH_LEVEL, after the completion
 VOID EduRunTimedOut(PEDU_RUN Run);       /* DISPATCH_LEVEL */
 VOID EduRunUnmapWindow(PEDU_RUN Run, BOOLEAN Deferred); /* DISPATCH_LEVEL */
 BOOLEAN EduWaitDeviceIdle(PEDU_DEVICE Dev, ULONG Ms); /* PASSIVE_LEVEL */
+ULONG64 EduTicksToNs(PEDU_DEVICE Dev, LONGLONG Ticks); /* KeQueryPerformanceCounter ticks */
 
 /* isr.c */
 KSERVICE_ROUTINE EduIsrLine;

@@ -64,7 +64,14 @@ VOID NTAPI EduTimerDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
 	UNREFERENCED_PARAMETER(Arg1);
 	UNREFERENCED_PARAMETER(Arg2);
 	KeAcquireSpinLockAtDpcLevel(&dev->RunLock);
-	if (dev->OpInFlight && dev->Active != NULL) {
+	/*
+	 * KeCancelTimer does not take back a timer DPC that is already queued: one left from the last
+	 * operation (its interrupt came right at expiry) would time out this one. Only an operation that
+	 * has run for at least half its time can time out; the timer, re-armed for it, comes back later.
+	 */
+	if (dev->OpInFlight && dev->Active != NULL &&
+	    EduTicksToNs(dev, KeQueryPerformanceCounter(NULL).QuadPart - dev->OpStart.QuadPart) >=
+		    (ULONG64)dev->OpTimeoutMs * 500000ull) {
 		dev->OpInFlight = FALSE;
 		run = dev->Active;
 	}
@@ -82,10 +89,12 @@ VOID EduProgramOp(PEDU_DEVICE Dev, PEDU_RUN Run, ULONG64 Src, ULONG64 Dst, ULONG
 {
 	LARGE_INTEGER due;
 
+	Run->OpStart = KeQueryPerformanceCounter(NULL);
 	KeAcquireSpinLockAtDpcLevel(&Dev->RunLock);
 	Dev->OpInFlight = TRUE;
+	Dev->OpStart = Run->OpStart;
+	Dev->OpTimeoutMs = Run->TimeoutMs;
 	KeReleaseSpinLockFromDpcLevel(&Dev->RunLock);
-	Run->OpStart = KeQueryPerformanceCounter(NULL);
 	due.QuadPart = -(LONGLONG)Run->TimeoutMs * 10000;
 	KeSetTimer(&Dev->Timer, due, &Dev->TimerDpc);
 	EDU_WR(Dev, EDU_REG_DMA_SRC, (ULONG)Src);

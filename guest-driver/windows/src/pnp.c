@@ -186,6 +186,12 @@ static NTSTATUS EduStartDevice(PEDU_DEVICE Dev, PIRP Irp)
 static VOID EduStopHardware(PEDU_DEVICE Dev, BOOLEAN ReleaseAdapter)
 {
 	EduInterruptDisconnect(Dev);
+	/*
+	 * No interrupt comes now, but a DPC it queued (or the timer's) may still be waiting to run on
+	 * the device extension, which REMOVE frees: cancel the timer and let queued DPCs finish.
+	 */
+	KeCancelTimer(&Dev->Timer);
+	KeFlushQueuedDpcs();
 	if (ReleaseAdapter) {
 		EduReleaseOwner(Dev, NULL, TRUE);
 		EduDmaStop(Dev);
@@ -246,10 +252,13 @@ NTSTATUS NTAPI EduDispatchPnp(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 
 	case IRP_MN_CANCEL_STOP_DEVICE:
 	case IRP_MN_CANCEL_REMOVE_DEVICE:
-		if (dev->State == EduStopPending || dev->State == EduRemovePending)
+		/* handled on the way up: the bus driver first, then each driver above it */
+		status = IoForwardIrpSynchronously(dev->Lower, Irp) ? Irp->IoStatus.Status : STATUS_UNSUCCESSFUL;
+		if (NT_SUCCESS(status) && (dev->State == EduStopPending || dev->State == EduRemovePending))
 			dev->State = dev->PreviousState;
-		Irp->IoStatus.Status = STATUS_SUCCESS;
-		break;
+		EduCompleteIrp(Irp, status, Irp->IoStatus.Information);
+		IoReleaseRemoveLock(&dev->RemoveLock, Irp);
+		return status;
 
 	case IRP_MN_STOP_DEVICE:
 		dev->State = EduStopped;

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * IRP_MJ_POWER. This driver is not the device's power policy owner and keeps
- * no device context across D-states (the edu has none worth saving), so every
- * power IRP goes down to pci.sys: PoStartNextPowerIrp (required before Vista,
- * harmless after), skip the stack location, PoCallDriver.
+ * IRP_MJ_POWER. As the function driver this driver is the device's power
+ * policy owner (Docs: kernel/managing-device-power-policy), but it requests no
+ * D-IRPs: the edu stays in D0 through a system sleep and nothing restores it
+ * on resume. The test images disable sleep (images/windows/setup-script.ts);
+ * testing sleep would need PoRequestPowerIrp for D3/D0. Every power IRP goes
+ * down to pci.sys: PoStartNextPowerIrp (required before Vista, harmless after),
+ * skip the stack location, PoCallDriver.
  */
 #include "edudma.h"
 

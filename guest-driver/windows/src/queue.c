@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One run at a time. RUN requests wait in a cancel-safe queue (IoCsq); the
- * running one is not in the queue but carries a cancel routine that only
- * raises a flag: the engine stops at the next edu operation boundary (an edu
- * DMA cannot be aborted), unmaps, and completes the request as cancelled.
+ * One run at a time. RUN requests wait in a cancel-safe queue (IoCsq). The
+ * running one moves to a one-slot cancel-safe queue of its own (the pattern
+ * of Windows-driver-samples general/cancel): a cancel takes it out of the
+ * slot, raises CancelActive and completes it; the engine stops at the next edu
+ * operation boundary (an edu DMA cannot be aborted) and unmaps. Whoever takes
+ * the IRP out of the slot completes it, so a cancel never reads an IRP that
+ * completion freed.
  */
 #include "edudma.h"
 
-/* mingw-w64 10 declares only the pointer types of the CSQ callbacks (except INSERT_IRP_EX). */
-static DRIVER_CANCEL EduActiveCancel;
-
 #define EDU_FROM_CSQ(c) CONTAINING_RECORD((c), EDU_DEVICE, Csq)
+#define EDU_FROM_ACTIVE_CSQ(c) CONTAINING_RECORD((c), EDU_DEVICE, ActiveCsq)
 
 static NTSTATUS NTAPI EduCsqInsert(PIO_CSQ Csq, PIRP Irp, PVOID InsertContext)
 {
@@ -60,9 +61,54 @@ static VOID NTAPI EduCsqCompleteCanceled(PIO_CSQ Csq, PIRP Irp)
 	PEDU_DEVICE dev = EDU_FROM_CSQ(Csq);
 	PEDU_RUN run = (PEDU_RUN)Irp->Tail.Overlay.DriverContext[0];
 
-	run->State = EduRunFinished;
 	run->Irp = NULL;
+	run->State = EduRunFinished; /* from here a release may free the run */
 	EduCompleteIrp(Irp, Irp->IoStatus.Status == STATUS_PENDING ? STATUS_CANCELLED : Irp->IoStatus.Status, 0);
+	IoReleaseRemoveLock(&dev->RemoveLock, Irp);
+}
+
+/* The active slot, under RunLock. */
+static NTSTATUS NTAPI EduActiveInsert(PIO_CSQ Csq, PIRP Irp, PVOID InsertContext)
+{
+	UNREFERENCED_PARAMETER(InsertContext);
+	EDU_FROM_ACTIVE_CSQ(Csq)->ActiveIrp = Irp;
+	return STATUS_SUCCESS;
+}
+
+static VOID NTAPI EduActiveRemove(PIO_CSQ Csq, PIRP Irp)
+{
+	UNREFERENCED_PARAMETER(Irp);
+	EDU_FROM_ACTIVE_CSQ(Csq)->ActiveIrp = NULL;
+}
+
+static PIRP NTAPI EduActivePeek(PIO_CSQ Csq, PIRP Irp, PVOID PeekContext)
+{
+	PIRP active = EDU_FROM_ACTIVE_CSQ(Csq)->ActiveIrp;
+
+	if (Irp != NULL || active == NULL)
+		return NULL;
+	if (PeekContext != NULL && IoGetCurrentIrpStackLocation(active)->FileObject != (PFILE_OBJECT)PeekContext)
+		return NULL;
+	return active;
+}
+
+static VOID NTAPI EduActiveAcquire(PIO_CSQ Csq, PKIRQL Irql)
+{
+	KeAcquireSpinLock(&EDU_FROM_ACTIVE_CSQ(Csq)->RunLock, Irql);
+}
+
+static VOID NTAPI EduActiveRelease(PIO_CSQ Csq, KIRQL Irql)
+{
+	KeReleaseSpinLock(&EDU_FROM_ACTIVE_CSQ(Csq)->RunLock, Irql);
+}
+
+/* Cancelled while running: the engine sees the flag at its next boundary; the request ends now. */
+static VOID NTAPI EduActiveCompleteCanceled(PIO_CSQ Csq, PIRP Irp)
+{
+	PEDU_DEVICE dev = EDU_FROM_ACTIVE_CSQ(Csq);
+
+	InterlockedExchange(&dev->CancelActive, 1);
+	EduCompleteIrp(Irp, STATUS_CANCELLED, 0);
 	IoReleaseRemoveLock(&dev->RemoveLock, Irp);
 }
 
@@ -72,6 +118,8 @@ VOID EduQueueInit(PEDU_DEVICE Dev)
 	KeInitializeSpinLock(&Dev->QueueLock);
 	IoCsqInitializeEx(&Dev->Csq, EduCsqInsert, EduCsqRemove, EduCsqPeek, EduCsqAcquire, EduCsqRelease,
 			  EduCsqCompleteCanceled);
+	IoCsqInitializeEx(&Dev->ActiveCsq, EduActiveInsert, EduActiveRemove, EduActivePeek, EduActiveAcquire,
+			  EduActiveRelease, EduActiveCompleteCanceled);
 }
 
 /* Complete every queued request (of one file object, or all) with Status. */
@@ -85,23 +133,16 @@ VOID EduQueueFlush(PEDU_DEVICE Dev, PFILE_OBJECT Owner, NTSTATUS Status)
 	}
 }
 
-static VOID NTAPI EduActiveCancel(PDEVICE_OBJECT DeviceObject, PIRP Irp)
+/* The running request goes into the active slot. DISPATCH_LEVEL. */
+NTSTATUS EduSetActive(PEDU_DEVICE Dev, PIRP Irp)
 {
-	PEDU_DEVICE dev = (PEDU_DEVICE)DeviceObject->DeviceExtension;
-	KIRQL irql;
-
-	IoReleaseCancelSpinLock(Irp->CancelIrql);
-	KeAcquireSpinLock(&dev->RunLock, &irql);
-	if (dev->ActiveIrp == Irp)
-		InterlockedExchange(&dev->CancelActive, 1);
-	KeReleaseSpinLock(&dev->RunLock, irql);
+	return IoCsqInsertIrpEx(&Dev->ActiveCsq, Irp, &Dev->ActiveCsqContext, NULL);
 }
 
-VOID EduSetActiveCancel(PEDU_DEVICE Dev, PIRP Irp)
+/* The running request back from the slot, or NULL when a cancel completed it. */
+PIRP EduTakeActive(PEDU_DEVICE Dev)
 {
-	IoSetCancelRoutine(Irp, EduActiveCancel);
-	if (Irp->Cancel && IoSetCancelRoutine(Irp, NULL) != NULL)
-		InterlockedExchange(&Dev->CancelActive, 1); /* cancelled before the routine was set */
+	return IoCsqRemoveIrp(&Dev->ActiveCsq, &Dev->ActiveCsqContext);
 }
 
 /* Start the next queued run if the device is idle. Any IRQL <= DISPATCH_LEVEL. */
@@ -125,13 +166,13 @@ VOID EduStartNext(PEDU_DEVICE Dev)
 	}
 	run = (PEDU_RUN)irp->Tail.Overlay.DriverContext[0];
 	Dev->Active = run;
-	Dev->ActiveIrp = irp;
 	Dev->CancelActive = 0;
 	run->State = EduRunActive;
 	KeClearEvent(&Dev->IdleEvent);
 	KeReleaseSpinLockFromDpcLevel(&Dev->RunLock);
-	/* still at DISPATCH_LEVEL, as the DMA routines require */
-	EduSetActiveCancel(Dev, irp);
+	/* still at DISPATCH_LEVEL, as the DMA routines require; a request cancelled already is completed
+	 * by the slot, and the engine stops at its first boundary */
+	EduSetActive(Dev, irp);
 	EduRunBegin(run);
 	KeLowerIrql(irql);
 }

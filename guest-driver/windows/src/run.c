@@ -5,11 +5,14 @@
  *
  * A transfer is cut into windows that fit the adapter's map registers; each
  * mapped client buffer is mapped once per window (streaming: one
- * AllocateAdapterChannel, then one MapTransfer per chunk in order;
+ * AllocateAdapterChannel, then MapTransfer over the whole window, one call per
+ * device-contiguous piece, CurrentVa advancing by what each returned;
  * scatter-gather: one GetScatterGatherList), and flushed and unmapped at the
  * window's end (FlushDmaBuffer on the destination when present and sync=full,
- * then FlushAdapterBuffers + FreeMapRegisters, or PutScatterGatherList).
- * A window is cut into chunks of at most 4095 bytes that are device-contiguous
+ * then FlushAdapterBuffers over what was mapped + FreeMapRegisters, or
+ * PutScatterGatherList). Each MapTransfer moves the HAL's map-register cursor
+ * by the pages it spans, so a page must never be mapped twice in a window.
+ * A window is cut into chunks of at most 4095 bytes that lie inside one piece
  * in both buffers; each chunk is two edu operations, source -> edu buffer at
  * 0x40000 -> destination, each completed by its interrupt.
  */
@@ -19,6 +22,7 @@ static VOID EduNextWindow(PEDU_RUN Run);
 static VOID EduMapNext(PEDU_RUN Run);
 static VOID EduNextChunk(PEDU_RUN Run);
 static VOID EduRunFinish(PEDU_RUN Run);
+static BOOLEAN EduMapWindow(PEDU_RUN Run, PEDU_BUFFER B);
 static DRIVER_CONTROL EduAdapterControl;
 static DRIVER_LIST_CONTROL EduSgControl;
 
@@ -45,7 +49,7 @@ static ULONG64 EduDiv64(ULONG64 N, ULONG64 D, ULONG64 *Rem)
 	return q;
 }
 
-static ULONG64 EduTicksToNs(PEDU_DEVICE Dev, LONGLONG Ticks)
+ULONG64 EduTicksToNs(PEDU_DEVICE Dev, LONGLONG Ticks)
 {
 	ULONG64 f = (ULONG64)Dev->PerfFrequency.QuadPart, rem, whole, frac;
 
@@ -80,11 +84,12 @@ static VOID EduFlushWindow(PEDU_RUN Run, PEDU_BUFFER B)
 	PEDU_DEVICE dev = Run->Device;
 	BOOLEAN ok;
 
-	if (!B->WindowMapped || B->WindowFlushed || !EduIsStreaming(Run))
+	if (!B->WindowMapped || B->WindowFlushed || !EduIsStreaming(Run) || B->MappedLength == 0)
 		return;
 	EduFlushDmaBuffer(Run, B);
+	/* CurrentVa and Length of the MapTransfer calls: the window start, and what they mapped */
 	ok = EDU_OPS(dev)->FlushAdapterBuffers(dev->Adapter, B->Mdl, B->MapRegisterBase, B->Data + Run->WindowStart,
-					       Run->WindowEnd - Run->WindowStart, B->WriteToDevice);
+					       B->MappedLength, B->WriteToDevice);
 	EduCall(Run, "FlushAdapterBuffers", ok ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL);
 	B->WindowFlushed = TRUE;
 }
@@ -109,6 +114,7 @@ VOID EduRunUnmapWindow(PEDU_RUN Run, BOOLEAN Deferred)
 			EDU_OPS(dev)->FreeMapRegisters(dev->Adapter, b->MapRegisterBase, b->MapRegisterCount);
 			EduCall(Run, "FreeMapRegisters", STATUS_SUCCESS);
 			b->MapRegisterBase = NULL;
+			b->MappedLength = 0;
 		} else {
 			EduFlushDmaBuffer(Run, b);
 			EDU_OPS(dev)->PutScatterGatherList(dev->Adapter, b->Sgl, b->WriteToDevice);
@@ -117,6 +123,7 @@ VOID EduRunUnmapWindow(PEDU_RUN Run, BOOLEAN Deferred)
 		}
 		b->WindowMapped = FALSE;
 		b->WindowFlushed = FALSE;
+		b->PieceCount = 0;
 	}
 }
 
@@ -135,6 +142,17 @@ VOID EduRunBegin(PEDU_RUN Run)
 		return;
 	}
 	Run->WindowPages = mapped ? dev->MapRegisters / mapped : spanPages;
+	/*
+	 * A finished run that still holds a mapping (skip-sync defers its flush to release; a timed-out one
+	 * waits for the edu) keeps map registers: a request for more could wait in the HAL for ever, where
+	 * neither a cancel nor a timeout reaches it. Refuse instead.
+	 */
+	if (mapped && dev->MappingHolders > 0) {
+		EduRunFail(Run, DMAHIL_E_BUSY, "%ld finished run(s) still hold map registers (skip-sync or a timeout keeps "
+			   "them until release); release them first", (long)dev->MappingHolders);
+		EduRunFinish(Run);
+		return;
+	}
 	if (mapped && Run->WindowPages == 0) {
 		EduRunFail(Run, DMAHIL_E_MAP, "the adapter granted %lu map registers", (unsigned long)dev->MapRegisters);
 		EduRunFinish(Run);
@@ -220,8 +238,55 @@ static VOID EduMapNext(PEDU_RUN Run)
 		if (InterlockedDecrement(&Run->Pending) != 0)
 			return; /* the callback has not run yet; it resumes the engine */
 	}
+	if (EduIsStreaming(Run) && NT_SUCCESS(Run->MapStatus)) {
+		ULONG i;
+
+		for (i = 0; i < 2; i++)
+			if (Run->Buf[i].WindowMapped && !EduMapWindow(Run, &Run->Buf[i])) {
+				EduRunFinish(Run);
+				return;
+			}
+	}
 	Run->Pos = Run->WindowStart;
 	EduNextChunk(Run);
+}
+
+/*
+ * Streaming: map the whole window with MapTransfer, from its first byte on, each call starting where
+ * the last one ended. The HAL returns a device-contiguous piece per call (all of it, with map
+ * registers; up to a physical discontinuity, without). DISPATCH_LEVEL, with the map registers granted.
+ */
+static BOOLEAN EduMapWindow(PEDU_RUN Run, PEDU_BUFFER B)
+{
+	PEDU_DEVICE dev = Run->Device;
+	ULONG len = Run->WindowEnd - Run->WindowStart;
+
+	B->MappedLength = 0;
+	B->PieceCount = 0;
+	B->PieceIndex = 0;
+	B->PieceStart = Run->WindowStart;
+	while (B->MappedLength < len) {
+		ULONG got = len - B->MappedLength;
+		PHYSICAL_ADDRESS la;
+
+		if (B->PieceCount == DMAHIL_MAX_PAGES) {
+			EduRunFail(Run, DMAHIL_E_MAP, "MapTransfer: more than %u pieces in a window", DMAHIL_MAX_PAGES);
+			return FALSE;
+		}
+		la = EDU_OPS(dev)->MapTransfer(dev->Adapter, B->Mdl, B->MapRegisterBase,
+					       B->Data + Run->WindowStart + B->MappedLength, &got, B->WriteToDevice);
+		EduCall(Run, "MapTransfer", got != 0 ? STATUS_SUCCESS : STATUS_BUFFER_TOO_SMALL);
+		if (got == 0 || got > len - B->MappedLength) {
+			EduRunFail(Run, DMAHIL_E_MAP, "MapTransfer mapped %lu bytes at byte %lu of a %lu-byte window",
+				   (unsigned long)got, (unsigned long)B->MappedLength, (unsigned long)len);
+			return FALSE;
+		}
+		B->Pieces[B->PieceCount].Address = (ULONG64)la.QuadPart;
+		B->Pieces[B->PieceCount].Length = got;
+		B->PieceCount++;
+		B->MappedLength += got;
+	}
+	return TRUE;
 }
 
 /* Called by the DMA routines; resumes the engine later unless the caller is still waiting. */
@@ -248,6 +313,7 @@ static IO_ALLOCATION_ACTION NTAPI EduAdapterControl(PDEVICE_OBJECT DeviceObject,
 	UNREFERENCED_PARAMETER(DeviceObject);
 	UNREFERENCED_PARAMETER(Irp);
 	b->MapRegisterBase = MapRegisterBase;
+	b->MappedLength = 0; /* MapTransfer comes once both buffers have their registers */
 	b->WindowMapped = TRUE;
 	b->WindowFlushed = FALSE;
 	EduMapped(run);
@@ -258,49 +324,43 @@ static VOID NTAPI EduSgControl(PDEVICE_OBJECT DeviceObject, PIRP Irp, PSCATTER_G
 {
 	PEDU_RUN run = (PEDU_RUN)Context;
 	PEDU_BUFFER b = &run->Buf[run->MapIndex - 1];
+	ULONG i;
 
 	UNREFERENCED_PARAMETER(DeviceObject);
 	UNREFERENCED_PARAMETER(Irp);
 	b->Sgl = Sgl;
-	b->SgIndex = 0;
-	b->SgElementStart = run->WindowStart;
+	b->PieceIndex = 0;
+	b->PieceStart = run->WindowStart;
+	for (i = 0; i < Sgl->NumberOfElements && i < DMAHIL_MAX_PAGES; i++) {
+		b->Pieces[i].Address = (ULONG64)Sgl->Elements[i].Address.QuadPart;
+		b->Pieces[i].Length = Sgl->Elements[i].Length;
+	}
+	b->PieceCount = i; /* a longer list ends the run at the first byte it cannot place */
 	b->WindowMapped = TRUE;
 	b->WindowFlushed = FALSE;
 	EduMapped(run);
 }
 
-/* Bytes from Pos on that are contiguous for the device in this buffer; 0 = mapping too short. */
-static ULONG EduContiguous(PEDU_RUN Run, PEDU_BUFFER B, ULONG Pos)
+/* Bytes from Pos on that are contiguous for the device in this buffer; 0 = the mapping ends before Pos. */
+static ULONG EduContiguous(PEDU_BUFFER B, ULONG Pos)
 {
-	PSCATTER_GATHER_LIST sgl = B->Sgl;
-
 	if (B->Common)
 		return MAXULONG;
-	if (EduIsStreaming(Run)) /* one page is always one MapTransfer */
-		return PAGE_SIZE - ((Run->Scenario.offset + Pos) & (PAGE_SIZE - 1));
-	while (B->SgIndex < sgl->NumberOfElements && Pos >= B->SgElementStart + sgl->Elements[B->SgIndex].Length) {
-		B->SgElementStart += sgl->Elements[B->SgIndex].Length;
-		B->SgIndex++;
+	while (B->PieceIndex < B->PieceCount && Pos >= B->PieceStart + B->Pieces[B->PieceIndex].Length) {
+		B->PieceStart += B->Pieces[B->PieceIndex].Length;
+		B->PieceIndex++;
 	}
-	if (B->SgIndex >= sgl->NumberOfElements)
+	if (B->PieceIndex >= B->PieceCount)
 		return 0;
-	return B->SgElementStart + sgl->Elements[B->SgIndex].Length - Pos;
+	return B->PieceStart + B->Pieces[B->PieceIndex].Length - Pos;
 }
 
-static ULONG64 EduDeviceAddress(PEDU_RUN Run, PEDU_BUFFER B, ULONG Pos, PULONG Length)
+/* The device address of Pos (EduContiguous placed the cursor on its piece). */
+static ULONG64 EduDeviceAddress(PEDU_RUN Run, PEDU_BUFFER B, ULONG Pos)
 {
-	PEDU_DEVICE dev = Run->Device;
-	PHYSICAL_ADDRESS la;
-	ULONG want = *Length;
-
 	if (B->Common)
 		return (ULONG64)B->BaseLogical.QuadPart + Run->Scenario.offset + Pos;
-	if (!EduIsStreaming(Run))
-		return (ULONG64)B->Sgl->Elements[B->SgIndex].Address.QuadPart + (Pos - B->SgElementStart);
-	la = EDU_OPS(dev)->MapTransfer(dev->Adapter, B->Mdl, B->MapRegisterBase, B->Data + Pos, Length,
-				       B->WriteToDevice);
-	EduCall(Run, "MapTransfer", *Length == want ? STATUS_SUCCESS : STATUS_BUFFER_TOO_SMALL);
-	return (ULONG64)la.QuadPart;
+	return B->Pieces[B->PieceIndex].Address + (Pos - B->PieceStart);
 }
 
 static VOID EduNextChunk(PEDU_RUN Run)
@@ -325,10 +385,10 @@ static VOID EduNextChunk(PEDU_RUN Run)
 	if (len > DMAHIL_EDU_MAX_OP)
 		len = DMAHIL_EDU_MAX_OP;
 	for (i = 0; i < 2; i++) {
-		ULONG c = EduContiguous(Run, &Run->Buf[i], Run->Pos);
+		ULONG c = EduContiguous(&Run->Buf[i], Run->Pos);
 
 		if (c == 0) {
-			EduRunFail(Run, DMAHIL_E_MAP, "scatter/gather list ends before byte %lu", (unsigned long)Run->Pos);
+			EduRunFail(Run, DMAHIL_E_MAP, "the mapping ends before byte %lu", (unsigned long)Run->Pos);
 			EduRunFinish(Run);
 			return;
 		}
@@ -338,15 +398,8 @@ static VOID EduNextChunk(PEDU_RUN Run)
 	for (i = 0; i < 2; i++) {
 		PEDU_BUFFER b = &Run->Buf[i];
 		struct dmahil_buffer *rep = b->Report;
-		ULONG got = len;
-		ULONG64 addr = EduDeviceAddress(Run, b, Run->Pos, &got);
+		ULONG64 addr = EduDeviceAddress(Run, b, Run->Pos);
 
-		if (got != len) {
-			EduRunFail(Run, DMAHIL_E_MAP, "MapTransfer mapped %lu of %lu bytes at %lu", (unsigned long)got,
-				   (unsigned long)len, (unsigned long)Run->Pos);
-			EduRunFinish(Run);
-			return;
-		}
 		if (EduIsBounced(b, Run->Pos, addr))
 			Run->Bounced[i] = TRUE;
 		if (b->Role == DMAHIL_ROLE_DESTINATION && s->fault == DMAHIL_FAULT_ADDR_BEYOND_MASK)
@@ -416,13 +469,18 @@ static VOID EduRunFinish(PEDU_RUN Run)
 {
 	PEDU_DEVICE dev = Run->Device;
 	struct dmahil_result *r = Run->Result;
-	PIRP irp = Run->Irp;
+	BOOLEAN cancelled;
+	PIRP irp;
 	ULONG i;
 
 	Run->Phase = EduPhaseIdle;
 	/* A failure or cancel between operations: unmap now (skip-sync and timeouts leave it to release). */
 	if (!Run->DeviceMayBeBusy && Run->Scenario.fault != DMAHIL_FAULT_SKIP_SYNC)
 		EduRunUnmapWindow(Run, FALSE);
+	if (Run->Buf[0].WindowMapped || Run->Buf[1].WindowMapped) {
+		Run->HoldsMapping = TRUE; /* until EduRunFree unmaps it */
+		InterlockedIncrement(&dev->MappingHolders);
+	}
 	for (i = 0; i < 2; i++) {
 		if (Run->Buf[i].Common && Run->Buf[i].Role == DMAHIL_ROLE_DESTINATION &&
 		    Run->Scenario.sync == DMAHIL_SYNC_FULL && r->status == DMAHIL_OK) {
@@ -437,20 +495,20 @@ static VOID EduRunFinish(PEDU_RUN Run)
 
 	KeAcquireSpinLockAtDpcLevel(&dev->RunLock);
 	dev->Active = NULL;
-	dev->ActiveIrp = NULL;
 	dev->OpInFlight = FALSE;
 	KeReleaseSpinLockFromDpcLevel(&dev->RunLock);
-	Run->State = EduRunFinished;
+
+	/* NULL: a cancel took the request from the active slot and completed it already */
+	irp = Run->Irp != NULL ? EduTakeActive(dev) : NULL;
+	cancelled = Run->Cancelled;
+	if (irp != NULL && !cancelled)
+		RtlCopyMemory(irp->AssociatedIrp.SystemBuffer, r, sizeof(*r));
 	Run->Irp = NULL;
+	/* The last use of the run (a full barrier): from here a RELEASE or the handle's cleanup may free it. */
+	InterlockedExchange((volatile LONG *)&Run->State, EduRunFinished);
 
 	if (irp != NULL) {
-		IoSetCancelRoutine(irp, NULL); /* the cancel routine, if it ran, only raised a flag */
-		if (Run->Cancelled) {
-			EduCompleteIrp(irp, STATUS_CANCELLED, 0);
-		} else {
-			RtlCopyMemory(irp->AssociatedIrp.SystemBuffer, r, sizeof(*r));
-			EduCompleteIrp(irp, STATUS_SUCCESS, sizeof(*r));
-		}
+		EduCompleteIrp(irp, cancelled ? STATUS_CANCELLED : STATUS_SUCCESS, cancelled ? 0 : sizeof(struct dmahil_result));
 		IoReleaseRemoveLock(&dev->RemoveLock, irp);
 	}
 	EduStartNext(dev);
