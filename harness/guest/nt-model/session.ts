@@ -1,0 +1,160 @@
+// The Windows driver run in the NT DMA model, as a GuestSession: the DMA layer runs and verifies the
+// catalog on it exactly as on a booted guest (the same dmactl JSON, guest RAM read from a file by the
+// host, the same explanations). A model process is the "machine": a DMA-rule violation ends it like a
+// bug check, and the session is then unhealthy, so the source starts a fresh one for the next scenario.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { ArmedReport, InfoResult } from '../../contract/result.js';
+import type { Scenario } from '../../contract/scenario.js';
+import { EnvironmentError } from '../../errors.js';
+import { requireSetpriv } from '../../machine/launch-checks.js';
+import { parseDeviceModelLine } from '../../machine/device-messages.js';
+import { SharedFileMemory, type RamLayout } from '../../memory/index.js';
+import { toDeviceModelEvents } from '../device-events.js';
+import { DmactlServer } from '../dmactl-server.js';
+import { LineStream } from '../channel/line-stream.js';
+import type { DeviceModelEvent, GuestSession, HeldRun } from '../session.js';
+import { ModelProcess } from './model-process.js';
+import { parseBugcheck, type ModelBugcheck } from './bugcheck.js';
+import { NT_MODEL_RAM_BYTES, type NtModelWorld } from './worlds.js';
+
+export const NT_MODEL_EXE = 'build/windows/model/edudma-model.exe';
+const COMMAND_TIMEOUT_MS = 30_000;
+const RUN_TIMEOUT_MS = 60_000;
+
+export interface NtModelOptions {
+  repoRoot: string;
+  artifactsDir: string;
+  world: NtModelWorld;
+  /** Another build of the model (a mutated driver, say); default NT_MODEL_EXE under repoRoot. */
+  exe?: string;
+  /** The edu's DMA address width; default the world's. */
+  eduDmaBits?: number;
+  /** A Wine prefix to use (one is made under the artifacts otherwise; the first start takes seconds). */
+  winePrefix?: string;
+  /** Extra model settings (DMAHIL_MODEL_* variables). */
+  env?: Record<string, string>;
+}
+
+/** A RAM file with physical address = file offset: the model has no PCI hole or legacy window. */
+function flatLayout(ramBytes: number): RamLayout {
+  return { machineType: 'q35', ramBytes, belowBytes: ramBytes, aboveBytes: 0, aboveStart: 4 * 1024 ** 3, regions: [{ gpa: 0, size: ramBytes, fileOffset: 0 }] };
+}
+
+/** The path Wine gives a host file (its Z: drive is /). */
+export function winePath(file: string): string {
+  return 'Z:' + path.resolve(file).replace(/\//g, '\\');
+}
+
+export class NtModelSession implements GuestSession {
+  readonly profile = 'windows-nt-model';
+  readonly bugchecks: ModelBugcheck[] = [];
+  private readonly events: DeviceModelEvent[] = [];
+  private readonly stderrLog: string[] = [];
+  private readonly dmactl: DmactlServer;
+  private process?: ModelProcess;
+  private broken = false;
+
+  private constructor(
+    readonly memory: SharedFileMemory,
+    readonly artifactsDir: string,
+    readonly world: NtModelWorld,
+    private readonly start: () => ModelProcess,
+  ) {
+    this.dmactl = new DmactlServer({
+      open: async () => {
+        if (this.process) throw new EnvironmentError('the model process ended; this session cannot start another (its driver state is gone)');
+        this.process = this.start();
+        return new LineStream(this.process, `edudma-model.exe serve (${world.id})`);
+      },
+      contains: (gpa, len) => memory.contains(gpa, len),
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      runTimeoutMs: RUN_TIMEOUT_MS,
+    });
+  }
+
+  static async start(opts: NtModelOptions): Promise<NtModelSession> {
+    const exe = opts.exe ?? path.join(opts.repoRoot, NT_MODEL_EXE);
+    try {
+      await fs.access(exe);
+    } catch {
+      throw new EnvironmentError(`the NT DMA model is not built: ${exe} is missing`, { hint: 'build it with: make windows-model' });
+    }
+    await fs.mkdir(opts.artifactsDir, { recursive: true });
+    const ramFile = path.join(opts.artifactsDir, 'model-ram.bin');
+    await fs.writeFile(ramFile, '');
+    await fs.truncate(ramFile, NT_MODEL_RAM_BYTES); // sparse: only the pages the model touches take space
+    const memory = await SharedFileMemory.open(ramFile, flatLayout(NT_MODEL_RAM_BYTES));
+    const prefix = opts.winePrefix ?? path.join(opts.artifactsDir, 'wineprefix');
+    const setpriv = requireSetpriv();
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      DISPLAY: undefined, // a console program: no window system
+      WINEARCH: 'win64',
+      WINEPREFIX: prefix,
+      WINEDEBUG: '-all',
+      WINEDLLOVERRIDES: 'mscoree,mshtml=', // no Mono/Gecko prompts in a new prefix
+      DMAHIL_MODEL_WORLD: opts.world.id,
+      DMAHIL_MODEL_RAM: winePath(ramFile),
+      DMAHIL_MODEL_RAM_BYTES: String(NT_MODEL_RAM_BYTES),
+      DMAHIL_MODEL_EDU_DMA_BITS: String(opts.eduDmaBits ?? opts.world.eduDmaBits),
+      ...opts.env,
+    };
+    let session: NtModelSession | undefined = undefined;
+    const onStderrLine = (line: string, at: number): void => session?.onStderr(line, at);
+    session = new NtModelSession(memory, opts.artifactsDir, opts.world, () =>
+      new ModelProcess({ setpriv, exe, args: ['serve'], env, onStderrLine }),
+    );
+    return session;
+  }
+
+  private onStderr(line: string, at: number): void {
+    this.stderrLog.push(line);
+    const bug = parseBugcheck(line);
+    if (bug) {
+      this.bugchecks.push(bug);
+      this.broken = true;
+      this.events.push({ atMs: at, kind: 'model-bugcheck', line });
+      return;
+    }
+    const m = parseDeviceModelLine(line, 'stderr', at);
+    if (m) this.events.push(...toDeviceModelEvents([m]));
+  }
+
+  /** Everything the model printed on stderr so far. */
+  get stderr(): readonly string[] {
+    return this.stderrLog;
+  }
+
+  info(): Promise<InfoResult> {
+    return this.dmactl.info();
+  }
+
+  run(scenario: Scenario, onArmed?: (armed: ArmedReport) => Promise<void>): Promise<HeldRun> {
+    return this.dmactl.run(scenario, onArmed);
+  }
+
+  deviceModelEvents(sinceMs: number): DeviceModelEvent[] {
+    return this.events.filter((e) => e.atMs >= sinceMs);
+  }
+
+  isHealthy(): boolean {
+    return !this.broken && (this.process === undefined || this.process.running);
+  }
+
+  async collectLogs(): Promise<void> {
+    await fs.writeFile(path.join(this.artifactsDir, 'model-stderr.txt'), this.stderrLog.join('\n') + '\n');
+  }
+
+  /** Ends the model: dmactl sees end of input, the model closes its handle, removes the device and unloads the driver. */
+  async close(): Promise<void> {
+    await this.dmactl.close();
+    const p = this.process;
+    if (p?.running) await new Promise<void>((resolve) => {
+      const t = setTimeout(() => (p.close(), resolve()), 10_000);
+      p.once('close', () => (clearTimeout(t), resolve()));
+    });
+    await this.memory.close();
+    await fs.rm(this.memory.file, { force: true });
+  }
+}
