@@ -46,6 +46,8 @@ describe('windows driver in the NT DMA model: a mutant without FlushAdapterBuffe
         // host reads the stale client buffer the missing copy-back leaves.
         const caught = rules.some((r) => /flush|still-mapped/.test(r)) || v.findings.some((f) => f.kind === 'stale-client-buffer');
         expect(caught, `${v.status}: ${v.summary}; bug checks: ${rules.join(', ')}`).to.equal(true);
+        // A bug check names the driver's own line that made the call.
+        if (rules.length > 0) expect((await session.describeBugchecks()).join('\n')).to.match(/\[at Edu\w+ \(run\.c:\d+\)\]/);
       } finally {
         await session?.close();
       }

@@ -15,11 +15,16 @@ import { DmactlServer } from '../dmactl-server.js';
 import { LineStream } from '../channel/line-stream.js';
 import type { DeviceModelEvent, GuestSession, HeldRun } from '../session.js';
 import { ModelProcess } from './model-process.js';
-import { parseBugcheck, type ModelBugcheck } from './bugcheck.js';
+import { callSite, parseBugcheck, type ModelBugcheck } from './bugcheck.js';
 import { NT_MODEL_RAM_BYTES, type NtModelWorld } from './worlds.js';
 
 export const NT_MODEL_EXE = 'build/windows/model/edudma-model.exe';
+/** The model exe's image base (model.mk links it there): a bug check's caller is an RVA from it. */
+const NT_MODEL_IMAGE_BASE = 0x140000000;
 const COMMAND_TIMEOUT_MS = 30_000;
+/** How long a run's result may wait for the model's stderr to catch up (it is a line behind at most). */
+const STDERR_CATCH_UP_MS = 5_000;
+const GO_DONE = /^MODEL: go done handle=(\d+)$/;
 const RUN_TIMEOUT_MS = 60_000;
 
 export interface NtModelOptions {
@@ -51,11 +56,15 @@ export class NtModelSession implements GuestSession {
   readonly bugchecks: ModelBugcheck[] = [];
   private readonly events: DeviceModelEvent[] = [];
   private readonly stderrLog: string[] = [];
+  /** Handles whose GO the model finished, by its stderr: what the edu printed for them is in. */
+  private readonly goDone = new Set<number>();
+  private goWaiter?: () => void;
   private readonly dmactl: DmactlServer;
   private process?: ModelProcess;
   private broken = false;
 
   private constructor(
+    readonly exe: string,
     readonly memory: SharedFileMemory,
     readonly artifactsDir: string,
     readonly world: NtModelWorld,
@@ -102,7 +111,7 @@ export class NtModelSession implements GuestSession {
     };
     let session: NtModelSession | undefined = undefined;
     const onStderrLine = (line: string, at: number): void => session?.onStderr(line, at);
-    session = new NtModelSession(memory, opts.artifactsDir, opts.world, () =>
+    session = new NtModelSession(exe, memory, opts.artifactsDir, opts.world, () =>
       new ModelProcess({ setpriv, exe, args: ['serve'], env, onStderrLine }),
     );
     return session;
@@ -110,6 +119,12 @@ export class NtModelSession implements GuestSession {
 
   private onStderr(line: string, at: number): void {
     this.stderrLog.push(line);
+    const done = GO_DONE.exec(line);
+    if (done) {
+      this.goDone.add(Number(done[1]));
+      this.goWaiter?.();
+      return;
+    }
     const bug = parseBugcheck(line);
     if (bug) {
       this.bugchecks.push(bug);
@@ -121,6 +136,11 @@ export class NtModelSession implements GuestSession {
     if (m) this.events.push(...toDeviceModelEvents([m]));
   }
 
+  /** The bug checks so far, each with the driver's source line that made the call (addr2line). */
+  async describeBugchecks(): Promise<string[]> {
+    return Promise.all(this.bugchecks.map(async (b) => `${b.line}${await callSite(this.exe, NT_MODEL_IMAGE_BASE, b.caller).then((w) => (w ? ` [at ${w}]` : ''))}`));
+  }
+
   /** Everything the model printed on stderr so far. */
   get stderr(): readonly string[] {
     return this.stderrLog;
@@ -130,8 +150,28 @@ export class NtModelSession implements GuestSession {
     return this.dmactl.info();
   }
 
-  run(scenario: Scenario, onArmed?: (armed: ArmedReport) => Promise<void>): Promise<HeldRun> {
-    return this.dmactl.run(scenario, onArmed);
+  /**
+   * The result line comes on stdout, the edu's messages (a clamp) on stderr: two pipes the host reads
+   * apart. The model marks the end of each GO on stderr before dmactl prints the result, so a run is
+   * handed over only once its messages are in, and a late one cannot land on the next scenario.
+   */
+  async run(scenario: Scenario, onArmed?: (armed: ArmedReport) => Promise<void>): Promise<HeldRun> {
+    const held = await this.dmactl.run(scenario, onArmed);
+    const handle = held.armed?.handle;
+    if (handle !== undefined) await this.stderrCaughtUp(handle);
+    return held;
+  }
+
+  private async stderrCaughtUp(handle: number): Promise<void> {
+    const deadline = Date.now() + STDERR_CATCH_UP_MS;
+    while (!this.goDone.has(handle) && this.isHealthy() && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 50);
+        this.goWaiter = () => (clearTimeout(t), resolve());
+      });
+    }
+    this.goWaiter = undefined;
+    this.goDone.delete(handle);
   }
 
   deviceModelEvents(sinceMs: number): DeviceModelEvent[] {
