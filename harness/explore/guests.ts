@@ -5,7 +5,7 @@
 import { DEFAULT_SCENARIO } from '../contract/scenario.js';
 import { VARIANTS } from '../dma/catalog.js';
 import { runScenario } from '../dma/run-scenario.js';
-import type { SuiteVerdict } from '../dma/run-suite.js';
+import { isConcurrentSource, type SuiteVerdict } from '../dma/run-suite.js';
 import type { SessionSource } from '../dma/session-source.js';
 import type { Verdict } from '../dma/verdict.js';
 import type { GuestSession } from '../guest/session.js';
@@ -62,9 +62,11 @@ export class ExploreGuests {
     return out;
   }
 
-  /** Start a live guest of each variant at once (boots and snapshots in parallel). */
+  /** Start a live guest of each variant: at once where the source's guests are independent QEMUs. */
   async warm(variants: readonly VariantId[]): Promise<void> {
-    const taken = await Promise.allSettled(variants.map((v) => this.take(v)));
+    const taken: Array<PromiseSettledResult<Live>> = [];
+    if (isConcurrentSource(this.source)) taken.push(...(await Promise.allSettled(variants.map((v) => this.take(v)))));
+    else for (const v of variants) taken.push(...(await Promise.allSettled([this.take(v)])));
     for (const t of taken) if (t.status === 'fulfilled') t.value.busy = false;
     const failed = taken.find((t): t is PromiseRejectedResult => t.status === 'rejected');
     if (failed) throw failed.reason;

@@ -114,8 +114,12 @@ describe('explore: finds, confirms and shrinks every planted bug (real guests, t
     const r = await execa('node', [cliPath, 'explore', '--budget', '60s', '--seed', String(SEED), '--artifacts', artifacts], { reject: false });
     expect(r.exitCode, r.stderr.split('\n').slice(-5).join('\n')).to.equal(0);
     expect(r.stdout).to.match(/no scenario failed/).and.match(/^PASS: \d+ scenarios explored, 0 failing/m);
-    const results = JSON.parse(fs.readFileSync(path.join(artifacts, 'results.json'), 'utf8')) as { explore: { runs: number; stoppedBy: string; failure: unknown; unconfirmed: unknown[] } };
-    expect(results.explore).to.deep.include({ stoppedBy: 'budget', failure: null, unconfirmed: [] });
+    expect(r.stderr).to.match(/exploring with seed 1, budget 60\.0 s/).and.match(/explore: \d+ runs, 0 failures, [\d.]+ scenarios\/s, \d+ s of 60 s/);
+    const results = JSON.parse(fs.readFileSync(path.join(artifacts, 'results.json'), 'utf8')) as { ok: boolean; explore: { runs: number; stoppedBy: string; failure: unknown; unconfirmed: unknown[]; seed: number } };
+    expect(results.ok).to.equal(true);
+    expect(results.explore).to.deep.include({ seed: SEED, stoppedBy: 'budget', failure: null, unconfirmed: [] });
+    for (const f of ['junit.xml', 'report.html']) expect(fs.existsSync(path.join(artifacts, f)), f).to.equal(true);
+    expect(fs.existsSync(path.join(artifacts, 'repro.json'))).to.equal(false);
     // More scenarios than any planted bug needed to be found.
     const most = Math.max(...[...found.values()].map((x) => (x.result.failure?.index ?? 0) + 1));
     expect(results.explore.runs).to.be.greaterThan(most);
