@@ -15,6 +15,8 @@ import { checkQemu } from '../harness/machine/qemu-check.js';
 import { requireSetpriv } from '../harness/machine/launch-checks.js';
 import { REFERENCE_AUTO_ACCEL } from '../harness/guest/linux/profile.js';
 import { benchTable, median, type Metric } from './table.js';
+import { catalogRun, exploreRun } from './explore-rates.js';
+import { buildPlantedDriver, PLANTED_BUGS, plantedParams, type PlantedBug } from '../guest-driver/linux/planted.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const artifacts = path.join(repoRoot, 'reports', 'bench');
@@ -25,6 +27,11 @@ const PAGE_READS = 200;
 const RESTORES = Number(process.env.DMAHIL_BENCH_RESTORES ?? 5);
 const ROUND_TRIPS = Number(process.env.DMAHIL_BENCH_ROUND_TRIPS ?? 20);
 const PARALLEL_SCENARIOS = Number(process.env.DMAHIL_BENCH_PARALLEL_SCENARIOS ?? 12);
+/** Seconds of exploring with the shipped driver, for exploreScenariosPerS. */
+const EXPLORE_S = Number(process.env.DMAHIL_BENCH_EXPLORE_S ?? 30);
+/** The planted bugs' budget, as in their specs; the seed too. */
+const PLANTED_BUDGET_S = 60;
+const PLANTED_SEED = 1;
 /** Under KVM a 4 KiB round trip waits ~0.2 s of real time for the edu: fewer are enough. */
 const KVM_ROUND_TRIPS = Number(process.env.DMAHIL_BENCH_KVM_ROUND_TRIPS ?? 8);
 
@@ -142,6 +149,7 @@ async function main(): Promise<void> {
   const kvmRate = kvm.execution?.works ? await roundTripRate(ctx, 'kvm', undefined, KVM_ROUND_TRIPS, 'kvm') : undefined;
   const oneGuest = await parallelThroughput(ctx, 1, PARALLEL_SCENARIOS);
   const twoGuests = await parallelThroughput(ctx, 2, PARALLEL_SCENARIOS);
+  const explore = await exploreMetrics(ctx, image.kernelVersion);
 
   const metrics: Metric[] = [
     {
@@ -166,6 +174,7 @@ async function main(): Promise<void> {
       name: 'parallelGuests2PerS', unit: '/s', value: twoGuests, samples: [twoGuests], better: 'higher',
       baseline: { name: 'parallelGuests1PerS', value: oneGuest, samples: [oneGuest] }, goal: 'restore per scenario, 2 cores',
     },
+    ...explore,
     {
       name: 'hostRead256MiBSharedS', unit: 's', value: median(shared), samples: shared, better: 'lower',
       baseline: { name: 'hostRead256MiBPmemsaveS', value: median(pmemsave), samples: pmemsave }, goal: '>= 20x',
@@ -205,6 +214,47 @@ async function main(): Promise<void> {
     process.stdout.write(`reference guest accelerator: ${faster.toUpperCase()} is faster (${fastRate.toFixed(1)}/s TCG with -icount, ${kvmRate!.toFixed(1)}/s KVM)${faster === REFERENCE_AUTO_ACCEL ? ', the default' : `: NOT the default (${REFERENCE_AUTO_ACCEL}); change REFERENCE_AUTO_ACCEL`}\n`);
   }
   process.stdout.write(`restoreToReadyS, median ms per step: ${Object.entries(restores.stepsMs).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+}
+
+/**
+ * dmahil explore beside the catalog run of the same invocation (`dmahil run --all`: a restore per scenario):
+ * verified scenarios per second on live guests, and for each planted bug of the driver's test build the
+ * time to find it and to shrink it, next to the catalog's time on that driver and whether it caught it.
+ */
+async function exploreMetrics(ctx: { repoRoot: string; artifacts: string; log: (m: string) => void }, kernelVersion: string): Promise<Metric[]> {
+  const catalog = await catalogRun(ctx, 'catalog-shipped');
+  const one = await exploreRun(ctx, 'explore-jobs-1', { jobs: 1, budgetMs: EXPLORE_S * 1000, seed: PLANTED_SEED });
+  const two = await exploreRun(ctx, 'explore-jobs-2', { jobs: 2, budgetMs: EXPLORE_S * 1000, seed: PLANTED_SEED });
+  const metrics: Metric[] = [
+    {
+      name: 'exploreScenariosPerS', unit: '/s', value: one.scenariosPerS, samples: [one.scenariosPerS], better: 'higher',
+      baseline: { name: 'catalogScenariosPerS', value: catalog.perS, samples: [catalog.perS] }, goal: '>= 150/s (one live guest per variant)',
+    },
+    {
+      name: 'exploreScenariosPerSJobs2', unit: '/s', value: two.scenariosPerS, samples: [two.scenariosPerS], better: 'higher',
+      baseline: { name: 'exploreScenariosPerS', value: one.scenariosPerS, samples: [one.scenariosPerS] }, goal: '--jobs 2 (two live guests per variant)',
+    },
+  ];
+  const module = await buildPlantedDriver({ kernelVersion, repoRoot: ctx.repoRoot });
+  for (const bug of Object.keys(PLANTED_BUGS) as PlantedBug[]) {
+    const driverOverride = { module, moduleParams: plantedParams(bug) };
+    const cat = await catalogRun(ctx, `catalog-${bug}`, driverOverride);
+    const r = await exploreRun(ctx, `explore-${bug}`, { jobs: 1, budgetMs: PLANTED_BUDGET_S * 1000, seed: PLANTED_SEED, driverOverride });
+    const f = r.failure;
+    const id = bug.replace(/(^|-)(\w)/g, (_, _d: string, c: string) => c.toUpperCase());
+    const findS = f ? f.findMs / 1000 : PLANTED_BUDGET_S;
+    const shrinkS = f ? f.shrinkMs / 1000 : 0;
+    const met = f && findS + shrinkS < 30 ? 'met' : 'not met';
+    metrics.push(
+      {
+        name: `exploreFind${id}S`, unit: 's', value: findS, samples: [findS], better: 'lower',
+        baseline: { name: `catalog --all ${cat.caught.length ? 'catches' : 'misses'} it`, value: cat.seconds, samples: [cat.seconds] },
+        goal: f ? `found + shrunk < 30 s: ${met}` : `NOT FOUND in ${PLANTED_BUDGET_S} s`,
+      },
+      { name: `exploreShrink${id}S`, unit: 's', value: shrinkS, samples: [shrinkS], better: 'lower', goal: f ? `to ${f.minimal.variant} ${f.minimal.scenario.size} B at offset ${f.minimal.scenario.offset}` : '' },
+    );
+  }
+  return metrics;
 }
 
 main().catch((e: unknown) => {
