@@ -1,56 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dmactl's backend (guest-driver/common/dmactl/backend.h) over the model: what
- * CreateFile, DeviceIoControl and CloseHandle do in Windows, done by building
- * IRPs and calling the driver's dispatch routines in this process. Opening
- * loads the driver and starts the device; closing removes it, unloads the
- * driver and checks that nothing leaked. The replies, and the errors with
- * their texts, are those of backend_windows.c, so dmactl prints exactly what
- * it prints over the real driver.
+ * What CreateFileA, DeviceIoControl, CloseHandle and GetLastError do in
+ * Windows, for dmactl's own Windows backend (guest-driver/common/dmactl/
+ * backend_windows.c, compiled unchanged with those four renamed to mk_*, see
+ * model.mk): IRPs built and sent to the driver's dispatch routines in this
+ * process. CreateFileA loads the driver and starts the device; CloseHandle
+ * removes it, unloads the driver and checks that nothing leaked. So dmactl
+ * prints exactly what it prints over the real driver, from the same code.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mk.h"
-#include "../../common/dmactl/backend.h"
 #include "../edudma_ioctl.h"
 
 #define WIN_ERROR_FILE_NOT_FOUND 2u
-#define WIN_ERROR_INVALID_FUNCTION 1u
-#define WIN_ERROR_INVALID_PARAMETER 87u
-#define WIN_ERROR_NOT_FOUND 1168u
 
-struct dmactl_backend {
+/* An open handle: the file object the driver sees. One at a time (dmactl and the checks open one). */
+struct mk_handle {
 	PDEVICE_OBJECT dev;
 	PFILE_OBJECT fo;
 };
 
-static void win_error(char *err, size_t errlen, const char *what, uint32_t code)
-{
-	char text[160] = "";
-	size_t n;
-
-	os_win32_message(code, text, sizeof(text));
-	n = strlen(text);
-	while (n > 0 && (text[n - 1] == '\r' || text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '.'))
-		text[--n] = '\0';
-	snprintf(err, errlen, "%s failed: win32 error %lu%s%s", what, (unsigned long)code, n ? ": " : "", text);
-}
-
-const char *dmactl_backend_default_device(void)
-{
-	return EDUDMA_USER_PATH;
-}
-
-const char *dmactl_backend_os(void)
-{
-	return "windows";
-}
+static struct mk_handle *open_handle;
+static uint32_t last_error;
 
 /* One request from "user mode": the IRP is sent; it may still pend when this returns. */
-struct mk_req *mk_backend_submit(struct dmactl_backend *b, UCHAR major, ULONG code, const char *what,
-				 const void *in, ULONG inlen, void *out, ULONG outlen)
+struct mk_req *mk_backend_submit(UCHAR major, ULONG code, const char *what, const void *in, ULONG inlen, void *out,
+				 ULONG outlen)
 {
+	struct mk_handle *b = open_handle;
 	PDEVICE_OBJECT top = mk_attached_top(b->dev);
 	PIRP irp = mk_irp_alloc_impl(top->StackSize);
 	PIO_STACK_LOCATION sp = IoGetNextIrpStackLocation(irp);
@@ -81,10 +60,10 @@ struct mk_req *mk_backend_submit(struct dmactl_backend *b, UCHAR major, ULONG co
 }
 
 /* ... and waited for, as a synchronous DeviceIoControl waits. */
-static NTSTATUS request(struct dmactl_backend *b, UCHAR major, ULONG code, const char *what, const void *in,
-			ULONG inlen, void *out, ULONG outlen, ULONG *got)
+static NTSTATUS request(UCHAR major, ULONG code, const char *what, const void *in, ULONG inlen, void *out,
+			ULONG outlen, ULONG *got)
 {
-	struct mk_req *r = mk_backend_submit(b, major, code, what, in, inlen, out, outlen);
+	struct mk_req *r = mk_backend_submit(major, code, what, in, inlen, out, outlen);
 	NTSTATUS st;
 
 	if (!mk_req_wait(r, MK_FOREVER))
@@ -98,169 +77,122 @@ static NTSTATUS request(struct dmactl_backend *b, UCHAR major, ULONG code, const
 	return st;
 }
 
-int dmactl_backend_open(const char *device, struct dmactl_backend **out, char *err, size_t errlen)
+static const char *ioctl_name(ULONG code)
 {
-	struct dmactl_backend *b;
+	switch (code) {
+	case IOCTL_EDUDMA_INFO: return "IOCTL_EDUDMA_INFO";
+	case IOCTL_EDUDMA_RUN: return "IOCTL_EDUDMA_RUN";
+	case IOCTL_EDUDMA_PREPARE: return "IOCTL_EDUDMA_PREPARE";
+	case IOCTL_EDUDMA_GO: return "IOCTL_EDUDMA_GO";
+	case IOCTL_EDUDMA_RELEASE: return "IOCTL_EDUDMA_RELEASE";
+	default: return "IRP_MJ_DEVICE_CONTROL";
+	}
+}
+
+/* Why the device cannot open goes to stderr: CreateFile can only say "file not found". */
+static void *open_failed(const char *why, uint32_t error)
+{
+	char line[300];
+
+	snprintf(line, sizeof(line), "MODEL: CreateFile: %s\n", why);
+	os_stderr(line);
+	last_error = error;
+	return (void *)(LONG_PTR)-1; /* INVALID_HANDLE_VALUE */
+}
+
+void *mk_CreateFileA(const char *device, ULONG access, ULONG share, void *security, ULONG disposition, ULONG flags,
+		     void *template_file)
+{
+	struct mk_handle *b;
 	char why[200] = "";
+	char what[300];
 	NTSTATUS st;
 
-	*out = NULL;
+	(void)access, (void)share, (void)security, (void)disposition, (void)flags, (void)template_file;
+	if (open_handle != NULL)
+		return open_failed("the model opens one handle at a time", WIN_ERROR_FILE_NOT_FOUND);
 	if (mk_init(why, sizeof(why))) {
-		snprintf(err, errlen, "the NT model cannot start: %s", why);
-		return -1;
+		snprintf(what, sizeof(what), "the NT model cannot start: %s", why);
+		return open_failed(what, WIN_ERROR_FILE_NOT_FOUND);
 	}
 	if (mk_lifecycle_up(why, sizeof(why))) {
-		char what[300];
-
-		snprintf(what, sizeof(what), "CreateFile(%s) (the driver did not start: %s)", device, why);
-		win_error(err, errlen, what, WIN_ERROR_FILE_NOT_FOUND);
-		return -1;
+		snprintf(what, sizeof(what), "the driver did not start: %s", why);
+		return open_failed(what, WIN_ERROR_FILE_NOT_FOUND);
 	}
 	b = calloc(1, sizeof(*b));
 	b->dev = mk_symlink_resolve(device);
 	if (b->dev == NULL) {
-		char what[300];
-
 		mk_lifecycle_down();
 		free(b);
-		snprintf(what, sizeof(what), "CreateFile(%s)", device);
-		win_error(err, errlen, what, WIN_ERROR_FILE_NOT_FOUND);
-		return -1;
+		snprintf(what, sizeof(what), "no symbolic link %s", device);
+		return open_failed(what, WIN_ERROR_FILE_NOT_FOUND);
 	}
 	b->fo = os_alloc_private(sizeof(FILE_OBJECT));
 	b->fo->Type = IO_TYPE_FILE;
 	b->fo->Size = sizeof(FILE_OBJECT);
 	b->fo->DeviceObject = b->dev;
-	st = request(b, IRP_MJ_CREATE, 0, "IRP_MJ_CREATE", NULL, 0, NULL, 0, NULL);
+	open_handle = b;
+	st = request(IRP_MJ_CREATE, 0, "IRP_MJ_CREATE", NULL, 0, NULL, 0, NULL);
 	if (!NT_SUCCESS(st)) {
-		char what[300];
-
+		open_handle = NULL;
 		mk_lifecycle_down();
 		free(b);
-		snprintf(what, sizeof(what), "CreateFile(%s)", device);
-		win_error(err, errlen, what, os_ntstatus_to_win32(st));
-		return -1;
+		snprintf(what, sizeof(what), "IRP_MJ_CREATE failed 0x%08lx", (unsigned long)st);
+		return open_failed(what, os_ntstatus_to_win32(st));
 	}
-	*out = b;
-	return 0;
+	return b;
 }
 
-static int ioctl_call(struct dmactl_backend *b, ULONG code, const char *name, const void *in, ULONG inlen,
-		      void *out, ULONG outlen, ULONG *got, uint32_t *error)
+int mk_DeviceIoControl(void *handle, ULONG code, void *in, ULONG inlen, void *out, ULONG outlen, ULONG *got,
+		       void *overlapped)
 {
-	NTSTATUS st = request(b, IRP_MJ_DEVICE_CONTROL, code, name, in, inlen, out, outlen, got);
+	ULONG n = 0;
+	NTSTATUS st;
 
-	*error = 0;
+	(void)overlapped;
+	if (handle != open_handle || open_handle == NULL)
+		mk_bugcheck_at("invalid-handle", "DeviceIoControl", 0, "a handle the model did not open: %p", handle);
+	st = request(IRP_MJ_DEVICE_CONTROL, code, ioctl_name(code), in, inlen, out, outlen, &n);
+	if (code == IOCTL_EDUDMA_GO && inlen >= sizeof(uint32_t)) {
+		/* Everything the edu printed for this run is on stderr before dmactl prints its result: the host
+		 * reads the two pipes apart and waits for this line before it judges the run (harness/guest/nt-model). */
+		char done[64];
+
+		snprintf(done, sizeof(done), "MODEL: go done handle=%lu\n", (unsigned long)((const struct edudma_go *)in)->handle);
+		os_stderr(done);
+	}
 	if (!NT_SUCCESS(st)) {
-		*error = os_ntstatus_to_win32(st);
-		return -1;
-	}
-	return 0;
-}
-
-static int wrong_size(const char *ioctl, ULONG got, size_t want, char *err, size_t errlen)
-{
-	if (got == want)
+		last_error = os_ntstatus_to_win32(st);
 		return 0;
-	snprintf(err, errlen, "%s returned %lu bytes, expected %u", ioctl, (unsigned long)got, (unsigned)want);
-	return -1;
-}
-
-int dmactl_backend_info(struct dmactl_backend *b, struct dmahil_info *info, char *err, size_t errlen)
-{
-	ULONG got = 0;
-	uint32_t e;
-
-	if (ioctl_call(b, IOCTL_EDUDMA_INFO, "IOCTL_EDUDMA_INFO", NULL, 0, info, sizeof(*info), &got, &e)) {
-		win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_INFO)", e);
-		return -1;
 	}
-	return wrong_size("IOCTL_EDUDMA_INFO", got, sizeof(*info), err, errlen);
+	if (got != NULL)
+		*got = n;
+	return 1;
 }
 
-int dmactl_backend_prepare(struct dmactl_backend *b, const struct dmahil_scenario *s, struct dmahil_result *r,
-			   char *err, size_t errlen)
+int mk_CloseHandle(void *handle)
 {
-	ULONG got = 0;
-	uint32_t e;
+	struct mk_handle *b = open_handle;
 
-	if (ioctl_call(b, IOCTL_EDUDMA_PREPARE, "IOCTL_EDUDMA_PREPARE", s, sizeof(*s), r, sizeof(*r), &got, &e)) {
-		if (e == WIN_ERROR_INVALID_PARAMETER) {
-			memset(r, 0, sizeof(*r));
-			r->contract_version = DMAHIL_CONTRACT_VERSION;
-			r->status = DMAHIL_E_INVALID;
-			r->scenario = *s;
-			snprintf(r->message, sizeof(r->message),
-				 "the driver refused the scenario (STATUS_INVALID_PARAMETER): a field is out of range");
-			return 0;
-		}
-		if (e == WIN_ERROR_INVALID_FUNCTION) {
-			win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_PREPARE) (an edudma.sys older than this dmactl?)", e);
-			return -1;
-		}
-		win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_PREPARE)", e);
-		return -1;
-	}
-	return wrong_size("IOCTL_EDUDMA_PREPARE", got, sizeof(*r), err, errlen);
-}
-
-int dmactl_backend_go(struct dmactl_backend *b, uint32_t handle, struct dmahil_result *r, char *err, size_t errlen)
-{
-	struct edudma_go go;
-	ULONG got = 0;
-	uint32_t e;
-
-	char done[64];
-	int rc = 0;
-
-	memset(&go, 0, sizeof(go));
-	go.handle = handle;
-	if (ioctl_call(b, IOCTL_EDUDMA_GO, "IOCTL_EDUDMA_GO", &go, sizeof(go), r, sizeof(*r), &got, &e)) {
-		win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_GO)", e);
-		rc = -1;
-	} else {
-		rc = wrong_size("IOCTL_EDUDMA_GO", got, sizeof(*r), err, errlen);
-	}
-	/* Everything the edu printed for this run is on stderr before dmactl prints its result: the host reads
-	 * the two pipes apart and waits for this line before it judges the run (harness/guest/nt-model). */
-	snprintf(done, sizeof(done), "MODEL: go done handle=%lu\n", (unsigned long)handle);
-	os_stderr(done);
-	return rc;
-}
-
-int dmactl_backend_release(struct dmactl_backend *b, uint32_t handle, char *err, size_t errlen)
-{
-	struct edudma_release rel;
-	uint32_t e;
-
-	memset(&rel, 0, sizeof(rel));
-	rel.handle = handle;
-	if (ioctl_call(b, IOCTL_EDUDMA_RELEASE, "IOCTL_EDUDMA_RELEASE", &rel, sizeof(rel), NULL, 0, NULL, &e)) {
-		if (e == WIN_ERROR_NOT_FOUND)
-			snprintf(err, errlen, "no held scenario with handle %lu", (unsigned long)handle);
-		else
-			win_error(err, errlen, "DeviceIoControl(IOCTL_EDUDMA_RELEASE)", e);
-		return -1;
-	}
-	return 0;
-}
-
-int dmactl_backend_reattach(struct dmactl_backend *b, uint32_t config[16], char *err, size_t errlen)
-{
-	(void)b;
-	(void)config;
-	snprintf(err, errlen, "reattach is for a Linux guest restored from a snapshot; dmahil does not snapshot Windows guests");
-	return -1;
-}
-
-void dmactl_backend_close(struct dmactl_backend *b)
-{
-	if (!b)
-		return;
-	request(b, IRP_MJ_CLEANUP, 0, "IRP_MJ_CLEANUP", NULL, 0, NULL, 0, NULL);
-	request(b, IRP_MJ_CLOSE, 0, "IRP_MJ_CLOSE", NULL, 0, NULL, 0, NULL);
+	if (handle != b || b == NULL)
+		mk_bugcheck_at("invalid-handle", "CloseHandle", 0, "a handle the model did not open: %p", handle);
+	request(IRP_MJ_CLEANUP, 0, "IRP_MJ_CLEANUP", NULL, 0, NULL, 0, NULL);
+	request(IRP_MJ_CLOSE, 0, "IRP_MJ_CLOSE", NULL, 0, NULL, 0, NULL);
 	os_retire(b->fo, sizeof(FILE_OBJECT));
 	mk_retired_add(b->fo, sizeof(FILE_OBJECT), "file-object-touched-after-close", "a closed file object");
+	open_handle = NULL;
 	mk_lifecycle_down();
 	free(b);
+	return 1;
 }
+
+ULONG mk_GetLastError(void)
+{
+	return last_error;
+}
+
+/* backend_windows.c calls these through windows.h's dllimport declarations. */
+const void *__imp_mk_CreateFileA = (const void *)(ULONG_PTR)mk_CreateFileA;
+const void *__imp_mk_DeviceIoControl = (const void *)(ULONG_PTR)mk_DeviceIoControl;
+const void *__imp_mk_CloseHandle = (const void *)(ULONG_PTR)mk_CloseHandle;
+const void *__imp_mk_GetLastError = (const void *)(ULONG_PTR)mk_GetLastError;

@@ -115,9 +115,10 @@ static struct mk_req *go_async(struct dmactl_backend *b, uint32_t handle, struct
 {
 	struct edudma_go go;
 
+	(void)b; /* the model's one open handle */
 	memset(&go, 0, sizeof(go));
 	go.handle = handle;
-	return mk_backend_submit(b, IRP_MJ_DEVICE_CONTROL, IOCTL_EDUDMA_GO, "IOCTL_EDUDMA_GO", &go, sizeof(go), r,
+	return mk_backend_submit(IRP_MJ_DEVICE_CONTROL, IOCTL_EDUDMA_GO, "IOCTL_EDUDMA_GO", &go, sizeof(go), r,
 				 sizeof(*r));
 }
 
@@ -210,7 +211,7 @@ static int held_run(int cancel_first)
 		snprintf(interleave, sizeof(interleave),
 			 "IoCancelIrp did not complete the RUN waiting for map registers in 3 s (review L2); then the "
 			 "handle's IRP_MJ_CLEANUP freed the held runs, and the RUN got its map registers after all");
-		c = mk_backend_submit(b, IRP_MJ_CLEANUP, 0, "IRP_MJ_CLEANUP", NULL, 0, NULL, 0);
+		c = mk_backend_submit(IRP_MJ_CLEANUP, 0, "IRP_MJ_CLEANUP", NULL, 0, NULL, 0);
 		mk_req_wait(c, mk_now + MK_MS(3 * s.timeout_ms));
 		mk_req_wait(q, mk_now + MK_MS(3 * s.timeout_ms));
 		finish(0, "the RUN waiting for map registers (two held runs keep all %u) was not completed by IoCancelIrp "

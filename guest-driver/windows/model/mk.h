@@ -219,10 +219,9 @@ void mk_req_free(struct mk_req *r);
 void mk_irp_cancel(PIRP irp, int slow);
 void mk_irp_check_leaks(void);
 
-/* backend_model.c: a user request sent to the driver; it may still pend */
-struct dmactl_backend;
-struct mk_req *mk_backend_submit(struct dmactl_backend *b, UCHAR major, ULONG code, const char *what,
-				 const void *in, ULONG inlen, void *out, ULONG outlen);
+/* backend_model.c: a user request sent to the driver on the open handle; it may still pend */
+struct mk_req *mk_backend_submit(UCHAR major, ULONG code, const char *what, const void *in, ULONG inlen, void *out,
+				 ULONG outlen);
 
 /* ---- the PCI bus, the PDO, the PnP manager (pnp_bus.c) ---- */
 

@@ -1,7 +1,8 @@
 # The NT kernel/HAL DMA model that runs the Windows driver's own sources (guest-driver/windows/model/README.md).
 # Included by guest-driver/windows/windows.mk.
 #
-#   make windows-model     build/windows/model/edudma-model.exe: dmactl + the driver's src/*.c + the model
+#   make windows-model     build/windows/model/edudma-model.exe: dmactl with its Windows backend + the driver's
+#                          src/*.c + the model
 #
 # MODEL_DRV_SRC and MODEL_OUT let a copy of the guest-driver tree (a mutated driver) build into another
 # directory: make windows-model MODEL_DRV_SRC=/tmp/x/guest-driver/windows/src MODEL_OUT=/tmp/x/out
@@ -29,7 +30,8 @@ MODEL_K_H     := $(wildcard $(MODEL_DIR)/*.h) $(wildcard guest-driver/common/*.h
                  guest-driver/windows/edudma_ioctl.h
 MODEL_OBJS    := $(patsubst $(MODEL_DRV_SRC)/%.c,$(MODEL_OUT)/drv/%.o,$(MODEL_DRV_C)) \
                  $(patsubst $(MODEL_DIR)/%.c,$(MODEL_OUT)/model/%.o,$(MODEL_K_C)) \
-                 $(MODEL_OUT)/model/os.o $(MODEL_OUT)/model/main.o $(MODEL_OUT)/dmactl/dmactl.o
+                 $(MODEL_OUT)/model/os.o $(MODEL_OUT)/model/main.o $(MODEL_OUT)/dmactl/dmactl.o \
+                 $(MODEL_OUT)/dmactl/backend_windows.o
 
 .PHONY: windows-model
 
@@ -51,6 +53,13 @@ $(MODEL_OUT)/model/%.o: $(MODEL_DIR)/%.c $(MODEL_K_H)
 $(MODEL_OUT)/dmactl/dmactl.o: $(MODEL_DMACTL)/dmactl.c $(MODEL_DMACTL)/backend.h $(wildcard guest-driver/common/*.h)
 	@mkdir -p $(@D)
 	$(MODEL_CC) -std=c11 -O2 -g -Wall -Wextra -Werror -Dmain=dmactl_main -c -o $@ $<
+
+# dmactl's Windows backend unchanged: its four Win32 calls go to the model (backend_model.c).
+$(MODEL_OUT)/dmactl/backend_windows.o: $(MODEL_DMACTL)/backend_windows.c $(MODEL_DMACTL)/backend.h \
+    guest-driver/windows/edudma_ioctl.h $(wildcard guest-driver/common/*.h)
+	@mkdir -p $(@D)
+	$(MODEL_CC) -std=c11 -O2 -g -Wall -Wextra -Werror -DCreateFileA=mk_CreateFileA -DDeviceIoControl=mk_DeviceIoControl \
+	  -DCloseHandle=mk_CloseHandle -DGetLastError=mk_GetLastError -c -o $@ $<
 
 $(MODEL_OUT)/edudma-model.exe: $(MODEL_OBJS)
 	$(MODEL_CC) -g -static -o $@ $^ -Wl,--image-base,0x140000000
