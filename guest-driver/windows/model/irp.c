@@ -460,20 +460,30 @@ static PIRP csq_peek(PIO_CSQ csq, PIRP irp, PVOID ctx)
 	return csq->CsqPeekNextIrp(csq, irp, ctx);
 }
 
+/*
+ * Out of the queue, and every tie to it cut: the driver's CsqRemoveIrp, the context's pointer (so a later
+ * IoCsqRemoveIrp finds nothing) and DriverContext[3], as the WRK's cancelapi.c does on each way out.
+ * Under the queue's lock.
+ */
+static void csq_detach(PIO_CSQ csq, PIRP irp)
+{
+	PVOID c = irp->Tail.Overlay.DriverContext[3];
+
+	csq_remove(csq, irp);
+	if (c != NULL && ((PIO_CSQ_IRP_CONTEXT)c)->Type == IO_TYPE_CSQ_IRP_CONTEXT)
+		((PIO_CSQ_IRP_CONTEXT)c)->Irp = NULL;
+	irp->Tail.Overlay.DriverContext[3] = NULL;
+}
+
 static VOID NTAPI csq_cancel_routine(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 {
 	PIO_CSQ csq = csq_of(Irp);
 	KIRQL irql;
 
 	(void)DeviceObject;
-	PVOID c = Irp->Tail.Overlay.DriverContext[3];
-
 	mk_cancel_lock_release(Irp->CancelIrql);
 	csq_lock(csq, &irql);
-	csq_remove(csq, Irp);
-	if (c != NULL && ((PIO_CSQ_IRP_CONTEXT)c)->Type == IO_TYPE_CSQ_IRP_CONTEXT)
-		((PIO_CSQ_IRP_CONTEXT)c)->Irp = NULL;
-	Irp->Tail.Overlay.DriverContext[3] = NULL;
+	csq_detach(csq, Irp);
 	csq_unlock(csq, irql);
 	csq_complete_canceled(csq, Irp);
 }
@@ -569,12 +579,8 @@ static NTSTATUS csq_insert(PIO_CSQ Csq, PIRP Irp, PIO_CSQ_IRP_CONTEXT Context, P
 	IoMarkIrpPending(Irp);
 	IoSetCancelRoutine(Irp, csq_cancel_routine);
 	if (Irp->Cancel && IoSetCancelRoutine(Irp, NULL) != NULL) {
-		/* cancelled before it was queued: it leaves again, completed as cancelled, and the context lets
-		 * go of it, so a later IoCsqRemoveIrp returns NULL (as the WRK's cancelapi.c does) */
-		csq_remove(Csq, Irp);
-		if (Context != NULL)
-			Context->Irp = NULL;
-		Irp->Tail.Overlay.DriverContext[3] = NULL;
+		/* cancelled before it was queued: it leaves again, completed as cancelled */
+		csq_detach(Csq, Irp);
 		csq_unlock(Csq, irql);
 		csq_complete_canceled(Csq, Irp);
 		return st;
@@ -595,8 +601,7 @@ PIRP NTAPI mk_IoCsqRemoveNextIrp(PIO_CSQ Csq, PVOID PeekContext)
 	for (irp = csq_peek(Csq, NULL, PeekContext); irp != NULL; irp = csq_peek(Csq, irp, PeekContext)) {
 		live_irp(irp, "CsqPeekNextIrp returned");
 		if (IoSetCancelRoutine(irp, NULL) != NULL) {
-			csq_remove(Csq, irp);
-			irp->Tail.Overlay.DriverContext[3] = NULL;
+			csq_detach(Csq, irp);
 			break;
 		}
 		/* its cancel routine is running: that removes it */
@@ -618,9 +623,7 @@ PIRP NTAPI mk_IoCsqRemoveIrp(PIO_CSQ Csq, PIO_CSQ_IRP_CONTEXT Context)
 	if (irp != NULL) {
 		live_irp(irp, "IoCsqRemoveIrp");
 		if (IoSetCancelRoutine(irp, NULL) != NULL) {
-			csq_remove(Csq, irp);
-			irp->Tail.Overlay.DriverContext[3] = NULL;
-			Context->Irp = NULL;
+			csq_detach(Csq, irp);
 		} else {
 			irp = NULL; /* its cancel routine is running: that removes it */
 		}
