@@ -19,7 +19,6 @@ describe('windows driver in the NT DMA model: the catalog in every world', funct
     await buildModel();
     prefix = modelPrefix();
   });
-  after(() => prefix?.dispose());
 
   for (const world of Object.values(NT_MODEL_WORLDS)) {
     describe(`${world.id}: ${world.description}`, () => {

@@ -39,7 +39,6 @@ describe('windows driver in the NT DMA model: the review\'s races and waits', fu
     await buildModel();
     prefix = modelPrefix();
   });
-  after(() => prefix?.dispose());
 
   for (const name of CHECKS) {
     it(`${name}: the driver passes`, async () => {

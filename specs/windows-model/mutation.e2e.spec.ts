@@ -28,7 +28,6 @@ describe('windows driver in the NT DMA model: a mutant without FlushAdapterBuffe
     prefix = modelPrefix();
   });
   after(async () => {
-    prefix?.dispose();
     if (root) await fs.rm(root, { recursive: true, force: true });
   });
 

@@ -18,9 +18,19 @@ export async function buildModel(vars: Record<string, string> = {}): Promise<voi
   if (r.exitCode !== 0) throw new Error(`make windows-model failed:\n${r.all}`);
 }
 
-/** One Wine prefix for a spec file (wineboot takes ~15 s). */
+let shared: WinePrefix | undefined;
+
+/**
+ * One Wine prefix for every model spec of this process (wineboot takes ~15 s), removed when it exits.
+ * The model keeps nothing in it: each run gets its own RAM file and its own artifacts folder.
+ */
 export function modelPrefix(): WinePrefix {
-  return createWinePrefix();
+  if (!shared) {
+    const p = createWinePrefix();
+    shared = p;
+    process.once('exit', () => p.dispose());
+  }
+  return shared;
 }
 
 export async function startModel(world: NtModelWorld, name: string, prefix: WinePrefix, extra: Partial<Parameters<typeof NtModelSession.start>[0]> = {}): Promise<NtModelSession> {

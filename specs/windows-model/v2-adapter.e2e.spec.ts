@@ -23,7 +23,6 @@ describe('windows driver in the NT DMA model: a v2 adapter on a 28-bit edu is ca
   });
   after(async () => {
     await session?.close();
-    prefix?.dispose();
   });
 
   for (const name of ['round-trip 4096 B', 'scatter-gather round-trip 12 KiB']) {
