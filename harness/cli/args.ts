@@ -1,4 +1,6 @@
 // Command-line parsing with node:util parseArgs (strict: unknown options are errors).
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { UNTIL_FAIL_MAX_REPEATS } from './selection.js';
@@ -32,8 +34,11 @@ Options for run:
   --repeat <n>        run the selection n times in a row
   --until-fail        stop at the first scenario that does not verify (with --repeat: at most n times,
                       else at most ${UNTIL_FAIL_MAX_REPEATS} times)
+  --qemu <path>       the QEMU binary to use, e.g. your own build's qemu-system-x86_64 (default: the one on
+                      PATH); checked like any QEMU (7.2+, edu device) and named in results.json
+                      (also an option of explore, shell and doctor)
 
-Options for explore (and --image, --grep, --json, --accel, --artifacts, --boot-timeout, --jobs as for run):
+Options for explore (and --image, --grep, --json, --accel, --artifacts, --boot-timeout, --jobs, --qemu as for run):
   --budget <time>     how long to explore, e.g. 60s, 10m, 1h (default: 10m; the guests' boot is not counted)
   --runs <n>          stop after n scenarios (with --budget: whichever comes first)
   --seed <n>          the sequence of scenarios (default: random, printed); the same seed explores the same way
@@ -65,6 +70,8 @@ export interface RunOptions {
   repeat: number;
   /** No new scenario after the first that did not verify. */
   untilFail: boolean;
+  /** --qemu: the QEMU binary instead of qemu-system-x86_64 on PATH (absolute). */
+  qemu?: string;
 }
 
 export interface ExploreCliOptions {
@@ -81,6 +88,8 @@ export interface ExploreCliOptions {
   seed: number;
   /** True when --seed was given (else the seed is random and printed). */
   seedGiven: boolean;
+  /** --qemu, as for run. */
+  qemu?: string;
 }
 
 export interface ShellOptions {
@@ -88,9 +97,18 @@ export interface ShellOptions {
   accel: 'auto' | 'kvm' | 'tcg';
   bootTimeoutMs: number;
   artifacts?: string;
+  /** --qemu, as for run. */
+  qemu?: string;
 }
 
-export type Command = RunOptions | ExploreCliOptions | ShellOptions | { command: 'doctor'; json: boolean } | { command: 'help' } | { command: 'version' };
+export interface DoctorCliOptions {
+  command: 'doctor';
+  json: boolean;
+  /** --qemu: check this QEMU binary instead of the one on PATH. */
+  qemu?: string;
+}
+
+export type Command = RunOptions | ExploreCliOptions | ShellOptions | DoctorCliOptions | { command: 'help' } | { command: 'version' };
 
 /** "windows" means the image named by DMAHIL_WINDOWS_IMAGE; a path must look like a golden image. */
 function resolveImage(image: string): string {
@@ -110,6 +128,29 @@ function resolveImage(image: string): string {
     });
   }
   return image;
+}
+
+/**
+ * --qemu PATH: an existing executable file, made absolute. Whether it is a QEMU dmahil supports (version,
+ * edu device) is checkQemuOption's (guests.ts), before anything is built or booted.
+ */
+export function qemuOption(text: string): string {
+  const fix = 'pass --qemu the path of a qemu-system-x86_64 binary (e.g. <your QEMU build>/qemu-system-x86_64), or leave it out for the one on PATH';
+  if (text.trim() === '') throw new UsageError('--qemu is empty', { hint: fix });
+  const file = path.resolve(text);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    throw new UsageError(`--qemu ${text}: no such file (${(e as NodeJS.ErrnoException).code ?? e})`, { hint: fix });
+  }
+  if (!st.isFile()) throw new UsageError(`--qemu ${text} is not a file`, { hint: fix });
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+  } catch {
+    throw new UsageError(`--qemu ${text} is not executable`, { hint: `chmod +x it, or ${fix}` });
+  }
+  return file;
 }
 
 /** The default exploration budget. */
@@ -168,6 +209,7 @@ export function parseCommandLine(argv: string[]): Command {
         budget: { type: 'string' },
         runs: { type: 'string' },
         seed: { type: 'string' },
+        qemu: { type: 'string' },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -180,7 +222,9 @@ export function parseCommandLine(argv: string[]): Command {
   if (values.version) return { command: 'version' };
   const command = positionals[0] ?? 'run';
   if (command === 'help') return { command: 'help' };
-  if (command === 'doctor') return { command: 'doctor', json: values.json ?? false };
+  const qemu = values.qemu !== undefined ? qemuOption(values.qemu) : undefined;
+  const withQemu = qemu !== undefined ? { qemu } : {};
+  if (command === 'doctor') return { command: 'doctor', json: values.json ?? false, ...withQemu };
   if (command !== 'run' && command !== 'shell' && command !== 'explore') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, explore, shell, doctor, help' });
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, { hint: 'run "dmahil --help" for the options' });
 
@@ -196,7 +240,7 @@ export function parseCommandLine(argv: string[]): Command {
   const jobs = Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) throw new UsageError(`--jobs "${values.jobs}" is not a whole number from 1 to 16`);
   if (values.shard !== undefined && !/^\d+\/\d+$/.test(values.shard)) throw new UsageError(`--shard "${values.shard}" is not i/n`, { hint: 'e.g. --shard 1/2' });
-  if (command === 'shell') return { command: 'shell', accel, bootTimeoutMs: bootTimeout * 1000, artifacts: values.artifacts };
+  if (command === 'shell') return { command: 'shell', accel, bootTimeoutMs: bootTimeout * 1000, artifacts: values.artifacts, ...withQemu };
   let grep: RegExp | undefined;
   if (values.grep !== undefined) {
     try {
@@ -220,6 +264,7 @@ export function parseCommandLine(argv: string[]): Command {
       runs: values.runs !== undefined ? positiveInt('--runs', values.runs, 100_000_000) : undefined,
       seed: values.seed !== undefined ? parseSeed(values.seed) : Math.floor(Math.random() * 0x80000000),
       seedGiven: values.seed !== undefined,
+      ...withQemu,
     };
   }
   refuse(values, ['budget', 'runs', 'seed'], 'run', 'they are options of dmahil explore');
@@ -241,5 +286,6 @@ export function parseCommandLine(argv: string[]): Command {
     repro: values.repro,
     repeat,
     untilFail: values['until-fail'] ?? false,
+    ...withQemu,
   };
 }

@@ -42,6 +42,8 @@ export interface DoctorOptions {
   repoRoot: string;
   /** Default <repoRoot>/.cache. */
   cacheDir?: string;
+  /** --qemu: the QEMU binary to check (default qemu-system-x86_64 on PATH). */
+  qemu?: string;
 }
 
 const GiB = 1024 ** 3;
@@ -64,7 +66,7 @@ function cachedReferenceKernel(cacheDir: string): string | undefined {
   return kernels.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
 }
 
-export function realProbes(cacheDir?: string): Probes {
+export function realProbes(cacheDir?: string, qemu = 'qemu-system-x86_64'): Probes {
   return {
     run: (cmd, args) =>
       new Promise((resolve) => {
@@ -97,8 +99,8 @@ export function realProbes(cacheDir?: string): Probes {
       }
     },
     nodeVersion: process.versions.node,
-    kvm: () => kvmVerdict(findExecutable('qemu-system-x86_64') ?? 'qemu-system-x86_64', findExecutable('setpriv') ?? 'setpriv', cacheDir && cachedReferenceKernel(cacheDir)),
-    edu: () => probeEduBehaviour().catch((e: unknown) => e as Error),
+    kvm: () => kvmVerdict(findExecutable(qemu) ?? qemu, findExecutable('setpriv') ?? 'setpriv', cacheDir && cachedReferenceKernel(cacheDir)),
+    edu: () => probeEduBehaviour(qemu).catch((e: unknown) => e as Error),
   };
 }
 
@@ -115,15 +117,16 @@ export async function runChecks(p: Probes, opts: DoctorOptions): Promise<Check[]
       : { name: 'Node.js', status: 'missing', detail: `v${p.nodeVersion.replace(/^v/, '')}, 20.19 or newer is needed`, fix: 'install Node.js 20.19+ (Debian: the nodejs.org or NodeSource packages)' },
   );
 
-  const qemu = await p.run('qemu-system-x86_64', ['--version']);
+  const qemuBinary = opts.qemu ?? 'qemu-system-x86_64';
+  const qemu = await p.run(qemuBinary, ['--version']);
   const qv = /version (\d+\.\d+(?:\.\d+)?)/.exec(qemu.stdout)?.[1];
   const QEMU_FIX = `${APT} qemu-system-x86 qemu-utils`;
   let qemuOk = false;
   if (!qemu.ok || !qv) {
-    add({ name: 'QEMU', status: 'missing', detail: 'qemu-system-x86_64 not found', fix: QEMU_FIX });
+    add({ name: 'QEMU', status: 'missing', detail: `${qemuBinary} not found`, fix: QEMU_FIX });
   } else if (!versionAtLeast(qv, MIN_QEMU)) {
     add({ name: 'QEMU', status: 'missing', detail: `QEMU ${qv} is older than ${MIN_QEMU.join('.')}`, fix: `${QEMU_FIX} (Debian 12 has 7.2, Debian 13 has 10.0)` });
-  } else if (!(await p.run('qemu-system-x86_64', ['-machine', 'q35', '-device', 'help'])).stdout.includes('"edu"')) {
+  } else if (!(await p.run(qemuBinary, ['-machine', 'q35', '-device', 'help'])).stdout.includes('"edu"')) {
     add({ name: 'QEMU', status: 'missing', detail: `QEMU ${qv} has no edu device`, fix: `${QEMU_FIX} (Debian's build has -device edu)` });
   } else {
     qemuOk = true;
@@ -216,7 +219,7 @@ export function isReady(checks: Check[]): boolean {
 
 /** The command: prints the checks (or JSON), returns the exit status. */
 export async function doctor(opts: DoctorOptions & { json?: boolean; probes?: Probes; write?: (s: string) => void }): Promise<number> {
-  const checks = await runChecks(opts.probes ?? realProbes(opts.cacheDir ?? path.join(opts.repoRoot, '.cache')), opts);
+  const checks = await runChecks(opts.probes ?? realProbes(opts.cacheDir ?? path.join(opts.repoRoot, '.cache'), opts.qemu), opts);
   const write = opts.write ?? ((s: string) => void process.stdout.write(s));
   write(opts.json ? JSON.stringify({ ready: isReady(checks), checks }) + '\n' : doctorText(checks) + '\n');
   return isReady(checks) ? 0 : 1;

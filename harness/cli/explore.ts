@@ -56,10 +56,10 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   }
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-explore`));
   checkArtifactsRoom(artifacts);
-  const { qemu, reference } = await preflight(opts.accel, opts.image, progress);
+  const { qemu, reference } = await preflight(opts.accel, opts.image, progress, opts.qemu);
   const ver = await version();
   const qemuText = `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`;
-  const { source, pristine } = guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: false, driverOverride: opts.driverOverride });
+  const { source, pristine } = guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: false, driverOverride: opts.driverOverride, qemuBinary: qemu.binary });
   const guests = new ExploreGuests(source, opts.jobs);
   const limits = [opts.budgetMs !== undefined ? `budget ${seconds(opts.budgetMs)}` : '', opts.runs !== undefined ? `at most ${opts.runs} scenarios` : ''].filter(Boolean).join(', ');
   progress(`exploring with seed ${opts.seed}${opts.seedGiven ? '' : ` (random; --seed ${opts.seed} explores the same way)`}, ${limits}; artifacts in ${artifacts}`);
@@ -112,7 +112,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   }
   const ok = !f && result.unconfirmed.length === 0;
   const report = {
-    ...resultsJson(verdicts, { version: ver, artifacts, host: { qemu: qemuText, edu: null, accel: opts.accel } }),
+    ...resultsJson(verdicts, { version: ver, artifacts, host: { qemu: qemuText, qemuBinary: qemu.binary, edu: null, accel: opts.accel } }),
     ok,
     explore: exploreJson(result, reproFile),
   };

@@ -9,7 +9,7 @@ import type { GuestVariant } from '../dma/catalog.js';
 import { SnapshotSessionSource } from '../dma/snapshot-session-source.js';
 import { ReusingSessionSource, type SessionSource } from '../dma/session-source.js';
 import type { Verdict } from '../dma/verdict.js';
-import { EnvironmentError } from '../errors.js';
+import { EnvironmentError, UsageError } from '../errors.js';
 import { restoreLinuxGuest, startLinuxGuest, type LinuxGuestOptions, type LinuxSession } from '../guest/linux/profile.js';
 import type { GuestSession } from '../guest/session.js';
 import { startWindowsGuest } from '../guest/windows/profile.js';
@@ -40,8 +40,8 @@ export function timestamp(): string {
  * is remembered, so a Windows guest then gets TCG and one warning instead of a boot into a broken KVM.
  * Returns the QEMU and, for the reference guest, its image (the guest kernel's version).
  */
-export async function preflight(accel: Accel, image: string, progress: (m: string) => void = () => undefined): Promise<{ qemu: QemuInfo; reference?: ReferenceImage }> {
-  const qemu = await checkQemu(DEFAULT_QEMU_BINARY);
+export async function preflight(accel: Accel, image: string, progress: (m: string) => void = () => undefined, qemuBinary?: string): Promise<{ qemu: QemuInfo; reference?: ReferenceImage }> {
+  const qemu = await checkQemuOption(qemuBinary);
   let reference: ReferenceImage | undefined;
   if (image === 'linux') {
     // Both cached; a missing package or a kernel edudma cannot build for is bad input, not a failed scenario.
@@ -51,6 +51,23 @@ export async function preflight(accel: Accel, image: string, progress: (m: strin
   // The reference guest's auto is TCG; any other guest that may get KVM first sees KVM run a kernel.
   if (accel === 'kvm' || (accel === 'auto' && image !== 'linux')) await proveKvm({ repoRoot, qemuBinary: qemu.binary, accel, reference, onProgress: progress });
   return { qemu, reference };
+}
+
+/**
+ * The QEMU a command uses: --qemu's binary, or qemu-system-x86_64 on PATH, checked by checkQemu (version,
+ * edu device). What --qemu names and is not a QEMU dmahil can use is bad input: the message says which
+ * binary and what is wrong with it, the hint how to fix the option (exit 2, nothing built or booted).
+ */
+export async function checkQemuOption(qemuBinary?: string): Promise<QemuInfo> {
+  if (qemuBinary === undefined) return checkQemu(DEFAULT_QEMU_BINARY);
+  try {
+    return await checkQemu(qemuBinary);
+  } catch (e) {
+    if (!(e instanceof EnvironmentError)) throw e;
+    throw new UsageError(`--qemu ${qemuBinary} is not a QEMU dmahil can use: ${e.message}`, {
+      hint: 'pass --qemu a qemu-system-x86_64 of QEMU 7.2 or newer built with the edu device (CONFIG_EDU, on in the default x86_64-softmmu build), or leave it out for the one on PATH',
+    });
+  }
 }
 
 /**
@@ -89,6 +106,8 @@ export interface GuestSourceOptions {
   keep?: (session: GuestSession, verdict: Verdict) => boolean;
   /** The reference guest with another module or tool (specs: the planted-bug test build). */
   driverOverride?: LinuxGuestOptions['driverOverride'];
+  /** --qemu: the QEMU binary every guest runs on (default qemu-system-x86_64 on PATH). */
+  qemuBinary?: string;
 }
 
 export interface GuestSource {
@@ -109,7 +128,7 @@ export function guestSource(o: GuestSourceOptions): GuestSource {
   // Windows guests restore through their own overlay per boot; snapshots are the reference guest's.
   if (o.image !== 'linux') {
     const windows = (variant: GuestVariant): Promise<GuestSession> =>
-      startWindowsGuest({ image: o.image, repoRoot, artifactsDir: bootDir(variant), forceBounce: variant.forceBounce, accel: o.accel, bootTimeoutMs: o.bootTimeoutMs, onProgress: o.progress });
+      startWindowsGuest({ image: o.image, repoRoot, artifactsDir: bootDir(variant), forceBounce: variant.forceBounce, accel: o.accel, bootTimeoutMs: o.bootTimeoutMs, onProgress: o.progress, ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}) });
     return { source: new ReusingSessionSource(windows), pristine: () => false };
   }
   const boot = (variant: GuestVariant): Promise<LinuxSession> =>
@@ -123,12 +142,13 @@ export function guestSource(o: GuestSourceOptions): GuestSource {
       onProgress: o.progress,
       icount: CHEAP_WAITS,
       ...(o.driverOverride ? { driverOverride: o.driverOverride } : {}),
+      ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}),
     });
   if (o.reuse) return { source: new ReusingSessionSource(boot, { keep: o.keep }), pristine: () => false };
   const source = new SnapshotSessionSource({
     boot,
     restore: (snapshot, variant, n) => restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(o.artifacts, variant.id, `restore-${n}`), readyTimeoutMs: o.bootTimeoutMs }),
-    key: (variant) => `linux ${variant.id} accel=${o.accel} icount=${JSON.stringify(CHEAP_WAITS)}${o.driverOverride ? ` driver=${JSON.stringify(o.driverOverride)}` : ''}`,
+    key: (variant) => `linux ${variant.id} accel=${o.accel} icount=${JSON.stringify(CHEAP_WAITS)}${o.driverOverride ? ` driver=${JSON.stringify(o.driverOverride)}` : ''}${o.qemuBinary ? ` qemu=${o.qemuBinary}` : ''}`,
     onProgress: o.progress,
   });
   return { source, pristine: (variant) => !source.fallbackReasons.has(variant) };

@@ -20,8 +20,7 @@ import { parseCommandLine, USAGE, type RunOptions, type ShellOptions } from './a
 import { stderrProgress } from './progress.js';
 import { describeEdu, probeEduBehaviour } from '../machine/edu-behaviour.js';
 import { needsEduBehaviour, notApplicable } from '../dma/applicability.js';
-import { DEFAULT_QEMU_BINARY } from '../machine/cmdline.js';
-import { checkArtifactsRoom, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
+import { checkArtifactsRoom, checkQemuOption, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
 import { writeFilesSync } from './report-files.js';
 import { exploreCommand } from './explore.js';
 import { repeatedEntries, reproDifferences, reproEntry } from './selection.js';
@@ -41,7 +40,7 @@ async function run(opts: RunOptions): Promise<number> {
   const entries = repeatedEntries(sharded, opts.repeat);
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
   checkArtifactsRoom(artifacts);
-  const { qemu, reference } = await preflight(opts.accel, opts.image, progress);
+  const { qemu, reference } = await preflight(opts.accel, opts.image, progress, opts.qemu);
   const ver = await version();
   if (repro) {
     const now = { image: opts.image, qemu: `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`, guestKernel: reference?.kernelVersion ?? null, dmahil: ver };
@@ -52,10 +51,11 @@ async function run(opts: RunOptions): Promise<number> {
     }
   }
   // Measured, not assumed from the version: does this QEMU's edu give each control something to catch?
-  const edu = entries.some(needsEduBehaviour) ? await probeEduBehaviour(DEFAULT_QEMU_BINARY) : undefined;
+  const edu = entries.some(needsEduBehaviour) ? await probeEduBehaviour(qemu.binary) : undefined;
   if (edu) progress(describeEdu(edu));
   runHost = {
     qemu: `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`,
+    qemuBinary: qemu.binary,
     edu: edu ? describeEdu(edu) : null,
     accel: opts.accel === 'auto' && opts.image === 'linux' ? `auto: ${REFERENCE_AUTO_ACCEL} for the reference guest` : opts.accel,
   };
@@ -99,7 +99,7 @@ async function run(opts: RunOptions): Promise<number> {
     ...(edu ? { notApplicable: (c: CatalogEntry) => notApplicable(c, edu) } : {}),
     // --until-fail: nothing new starts after the first scenario that did not verify.
     ...(opts.untilFail ? { stop: () => failedOnce } : {}),
-    source: guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: opts.boot || opts.keep, keep }).source,
+    source: guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: opts.boot || opts.keep, keep, qemuBinary: qemu.binary }).source,
   });
 
   // The verdict first, so a full disk under the artifacts cannot cost it.
@@ -167,7 +167,7 @@ async function holdForDebugging(session: GuestSession, v: SuiteVerdict, artifact
 /** dmahil shell: a fresh direct guest with edudma loaded, and the system ssh client on this terminal. */
 async function shell(opts: ShellOptions): Promise<number> {
   const progress = stderrProgress(true);
-  await preflight(opts.accel, 'linux', progress);
+  const { qemu } = await preflight(opts.accel, 'linux', progress, opts.qemu);
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-shell`));
   const session = await startLinuxGuest({
     repoRoot,
@@ -177,6 +177,7 @@ async function shell(opts: ShellOptions): Promise<number> {
     accel: opts.accel,
     bootTimeoutMs: opts.bootTimeoutMs,
     onProgress: progress,
+    qemuBinary: qemu.binary,
   });
   try {
     const access = await prepareAccess(session.debugTarget(), path.join(artifacts, 'direct', 'access'));
@@ -204,7 +205,9 @@ async function main(argv: string[]): Promise<number> {
     case 'shell':
       return shell(cmd);
     case 'doctor':
-      return doctor({ json: cmd.json, repoRoot });
+      // A --qemu that is not a usable QEMU is bad input (exit 2), as for run; the one on PATH is a check.
+      if (cmd.qemu !== undefined) await checkQemuOption(cmd.qemu);
+      return doctor({ json: cmd.json, repoRoot, ...(cmd.qemu !== undefined ? { qemu: cmd.qemu } : {}) });
   }
 }
 

@@ -69,4 +69,6 @@ export interface GuestStartOptions {
   accel: 'auto' | 'kvm' | 'tcg';
   bootTimeoutMs: number;
   onProgress?: (message: string) => void;
+  /** The QEMU binary (--qemu); default qemu-system-x86_64 on PATH. */
+  qemuBinary?: string;
 }

@@ -7,6 +7,8 @@ import { rerunCommand, tally } from './verdict-table.js';
 export interface RunHost {
   /** QEMU's version and package, e.g. "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)". */
   qemu: string;
+  /** The QEMU binary's absolute path (--qemu, or the qemu-system-x86_64 found on PATH). */
+  qemuBinary: string;
   /** The edu's measured behaviour (edu-behaviour.ts), when the run needed it. */
   edu: string | null;
   /** The accelerator asked for, and what 'auto' meant for this guest. */

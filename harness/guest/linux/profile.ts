@@ -132,6 +132,7 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
     agentPort: true,
     panicAction: 'pause', // a panicked guest stays in memory for the host's dump (run-scenario shuts it down)
     ...(opts.icount ? { icount: opts.icount } : {}),
+    ...(opts.qemuBinary ? { qemuBinary: opts.qemuBinary } : {}),
   };
   const machine = await Machine.launch(config, { artifactsDir: opts.artifactsDir, onWarning: progress }).catch(async (e: unknown) => {
     await removeKeys();

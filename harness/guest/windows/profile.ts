@@ -136,6 +136,7 @@ export async function startWindowsGuest(opts: WindowsGuestOptions): Promise<Wind
       display: 'std',
       rtcLocalTime: true,
       ...(firmware ? { firmware } : {}),
+      ...(opts.qemuBinary ? { qemuBinary: opts.qemuBinary } : {}),
     },
     { artifactsDir: opts.artifactsDir, onWarning: progress },
   );
