@@ -4,15 +4,15 @@
 import fs from 'node:fs/promises';
 import fsSync from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { GuestVariant } from '../dma/catalog.js';
 import { SnapshotSessionSource } from '../dma/snapshot-session-source.js';
 import { ReusingSessionSource, type SessionSource } from '../dma/session-source.js';
 import type { Verdict } from '../dma/verdict.js';
 import { EnvironmentError, UsageError } from '../errors.js';
-import { restoreLinuxGuest, startLinuxGuest, type LinuxGuestOptions, type LinuxSession } from '../guest/linux/profile.js';
+import { restoreLinuxGuest, type LinuxGuestOptions, type LinuxSession } from '../guest/linux/profile.js';
 import type { GuestSession } from '../guest/session.js';
-import { startWindowsGuest } from '../guest/windows/profile.js';
+import { startGuest } from '../lib/guest.js';
+import { cacheDir, packageRoot } from '../lib/paths.js';
 import { checkQemu, type QemuInfo } from '../machine/qemu-check.js';
 import { DEFAULT_QEMU_BINARY } from '../machine/cmdline.js';
 import { CHEAP_WAITS } from '../snapshot/index.js';
@@ -20,7 +20,8 @@ import { proveKvm } from './kvm-preflight.js';
 import { buildReferenceImage, type ReferenceImage } from '../../images/linux/build.js';
 import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
 
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+/** The package root (a checkout, or node_modules/dmahil): guest-driver/, images/, package.json. */
+export const repoRoot = packageRoot;
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
 
@@ -45,7 +46,7 @@ export async function preflight(accel: Accel, image: string, progress: (m: strin
   let reference: ReferenceImage | undefined;
   if (image === 'linux') {
     // Both cached; a missing package or a kernel edudma cannot build for is bad input, not a failed scenario.
-    reference = await buildReferenceImage({ cacheDir: path.join(repoRoot, '.cache', 'images'), onProgress: progress });
+    reference = await buildReferenceImage({ cacheDir: path.join(cacheDir(), 'images'), onProgress: progress });
     await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress });
   }
   // The reference guest's auto is TCG; any other guest that may get KVM first sees KVM run a kernel.
@@ -128,22 +129,21 @@ export function guestSource(o: GuestSourceOptions): GuestSource {
   // Windows guests restore through their own overlay per boot; snapshots are the reference guest's.
   if (o.image !== 'linux') {
     const windows = (variant: GuestVariant): Promise<GuestSession> =>
-      startWindowsGuest({ image: o.image, repoRoot, artifactsDir: bootDir(variant), forceBounce: variant.forceBounce, accel: o.accel, bootTimeoutMs: o.bootTimeoutMs, onProgress: o.progress, ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}) });
+      startGuest({ profile: 'windows', image: o.image, variant: variant.id, artifactsDir: bootDir(variant), accel: o.accel, bootTimeoutMs: o.bootTimeoutMs, onProgress: o.progress, ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}) });
     return { source: new ReusingSessionSource(windows), pristine: () => false };
   }
+  // The reference profile's session is a LinuxSession (snapshots save it).
   const boot = (variant: GuestVariant): Promise<LinuxSession> =>
-    startLinuxGuest({
-      repoRoot,
-      cacheDir: path.join(repoRoot, '.cache'),
+    startGuest({
+      profile: 'linux',
+      variant: variant.id,
       artifactsDir: bootDir(variant),
-      forceBounce: variant.forceBounce,
       accel: o.accel,
       bootTimeoutMs: o.bootTimeoutMs,
       onProgress: o.progress,
-      icount: CHEAP_WAITS,
-      ...(o.driverOverride ? { driverOverride: o.driverOverride } : {}),
       ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}),
-    });
+      linux: { icount: CHEAP_WAITS, ...(o.driverOverride ? { driverOverride: o.driverOverride } : {}) },
+    }) as Promise<LinuxSession>;
   if (o.reuse) return { source: new ReusingSessionSource(boot, { keep: o.keep }), pristine: () => false };
   const source = new SnapshotSessionSource({
     boot,

@@ -4,6 +4,7 @@
 // one line with the fix (exit 2); with 'auto' the verdict is remembered, and the launch that follows
 // gets TCG and one warning.
 import path from 'node:path';
+import { cacheDir } from '../lib/paths.js';
 import { kvmVerdict, resolveAccel } from '../machine/accel.js';
 import { requireSetpriv } from '../machine/launch-checks.js';
 import { buildReferenceImage, type ReferenceImage } from '../../images/linux/build.js';
@@ -17,7 +18,7 @@ export async function proveKvm(opts: {
   onProgress?: (m: string) => void;
 }): Promise<void> {
   if (opts.accel === 'tcg') return;
-  const reference = opts.reference ?? (await buildReferenceImage({ cacheDir: path.join(opts.repoRoot, '.cache', 'images'), onProgress: opts.onProgress }));
+  const reference = opts.reference ?? (await buildReferenceImage({ cacheDir: path.join(cacheDir(opts.repoRoot), 'images'), onProgress: opts.onProgress }));
   const verdict = await kvmVerdict(opts.qemuBinary, requireSetpriv(), reference.kernel);
   if (opts.accel === 'kvm') resolveAccel('kvm', verdict);
 }

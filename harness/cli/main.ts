@@ -5,7 +5,9 @@ import path from 'node:path';
 import { selectCatalog, type CatalogEntry } from '../dma/catalog.js';
 import { parseShard, runSuite, shardEntries, type SuiteVerdict } from '../dma/run-suite.js';
 import { DmahilError, UsageError } from '../errors.js';
-import { REFERENCE_AUTO_ACCEL, startLinuxGuest } from '../guest/linux/profile.js';
+import { REFERENCE_AUTO_ACCEL } from '../guest/linux/profile.js';
+import { startGuest } from '../lib/guest.js';
+import { cacheDir } from '../lib/paths.js';
 import type { GuestSession } from '../guest/session.js';
 import { imageMain } from '../../images/windows/cli.js';
 import { readWindowsImage } from '../../images/windows/manifest.js';
@@ -169,18 +171,17 @@ async function shell(opts: ShellOptions): Promise<number> {
   const progress = stderrProgress(true);
   const { qemu } = await preflight(opts.accel, 'linux', progress, opts.qemu);
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-shell`));
-  const session = await startLinuxGuest({
-    repoRoot,
-    cacheDir: path.join(repoRoot, '.cache'),
+  const session = await startGuest({
+    profile: 'linux',
+    variant: 'direct',
     artifactsDir: path.join(artifacts, 'direct'),
-    forceBounce: false,
     accel: opts.accel,
     bootTimeoutMs: opts.bootTimeoutMs,
     onProgress: progress,
     qemuBinary: qemu.binary,
   });
   try {
-    const access = await prepareAccess(session.debugTarget(), path.join(artifacts, 'direct', 'access'));
+    const access = await prepareAccess(session.debugTarget!(), path.join(artifacts, 'direct', 'access'));
     process.stderr.write(`${accessText(access, { title: 'guest ready, edudma loaded (dmactl is /tmp/dmahil/dmactl); the same guest from another terminal:' })}\n`);
     return await interactiveSsh(access);
   } finally {
@@ -207,7 +208,7 @@ async function main(argv: string[]): Promise<number> {
     case 'doctor':
       // A --qemu that is not a usable QEMU is bad input (exit 2), as for run; the one on PATH is a check.
       if (cmd.qemu !== undefined) await checkQemuOption(cmd.qemu);
-      return doctor({ json: cmd.json, repoRoot, ...(cmd.qemu !== undefined ? { qemu: cmd.qemu } : {}) });
+      return doctor({ json: cmd.json, repoRoot, cacheDir: cacheDir(), ...(cmd.qemu !== undefined ? { qemu: cmd.qemu } : {}) });
   }
 }
 

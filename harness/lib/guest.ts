@@ -1,0 +1,55 @@
+// Start a guest of a profile: the one way the CLI and library users boot a guest with the test driver.
+import { VARIANTS, type GuestVariant } from '../dma/catalog.js';
+import { startLinuxGuest, type LinuxGuestOptions } from '../guest/linux/profile.js';
+import type { GuestSession } from '../guest/session.js';
+import { startWindowsGuest } from '../guest/windows/profile.js';
+import { cacheDir, packageRoot } from './paths.js';
+
+/** What {@link startGuest} needs; only `profile` and `artifactsDir` are required. */
+export interface StartGuestOptions {
+  /**
+   * 'linux': the reference guest (a small Debian Linux built from packages, cached, with the edudma
+   * module built for its kernel); 'windows': a Windows golden image, named by `image`.
+   */
+  profile: 'linux' | 'windows';
+  /** 'direct' (default): device addresses are the CPU's pages; 'bounce': every DMA mapping bounces. */
+  variant?: GuestVariant['id'];
+  /** For profile 'windows': the golden image's manifest (.json) or .qcow2 (default DMAHIL_WINDOWS_IMAGE). */
+  image?: string;
+  /** Where the guest's logs go (serial log, QEMU logs, QMP transcript, dmesg, dumps). */
+  artifactsDir: string;
+  /** 'auto' (default), 'kvm' or 'tcg'. The reference guest's auto is TCG with -icount. */
+  accel?: 'auto' | 'kvm' | 'tcg';
+  /** The QEMU binary (default qemu-system-x86_64 on PATH). */
+  qemuBinary?: string;
+  /** How long to wait for the guest's login (default 120 s). */
+  bootTimeoutMs?: number;
+  /** Progress lines ("booting QEMU", ...). */
+  onProgress?: (message: string) => void;
+  /** @internal the CLI's -icount for the reference guest and its test builds of the driver. */
+  linux?: Pick<LinuxGuestOptions, 'icount' | 'driverOverride'>;
+}
+
+/**
+ * Boot a guest of a profile with the test driver loaded and return its session: run scenarios on it with
+ * `runScenario`, read its RAM with `session.memory.read`, and `close()` it when done (QEMU is killed).
+ */
+export async function startGuest(opts: StartGuestOptions): Promise<GuestSession> {
+  const variant = VARIANTS[opts.variant ?? 'direct'];
+  if (!variant) throw new Error(`unknown variant ${JSON.stringify(opts.variant)}: use 'direct' or 'bounce'`);
+  const common = {
+    repoRoot: packageRoot,
+    artifactsDir: opts.artifactsDir,
+    forceBounce: variant.forceBounce,
+    accel: opts.accel ?? 'auto',
+    bootTimeoutMs: opts.bootTimeoutMs ?? 120_000,
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.qemuBinary ? { qemuBinary: opts.qemuBinary } : {}),
+  };
+  if (opts.profile === 'windows') {
+    const image = opts.image ?? process.env.DMAHIL_WINDOWS_IMAGE;
+    if (!image) throw new Error("profile 'windows' needs image (or DMAHIL_WINDOWS_IMAGE): a golden image's manifest .json or .qcow2");
+    return startWindowsGuest({ ...common, image });
+  }
+  return startLinuxGuest({ ...common, cacheDir: cacheDir(), ...opts.linux });
+}
