@@ -48,6 +48,8 @@ export function useGuest(opts: UseGuestOptions): GuestFixture {
     if (!session || !test || test.state !== 'failed') return;
     await session.collectLogs().catch(() => undefined);
     const note = `guest artifacts (logs, dmesg, serial): ${artifactsDir}`;
+    // Beside the failure as it happens, and in the error where the reporter keeps one.
+    process.stderr.write(`      ${note}\n`);
     if (test.err) test.err.message = `${test.err.message}\n${note}`;
     (test as unknown as { artifacts?: string }).artifacts = artifactsDir;
   });
