@@ -63,7 +63,10 @@ async function withEdu<T>(dir: string, qemuBinary: string, name: string, body: (
       extraArgs: ['-bios', writeHaltFirmware(dir), ...qtest.args],
     },
     { artifactsDir: path.join(dir, name) },
-  );
+  ).catch(async (e: unknown) => {
+    await qtest.close(); // a listening qtest socket would keep the process alive after the error
+    throw e;
+  });
   try {
     await qtest.pciConfigWrite(SLOT, 0x10, BAR);
     await qtest.pciConfigWrite(SLOT, 0x04, 0x6);

@@ -91,6 +91,25 @@ describe('e2e: dmahil --qemu PATH', function () {
     ],
   ];
 
+  it('a binary that answers like QEMU but cannot start a machine: the error, exit 2, no hang', async () => {
+    const f = path.join(scratch, 'cannot-start');
+    await fs.writeFile(
+      f,
+      '#!/bin/sh\ncase "$1" in --version) echo "QEMU emulator version 7.2.22"; exit 0;; esac\n' +
+        'for a in "$@"; do [ "$a" = help ] && { echo \'name "edu", bus PCI\'; exit 0; }; done\n' +
+        'echo "qemu-system-x86_64: fatal: could not load module for type \'tcg-accel-ops\'" >&2; exit 1\n',
+      { mode: 0o755 },
+    );
+    // The beyond-mask control makes the run probe the edu, which launches the binary.
+    const r = await execa('node', [cliPath, 'run', '--qemu', f, '--grep', '^control: address beyond the 28-bit mask$', '--artifacts', path.join(scratch, 'cannot-start-run')], {
+      reject: false,
+      timeout: 120_000,
+    });
+    expect(r.timedOut, 'dmahil hung after the error').to.equal(false);
+    expect(r.exitCode, r.stderr).to.equal(2);
+    expect(r.stderr.trim().split('\n').at(-1)).to.match(/^dmahil: QEMU exited at start \(exit code 1\)/);
+  });
+
   for (const command of ['run', 'explore', 'shell', 'doctor']) {
     for (const [what, make, message] of notQemu()) {
       if (command !== 'run' && what !== '/bin/true' && what !== 'a nonexistent path') continue;
