@@ -48,17 +48,23 @@ Options for explore (and --image, --grep, --json, --accel, --artifacts, --boot-t
 Exit status: 0 when every scenario verified (and every negative control was caught),
 1 when any did not, 2 on bad input or a missing tool.`;
 
-export interface RunOptions {
-  command: 'run';
+/** What run and explore share: which guest, how it boots, where its evidence goes. */
+interface GuestSelectionOptions {
   /** 'linux' (the reference guest) or the path of a Windows golden image (manifest .json or .qcow2). */
   image: string;
-  all: boolean;
   grep?: RegExp;
   json: boolean;
   accel: 'auto' | 'kvm' | 'tcg';
   artifacts?: string;
   bootTimeoutMs: number;
   jobs: number;
+  /** --qemu: the QEMU binary instead of qemu-system-x86_64 on PATH (absolute). */
+  qemu?: string;
+}
+
+export interface RunOptions extends GuestSelectionOptions {
+  command: 'run';
+  all: boolean;
   shard?: string;
   /** Reuse a booted guest per variant instead of restoring per scenario. */
   boot: boolean;
@@ -70,26 +76,15 @@ export interface RunOptions {
   repeat: number;
   /** No new scenario after the first that did not verify. */
   untilFail: boolean;
-  /** --qemu: the QEMU binary instead of qemu-system-x86_64 on PATH (absolute). */
-  qemu?: string;
 }
 
-export interface ExploreCliOptions {
+export interface ExploreCliOptions extends GuestSelectionOptions {
   command: 'explore';
-  image: string;
-  grep?: RegExp;
-  json: boolean;
-  accel: 'auto' | 'kvm' | 'tcg';
-  artifacts?: string;
-  bootTimeoutMs: number;
-  jobs: number;
   budgetMs?: number;
   runs?: number;
   seed: number;
   /** True when --seed was given (else the seed is random and printed). */
   seedGiven: boolean;
-  /** --qemu, as for run. */
-  qemu?: string;
 }
 
 export interface ShellOptions {
