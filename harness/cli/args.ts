@@ -244,22 +244,16 @@ export function parseCommandLine(argv: string[]): Command {
       throw new UsageError(`--grep "${values.grep}" is not a valid regular expression: ${(e as Error).message}`);
     }
   }
+  const selection: GuestSelectionOptions = { image, grep, json: values.json ?? false, accel, artifacts: values.artifacts, bootTimeoutMs: bootTimeout * 1000, jobs, ...withQemu };
   if (command === 'explore') {
     refuse(values, ['all', 'shard', 'boot', 'keep', 'repro', 'repeat', 'until-fail'], 'explore', 'run "dmahil --help" for the options of explore');
     return {
       command: 'explore',
-      image,
-      grep,
-      json: values.json ?? false,
-      accel,
-      artifacts: values.artifacts,
-      bootTimeoutMs: bootTimeout * 1000,
-      jobs,
+      ...selection,
       budgetMs: values.budget !== undefined ? parseBudget(values.budget) : values.runs !== undefined ? undefined : DEFAULT_BUDGET_MS,
       runs: values.runs !== undefined ? positiveInt('--runs', values.runs, 100_000_000) : undefined,
       seed: values.seed !== undefined ? parseSeed(values.seed) : Math.floor(Math.random() * 0x80000000),
       seedGiven: values.seed !== undefined,
-      ...withQemu,
     };
   }
   refuse(values, ['budget', 'runs', 'seed'], 'run', 'they are options of dmahil explore');
@@ -267,20 +261,13 @@ export function parseCommandLine(argv: string[]): Command {
   const repeat = values.repeat !== undefined ? positiveInt('--repeat', values.repeat, 100_000) : values['until-fail'] ? UNTIL_FAIL_MAX_REPEATS : 1;
   return {
     command: 'run',
-    image,
+    ...selection,
     all: values.all ?? false,
-    grep,
-    json: values.json ?? false,
-    accel,
-    artifacts: values.artifacts,
-    bootTimeoutMs: bootTimeout * 1000,
-    jobs,
     shard: values.shard,
     boot: values.boot ?? false,
     keep: values.keep ?? false,
     repro: values.repro,
     repeat,
     untilFail: values['until-fail'] ?? false,
-    ...withQemu,
   };
 }
