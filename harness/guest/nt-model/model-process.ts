@@ -4,6 +4,7 @@
 // setpriv --pdeathsig ties it to the harness as QEMU is: no model process outlives a killed harness.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Duplex } from 'node:stream';
+import { LineSplitter } from '../../machine/device-messages.js';
 import type { CommandStream } from '../channel/line-stream.js';
 
 /** Whatever the model prints on stderr, a line at a time, with when it was read. */
@@ -21,7 +22,6 @@ export interface ModelProcessOptions {
 export class ModelProcess extends Duplex implements CommandStream {
   readonly stderr: NodeJS.ReadableStream;
   private readonly child: ChildProcess;
-  private stderrPending = '';
 
   constructor(opts: ModelProcessOptions) {
     super();
@@ -33,20 +33,13 @@ export class ModelProcess extends Duplex implements CommandStream {
     this.child.stdin!.on('error', () => undefined); // EPIPE once it died: its exit says why
     this.child.stdout!.on('data', (d: Buffer) => this.push(d));
     this.child.stdout!.on('end', () => this.push(null));
-    this.child.stderr!.on('data', (d: Buffer) => {
-      this.stderrPending += d.toString('utf8');
-      let nl: number;
-      while ((nl = this.stderrPending.indexOf('\n')) >= 0) {
-        const line = this.stderrPending.slice(0, nl).replace(/\r$/, '');
-        this.stderrPending = this.stderrPending.slice(nl + 1);
-        if (line) opts.onStderrLine(line, Date.now());
-      }
-    });
+    // QEMU's splitter: it also cuts an edu message that has no newline of its own.
+    const lines = new LineSplitter((line) => line && opts.onStderrLine(line, Date.now()));
+    this.child.stderr!.on('data', (d: Buffer) => lines.push(d.toString('utf8')));
     this.child.on('error', (e) => this.destroy(e));
     this.child.on('exit', (code, signal) => this.emit('exit', code, signal ?? undefined));
     this.child.on('close', () => {
-      if (this.stderrPending) opts.onStderrLine(this.stderrPending, Date.now());
-      this.stderrPending = '';
+      lines.end();
       this.destroy();
     });
   }
