@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { ArmedReport, InfoResult } from '../../contract/result.js';
 import type { Scenario } from '../../contract/scenario.js';
 import { EnvironmentError } from '../../errors.js';
-import { requireSetpriv } from '../../machine/launch-checks.js';
+import { findExecutable, requireSetpriv } from '../../machine/launch-checks.js';
 import { parseDeviceModelLine } from '../../machine/device-messages.js';
 import { SharedFileMemory, type RamLayout } from '../../memory/index.js';
 import { toDeviceModelEvents } from '../device-events.js';
@@ -88,6 +88,9 @@ export class NtModelSession implements GuestSession {
       await fs.access(exe);
     } catch {
       throw new EnvironmentError(`the NT DMA model is not built: ${exe} is missing`, { hint: 'build it with: make windows-model' });
+    }
+    if (!findExecutable('wine')) {
+      throw new EnvironmentError('wine not found on PATH: the NT DMA model is a Windows program', { hint: 'install it with: apt-get install -y wine wine64 (or: make deps)' });
     }
     await fs.mkdir(opts.artifactsDir, { recursive: true });
     const ramFile = path.join(opts.artifactsDir, 'model-ram.bin');
