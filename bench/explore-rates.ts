@@ -30,7 +30,7 @@ export interface CatalogRun {
 
 /** The whole catalog on pristine restores, after both snapshots are made (off the clock). */
 export async function catalogRun(ctx: GuestBenchContext, name: string, driverOverride?: Driver): Promise<CatalogRun> {
-  const { source: s } = source(ctx, name, driverOverride);
+  const s = source(ctx, name, driverOverride);
   const edu = await probeEduBehaviour(DEFAULT_QEMU_BINARY);
   try {
     for (const v of Object.values(VARIANTS)) await s.release(await s.acquire(v), { status: 'pass' } as Verdict);
@@ -47,10 +47,10 @@ export async function catalogRun(ctx: GuestBenchContext, name: string, driverOve
 
 /** dmahil explore for a while, or until a failure is found and shrunk; the guests' boot is off the clock. */
 export async function exploreRun(ctx: GuestBenchContext, name: string, opts: { jobs: number; budgetMs: number; seed: number; driverOverride?: Driver }): Promise<ExploreResult> {
-  const { source: s, pristine } = source(ctx, name, opts.driverOverride);
+  const s = source(ctx, name, opts.driverOverride);
   const guests = new ExploreGuests(s, opts.jobs);
   try {
-    const r = await explore({ guests, seed: opts.seed, budgetMs: opts.budgetMs, variants: VARIANT_IDS, jobs: opts.jobs, pristine });
+    const r = await explore({ guests, seed: opts.seed, budgetMs: opts.budgetMs, variants: VARIANT_IDS, jobs: opts.jobs });
     const f = r.failure;
     ctx.log(
       `explore (${name}): ${r.runs} scenarios, ${r.scenariosPerS.toFixed(1)}/s` +

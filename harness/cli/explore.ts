@@ -59,7 +59,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   const { qemu, reference } = await preflight(opts.accel, opts.image, progress, opts.qemu);
   const ver = await version();
   const qemuText = `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`;
-  const { source, pristine } = guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: false, driverOverride: opts.driverOverride, qemuBinary: qemu.binary });
+  const source = guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: false, driverOverride: opts.driverOverride, qemuBinary: qemu.binary });
   const guests = new ExploreGuests(source, opts.jobs);
   const limits = [opts.budgetMs !== undefined ? `budget ${seconds(opts.budgetMs)}` : '', opts.runs !== undefined ? `at most ${opts.runs} scenarios` : ''].filter(Boolean).join(', ');
   progress(`exploring with seed ${opts.seed}${opts.seedGiven ? '' : ` (random; --seed ${opts.seed} explores the same way)`}, ${limits}; artifacts in ${artifacts}`);
@@ -74,7 +74,6 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
       variants,
       grep: opts.grep,
       jobs: opts.jobs,
-      pristine,
       onProgress: progress,
     });
   } finally {
@@ -133,7 +132,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
 }
 
 function confirmationJson(c: Confirmation) {
-  return { failed: c.failed, repeats: c.repeats, kind: c.kind, pristine: c.pristine };
+  return { failed: c.failed, repeats: c.repeats, kind: c.kind, pristine: c.pristine, ...(c.notPristine ? { notPristine: c.notPristine } : {}) };
 }
 
 /** What the terminal, the HTML report and results.json say about the exploration itself. */

@@ -111,13 +111,7 @@ export interface GuestSourceOptions {
   qemuBinary?: string;
 }
 
-export interface GuestSource {
-  source: SessionSource;
-  /** Is a guest the source hands out now a pristine restore (not a reused guest)? */
-  pristine: (variant: GuestVariant['id']) => boolean;
-}
-
-export function guestSource(o: GuestSourceOptions): GuestSource {
+export function guestSource(o: GuestSourceOptions): SessionSource {
   // A variant's first boot logs to <artifacts>/<variant>; a later one (the fallback after a failed snapshot,
   // the replacement of a broken guest) to <variant>/boot-N, so it cannot overwrite the evidence of the first.
   const boots = new Map<string, number>();
@@ -130,7 +124,7 @@ export function guestSource(o: GuestSourceOptions): GuestSource {
   if (o.image !== 'linux') {
     const windows = (variant: GuestVariant): Promise<GuestSession> =>
       startGuest({ profile: 'windows', image: o.image, variant: variant.id, artifactsDir: bootDir(variant), accel: o.accel, bootTimeoutMs: o.bootTimeoutMs, onProgress: o.progress, ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}) });
-    return { source: new ReusingSessionSource(windows), pristine: () => false };
+    return new ReusingSessionSource(windows);
   }
   // The reference profile's session is a LinuxSession (snapshots save it).
   const boot = (variant: GuestVariant): Promise<LinuxSession> =>
@@ -144,12 +138,11 @@ export function guestSource(o: GuestSourceOptions): GuestSource {
       ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}),
       linux: { icount: CHEAP_WAITS, ...(o.driverOverride ? { driverOverride: o.driverOverride } : {}) },
     }) as Promise<LinuxSession>;
-  if (o.reuse) return { source: new ReusingSessionSource(boot, { keep: o.keep }), pristine: () => false };
-  const source = new SnapshotSessionSource({
+  if (o.reuse) return new ReusingSessionSource(boot, { keep: o.keep });
+  return new SnapshotSessionSource({
     boot,
     restore: (snapshot, variant, n) => restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(o.artifacts, variant.id, `restore-${n}`), readyTimeoutMs: o.bootTimeoutMs }),
     key: (variant) => `linux ${variant.id} accel=${o.accel} icount=${JSON.stringify(CHEAP_WAITS)}${o.driverOverride ? ` driver=${JSON.stringify(o.driverOverride)}` : ''}${o.qemuBinary ? ` qemu=${o.qemuBinary}` : ''}`,
     onProgress: o.progress,
   });
-  return { source, pristine: (variant) => !source.fallbackReasons.has(variant) };
 }

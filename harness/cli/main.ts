@@ -101,7 +101,7 @@ async function run(opts: RunOptions): Promise<number> {
     ...(edu ? { notApplicable: (c: CatalogEntry) => notApplicable(c, edu) } : {}),
     // --until-fail: nothing new starts after the first scenario that did not verify.
     ...(opts.untilFail ? { stop: () => failedOnce } : {}),
-    source: guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: opts.boot || opts.keep, keep, qemuBinary: qemu.binary }).source,
+    source: guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: opts.boot || opts.keep, keep, qemuBinary: qemu.binary }),
   });
 
   // The verdict first, so a full disk under the artifacts cannot cost it.

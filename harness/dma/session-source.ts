@@ -12,6 +12,8 @@ export interface SessionSource {
   release(session: GuestSession, verdict: Verdict): Promise<void>;
   /** Close every guest still open. */
   close(): Promise<void>;
+  /** For a guest this source handed out: undefined when it is a pristine restore, else why it is not. */
+  notPristine(session: GuestSession): string | undefined;
 }
 
 export type StartSession = (variant: GuestVariant) => Promise<GuestSession>;
@@ -50,6 +52,10 @@ export class ReusingSessionSource implements SessionSource {
 
   async close(): Promise<void> {
     for (const [id, s] of [...this.open]) await this.drop(id, s);
+  }
+
+  notPristine(): string {
+    return 'a booted guest reused between scenarios';
   }
 
   private async drop(id: GuestVariant['id'], s: GuestSession, collectLogs = true): Promise<void> {

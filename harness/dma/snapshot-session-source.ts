@@ -34,12 +34,17 @@ export interface SnapshotSourceOptions {
 /** The round trip every restored guest must pass before it gets a scenario. */
 export const RESTORE_PROBE = { name: 'restore probe: 64-byte round trip', scenario: makeScenario({ size: 64, seed: 0x5eed }) };
 
+/** Restores tried in a row before a variant gives up its snapshot. */
+const RESTORE_ATTEMPTS = 2;
+
 export class SnapshotSessionSource implements SessionSource {
   /** Several acquire() calls may be outstanding at once: every guest is its own QEMU. */
   readonly concurrent = true;
   private readonly snapshots = new Map<GuestVariant['id'], Promise<Snapshot | undefined>>();
   /** Fallback guests in use, with the function that lets the next worker have the variant's guest. */
   private readonly fellBack = new Map<GuestSession, () => void>();
+  /** Why each fallback guest handed out is one (the variant's fallback reason when it was handed out). */
+  private readonly fellBackWhy = new Map<GuestSession, string>();
   /** The reused fallback guest serves one scenario at a time: a queue per variant. */
   private readonly fallbackQueue = new Map<GuestVariant['id'], Promise<void>>();
   private readonly fallback: ReusingSessionSource;
@@ -53,26 +58,41 @@ export class SnapshotSessionSource implements SessionSource {
   }
 
   async acquire(variant: GuestVariant): Promise<GuestSession> {
-    const snapshot = await this.snapshotFor(variant);
-    if (!snapshot) return this.fromFallback(variant);
-    let session: LinuxSession | undefined;
-    try {
-      session = await this.opts.restore(snapshot, variant, ++this.restores);
-      const probe = await runScenario(session, RESTORE_PROBE);
-      if (probe.status !== 'pass') throw new DmahilError(`the restored guest failed its verified round trip: ${probe.summary}`);
-      this.restored.add(session);
-      return session;
-    } catch (e) {
-      await session?.close().catch(() => undefined);
-      this.giveUp(variant, `restore failed: ${e instanceof DmahilError ? e.describe() : (e as Error).message}`);
-      return this.fromFallback(variant);
+    // A restore that fails once may be the host's (a port taken, a slow moment): one more try before the
+    // variant gives up its snapshot for good.
+    let first: string | undefined;
+    for (let attempt = 1; attempt <= RESTORE_ATTEMPTS; attempt++) {
+      const snapshot = await this.snapshotFor(variant);
+      if (!snapshot) break;
+      const n = ++this.restores;
+      let session: LinuxSession | undefined;
+      try {
+        session = await this.opts.restore(snapshot, variant, n);
+        const probe = await runScenario(session, RESTORE_PROBE);
+        if (probe.status !== 'pass') throw new DmahilError(`the restored guest failed its verified round trip: ${probe.summary}`);
+        this.restored.add(session);
+        return session;
+      } catch (e) {
+        await session?.close().catch(() => undefined);
+        const why = `restore ${n} failed: ${e instanceof DmahilError ? e.describe() : (e as Error).message}`;
+        if (attempt < RESTORE_ATTEMPTS) this.opts.onProgress?.(`${variant.id}: ${why}; trying another restore`);
+        else this.giveUp(variant, first ? `${first}; then ${why}` : why);
+        first ??= why;
+      }
     }
+    return this.fromFallback(variant);
+  }
+
+  notPristine(session: GuestSession): string | undefined {
+    if (this.restored.has(session)) return undefined;
+    return `a booted guest reused between scenarios (${this.fellBackWhy.get(session) ?? 'not from the snapshot'})`;
   }
 
   async release(session: GuestSession, verdict: Verdict): Promise<void> {
     const unlock = this.fellBack.get(session);
     if (unlock) {
       this.fellBack.delete(session);
+      this.fellBackWhy.delete(session);
       try {
         await this.fallback.release(session, verdict);
       } finally {
@@ -136,6 +156,7 @@ export class SnapshotSessionSource implements SessionSource {
     try {
       const s = await this.fallback.acquire(variant);
       this.fellBack.set(s, unlock);
+      this.fellBackWhy.set(s, this.fallbackReasons.get(variant.id) ?? 'no snapshot');
       return s;
     } catch (e) {
       unlock();

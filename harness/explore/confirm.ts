@@ -20,23 +20,26 @@ export interface Confirmation {
   failed: number;
   repeats: number;
   kind: 'deterministic' | 'flaky' | 'not-reproduced';
-  /** Whether the guest was a pristine restore (false: the source could only give a reused guest). */
+  /** Whether the guest was a pristine restore, as the source that gave it says. */
   pristine: boolean;
+  /** When it was not: why (the snapshot failed, a restore failed, --boot). */
+  notPristine?: string;
   /** The first failing verdict there (the evidence the reports show), else the last one. */
   verdict: SuiteVerdict;
 }
 
 export function describeConfirmation(c: Confirmation): string {
-  const where = c.pristine ? 'a pristine restore' : 'a guest that was not restored (no snapshot for this guest)';
+  const where = c.pristine ? 'a pristine restore' : `a guest that was not restored: ${c.notPristine ?? 'no snapshot for this guest'}`;
   const what = c.kind === 'deterministic' ? 'deterministic' : c.kind === 'flaky' ? 'flaky' : 'not reproduced';
   return `failed ${c.failed} of ${c.repeats} repeats on ${where}: ${what}`;
 }
 
-export async function confirm(guests: ExploreGuestPool, c: ExploreCase, signature: string, repeats: number, pristine: boolean): Promise<Confirmation> {
-  const verdicts = await guests.onFreshGuest(c, repeats, () => false);
+export async function confirm(guests: ExploreGuestPool, c: ExploreCase, signature: string, repeats: number): Promise<Confirmation> {
+  const { verdicts, notPristine } = await guests.onFreshGuest(c, repeats, () => false);
   const failing = verdicts.filter((v) => isSameFailure(v, signature));
   const kind = failing.length === 0 ? 'not-reproduced' : failing.length === verdicts.length ? 'deterministic' : 'flaky';
-  return { failed: failing.length, repeats: verdicts.length, kind, pristine, verdict: failing[0] ?? verdicts.at(-1)! };
+  const where = notPristine === undefined ? { pristine: true } : { pristine: false, notPristine };
+  return { failed: failing.length, repeats: verdicts.length, kind, ...where, verdict: failing[0] ?? verdicts.at(-1)! };
 }
 
 /**

@@ -21,8 +21,6 @@ export interface ExploreOptions {
   jobs?: number;
   /** Runs of a failing scenario on a fresh guest to confirm it (default 20). */
   repeats?: number;
-  /** Is a fresh guest of this variant a pristine restore? */
-  pristine: (variant: VariantId) => boolean;
   onProgress?: (message: string) => void;
   progressEveryMs?: number;
 }
@@ -114,7 +112,7 @@ export async function explore(opts: ExploreOptions): Promise<ExploreResult> {
       for (const f of failed) {
         const signature = failureSignature(f.verdict);
         progress(`failure at scenario ${f.index + 1} (${f.case.variant} ${caseName(f.case)}): ${f.verdict.summary.slice(0, 200)}`);
-        const confirmation = await confirm(opts.guests, f.case, signature, repeats, opts.pristine(f.case.variant));
+        const confirmation = await confirm(opts.guests, f.case, signature, repeats);
         progress(`confirmation: ${describeConfirmation(confirmation)}`);
         if (confirmation.kind === 'not-reproduced') {
           unconfirmed.push({ ...f, confirmation });
@@ -163,7 +161,7 @@ async function shrinkConfirmed(
   let steps = shrunk.steps;
   for (let i = 0; i < candidates.length; i++) {
     const c = candidates[i]!.case;
-    const conf = await confirm(opts.guests, c, signature, opts.repeats ?? DEFAULT_REPEATS, opts.pristine(c.variant));
+    const conf = await confirm(opts.guests, c, signature, opts.repeats ?? DEFAULT_REPEATS);
     progress(`minimal ${c.variant} ${caseName(c)}: ${describeConfirmation(conf)}`);
     if (conf.kind !== 'not-reproduced') {
       minimal = c;

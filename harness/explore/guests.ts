@@ -11,6 +11,12 @@ import type { Verdict } from '../dma/verdict.js';
 import type { GuestSession } from '../guest/session.js';
 import { caseName, type ExploreCase, type VariantId } from './generate.js';
 
+export interface FreshGuestRuns {
+  verdicts: SuiteVerdict[];
+  /** Undefined: the runs were on a pristine restore; else why the guest was not one. */
+  notPristine: string | undefined;
+}
+
 interface Live {
   session: GuestSession;
   last?: Verdict;
@@ -44,11 +50,13 @@ export class ExploreGuests {
 
   /**
    * Run a case `repeats` times on one fresh guest from the source (a pristine restore where the source
-   * restores), stopping early when `stop` says so. The variant's live guests are let go first.
+   * restores), stopping early when `stop` says so. The variant's live guests are let go first. Says
+   * what the guest was: `notPristine` is why it was not a pristine restore, from the source that gave it.
    */
-  async onFreshGuest(c: ExploreCase, repeats: number, stop: (v: SuiteVerdict) => boolean, name = caseName(c)): Promise<SuiteVerdict[]> {
+  async onFreshGuest(c: ExploreCase, repeats: number, stop: (v: SuiteVerdict) => boolean, name = caseName(c)): Promise<FreshGuestRuns> {
     for (const g of [...(this.live.get(c.variant) ?? [])]) await this.drop(c.variant, g, g.last);
     const session = await this.source.acquire(VARIANTS[c.variant]);
+    const notPristine = this.source.notPristine(session);
     const out: SuiteVerdict[] = [];
     try {
       for (let i = 0; i < repeats; i++) {
@@ -59,7 +67,7 @@ export class ExploreGuests {
     } finally {
       await this.source.release(session, out.at(-1) ?? passed(name));
     }
-    return out;
+    return { verdicts: out, notPristine };
   }
 
   /** Start a live guest of each variant: at once where the source's guests are independent QEMUs. */

@@ -21,7 +21,7 @@ export interface Repro {
   image: string;
   /** What the verifier said on the confirming guest. */
   verdict: { status: string; findings: string[]; summary: string };
-  confirmation: { failed: number; repeats: number; kind: string; pristine: boolean };
+  confirmation: { failed: number; repeats: number; kind: string; pristine: boolean; notPristine?: string };
   /** How to explore to it again: `dmahil explore --seed <seed>` found it at <index> (1-based) and shrank it in <shrinkSteps>. */
   explore: { seed: number; index: number; shrinkSteps: number };
   versions: { dmahil: string; qemu: string; guestKernel: string | null; driver: string | null };

@@ -29,7 +29,7 @@ describe('dma: which controls apply on this QEMU', () => {
   });
   it('run-suite reports a not-applicable entry skipped with the reason and starts no guest for it', async () => {
     let acquired = 0;
-    const source: SessionSource = { acquire: async () => (acquired++, Promise.reject(new Error('no guest'))), release: async () => undefined, close: async () => undefined };
+    const source: SessionSource = { acquire: async () => (acquired++, Promise.reject(new Error('no guest'))), release: async () => undefined, close: async () => undefined, notPristine: () => 'a test source' };
     const [v] = await runSuite([beyondMask], { source, notApplicable: (c) => notApplicable(c, { ...qemu10, clamps: false }) });
     expect(v).to.include({ status: 'skip', variant: VARIANTS.direct.id });
     expect(outcome(v!)).to.equal('skipped');

@@ -103,7 +103,7 @@ describe('dma: the planted bugs of the test build are real (hand-written scenari
   it('the fixed catalog (all 23 scenarios, as dmahil run --all --boot runs them) catches first-page, last-chunk and sg-last, and misses skip-64k and race', async () => {
     const edu = await probeEduBehaviour(DEFAULT_QEMU_BINARY);
     // These guests, never closed by the suite (as --boot reuses its guests).
-    const source: SessionSource = { acquire: async (v) => (v.forceBounce ? bounce : direct), release: async () => undefined, close: async () => undefined };
+    const source: SessionSource = { acquire: async (v) => (v.forceBounce ? bounce : direct), release: async () => undefined, close: async () => undefined, notPristine: () => 'two booted guests reused' };
     const caught: Record<string, string[]> = {};
     for (const bug of Object.keys(PLANTED_BUGS) as PlantedBug[]) {
       await plant(bounce, bug);

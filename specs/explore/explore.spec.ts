@@ -12,7 +12,7 @@ import { SIMULATED, simulatedGuests, type SimulatedPool } from './simulated-gues
 
 const VARIANTS: VariantId[] = ['direct', 'bounce'];
 const run = (guests: SimulatedPool, extra: Partial<ExploreOptions> = {}) =>
-  explore({ guests, seed: 1, maxRuns: 5000, variants: VARIANTS, pristine: () => true, ...extra });
+  explore({ guests, seed: 1, maxRuns: 5000, variants: VARIANTS, ...extra });
 const brief = (c: ExploreCase | undefined) => c && { variant: c.variant, ...c.scenario };
 
 /** The smallest scenario each bug has: what the shrinker must end at. */

@@ -72,7 +72,8 @@ describe('explore: finds, confirms and shrinks every planted bug (real guests, t
       expect(r.code).to.equal(1);
       expect(f, `nothing found in ${r.result.runs} scenarios`).to.not.equal(undefined);
       expect(f!.findMs).to.be.below(BUDGET_MS);
-      expect(f!.confirmation.pristine).to.equal(true);
+      expect(f!.confirmation.pristine, f!.confirmation.notPristine).to.equal(true);
+      expect(f!.minimalConfirmation.pristine, f!.minimalConfirmation.notPristine).to.equal(true);
       expect(f!.confirmation.kind).to.equal(m.flaky ? 'flaky' : 'deterministic');
       // Every eligible run in 5 loses the race: on a restored guest, whose probe was the first, runs 4, 9, 14, 19.
       if (m.flaky) expect([f!.minimalConfirmation.failed, f!.minimalConfirmation.repeats]).to.deep.equal([4, 20]);
@@ -99,7 +100,7 @@ describe('explore: finds, confirms and shrinks every planted bug (real guests, t
       const reproFile = found.get(bug)?.reproFile;
       expect(reproFile, `${bug} was not found above`).to.be.a('string');
       const { entry } = reproEntry(reproFile!);
-      const { source } = guestSource({ image: 'linux', accel: 'auto', bootTimeoutMs: 180_000, artifacts: artifactsOf(`replay-${bug}`), progress: () => undefined, reuse, driverOverride: { module, moduleParams: plantedParams(bug) } });
+      const source = guestSource({ image: 'linux', accel: 'auto', bootTimeoutMs: 180_000, artifacts: artifactsOf(`replay-${bug}`), progress: () => undefined, reuse, driverOverride: { module, moduleParams: plantedParams(bug) } });
       let failed = false;
       const verdicts = await runSuite(repeatedEntries([entry], repeat), { source, onVerdict: (v) => (failed ||= outcome(v) === 'not-ok'), stop: () => failed });
       const last = verdicts.at(-1)!;

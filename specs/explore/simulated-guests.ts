@@ -60,7 +60,7 @@ export function simulatedGuests(bug: Bug | undefined, opts: { every?: number; li
     onFreshGuest: async (c, repeats) => {
       pool.freshGuests++;
       const fresh = { n: 0 };
-      return Array.from({ length: repeats }, () => judge(c, fresh, false));
+      return { verdicts: Array.from({ length: repeats }, () => judge(c, fresh, false)), notPristine: undefined };
     },
   };
   return pool;

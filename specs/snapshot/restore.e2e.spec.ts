@@ -10,6 +10,8 @@ import { runScenario } from '../../harness/dma/run-scenario.js';
 import { restoreLinuxGuest, type LinuxSession } from '../../harness/guest/linux/profile.js';
 import { loadSnapshot, saveSnapshot, CHEAP_WAITS, type Snapshot } from '../../harness/snapshot/index.js';
 import { RUN_DIR_PREFIX } from '../../harness/machine/index.js';
+import { SnapshotSessionSource } from '../../harness/dma/snapshot-session-source.js';
+import { VARIANTS } from '../../harness/dma/catalog.js';
 import { guestExec, repoRoot, startReferenceGuest, BOOT_TIMEOUT_MS } from '../e2e/support.js';
 
 const art = (name: string): string => path.join(repoRoot, 'reports', 'e2e', 'snapshot', name);
@@ -132,5 +134,39 @@ describe('snapshot restore (real QEMU) @e2e', function () {
     expect(err?.message).to.match(/^no space left to write \S+guest-ram/);
     expect((err as DmahilError).describe()).to.match(/guest RAM needs up to 256 MiB in \S+: free space there/);
     expect(runDirs().length).to.equal(before);
+  });
+
+  it('the snapshot source: a failed restore is tried once more; two in a row give up the snapshot, and the fallback guest is not called pristine', async () => {
+    // Restores 1, 3 and 4 fail as a taken port would: the first acquire gets restore 2, the second gives up.
+    const failing = new Set([1, 3, 4]);
+    const progress: string[] = [];
+    let boots = 0;
+    const src = new SnapshotSessionSource({
+      boot: (v) => startReferenceGuest(`snapshot/source-boot-${++boots}`, v.forceBounce, { icount: CHEAP_WAITS }),
+      restore: (s, _v, n) => (failing.has(n) ? Promise.reject(new DmahilError(`hostfwd port taken (the spec's restore ${n})`)) : restoreLinuxGuest(s.point, { artifactsDir: art(`source-restore-${n}`), readyTimeoutMs: 120_000 })),
+      key: () => 'spec source',
+      onProgress: (m) => progress.push(m),
+    });
+    try {
+      const g = await src.acquire(VARIANTS.direct);
+      expect(src.notPristine(g)).to.equal(undefined);
+      expect(src.fallbackReasons.size).to.equal(0);
+      expect(progress.join('\n')).to.match(/direct: restore 1 failed: hostfwd port taken \(the spec's restore 1\); trying another restore/);
+      const v = await runScenario(g, roundTrip);
+      expect(v.status, v.summary).to.equal('pass');
+      await src.release(g, v);
+
+      const fallback = await src.acquire(VARIANTS.direct);
+      expect(src.notPristine(fallback)).to.equal("a booted guest reused between scenarios (restore 3 failed: hostfwd port taken (the spec's restore 3); then restore 4 failed: hostfwd port taken (the spec's restore 4))");
+      const w = await runScenario(fallback, roundTrip);
+      expect(w.status, w.summary).to.equal('pass');
+      await src.release(fallback, w);
+      // No fifth restore: the snapshot is given up for good, the booted guest is reused.
+      expect(await src.acquire(VARIANTS.direct)).to.equal(fallback);
+      await src.release(fallback, w);
+      expect(boots, 'one boot for the snapshot, one for the fallback').to.equal(2);
+    } finally {
+      await src.close();
+    }
   });
 });
