@@ -11,7 +11,18 @@
 
 #include "dmahil_types.h"
 
-#define DMAHIL_CONTRACT_VERSION 1u
+/*
+ * The contract version. DMAHIL_CONTRACT_NUMBER is bare so that it can also be carried as text, where the
+ * host reads it without booting a guest: MODULE_INFO(dmahil_contract, ...) in edudma.ko's .modinfo and the
+ * "dmahil_contract=N" tag in dmactl (harness/driver/). Change only DMAHIL_CONTRACT_NUMBER.
+ */
+#define DMAHIL_CONTRACT_NUMBER 1
+#define DMAHIL_PASTE_(a, b) a##b
+#define DMAHIL_PASTE(a, b) DMAHIL_PASTE_(a, b)
+#define DMAHIL_STR_(x) #x
+#define DMAHIL_STR(x) DMAHIL_STR_(x)
+#define DMAHIL_CONTRACT_VERSION DMAHIL_PASTE(DMAHIL_CONTRACT_NUMBER, u)
+#define DMAHIL_CONTRACT_TEXT DMAHIL_STR(DMAHIL_CONTRACT_NUMBER)
 
 #define DMAHIL_MAX_SIZE       (1u << 20)      /* largest transfer */
 #define DMAHIL_PAGE_SIZE      4096u

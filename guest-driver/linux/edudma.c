@@ -1138,4 +1138,6 @@ module_pci_driver(edudma_driver);
 
 MODULE_LICENSE("GPL");
 MODULE_VERSION(EDUDMA_BUILD_VERSION);
+/* The contract this module speaks, read on the host before any guest boots (dmahil run --driver). */
+MODULE_INFO(dmahil_contract, DMAHIL_CONTRACT_TEXT);
 MODULE_DESCRIPTION("dmahil test driver for the QEMU edu device");

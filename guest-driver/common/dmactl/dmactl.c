@@ -35,6 +35,10 @@
 
 #define ERRLEN 256
 
+/* The contract this dmactl speaks, as a string the host finds in the binary without running it
+ * (dmahil run --driver checks it before any guest boots). */
+__attribute__((used)) static const char contract_tag[] = "dmahil_contract=" DMAHIL_CONTRACT_TEXT;
+
 static const char *const direction_names[] = { NULL, "to-device", "from-device", "round-trip" };
 static const char *const method_names[] = { NULL, "streaming", "scatter-gather", "common-buffer" };
 static const char *const sync_names[] = { NULL, "full", "minimal" };
