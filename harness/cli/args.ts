@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
+import { applyConfig, optionsGiven } from './config-file.js';
 import { UNTIL_FAIL_MAX_REPEATS } from './selection.js';
 
 export const USAGE = `Usage: dmahil <command> [options]
@@ -31,6 +32,8 @@ Options for run:
   --keep              leave the guest of the first failed scenario running and print how to reach it
                       (ssh, QMP, serial log, gdb); Ctrl-C stops it
   --repro <file>      replay the scenario of a repro file (written by dmahil explore) alone, on a pristine guest
+  --scenarios <file>  run the scenarios of this file instead of the catalog, each with its variant and expected
+                      outcome (format: docs/config.md, examples/scenarios.json); --grep, --shard, --repeat apply
   --repeat <n>        run the selection n times in a row
   --until-fail        stop at the first scenario that does not verify (with --repeat: at most n times,
                       else at most ${UNTIL_FAIL_MAX_REPEATS} times)
@@ -44,6 +47,10 @@ Options for explore (and --image, --grep, --json, --accel, --artifacts, --boot-t
   --seed <n>          the sequence of scenarios (default: random, printed); the same seed explores the same way
   --version           print the version
   -h, --help          show this text
+
+Config file: defaults for these options come from ./dmahil.config.json when there is one, or from
+  --config <file>     (any command); the command line wins; paths in it are relative to its folder
+                      (keys and format: docs/config.md, examples/dmahil.config.json)
 
 Exit status: 0 when every scenario verified (and every negative control was caught),
 1 when any did not, 2 on bad input or a missing tool.`;
@@ -72,6 +79,8 @@ export interface RunOptions extends GuestSelectionOptions {
   keep: boolean;
   /** A repro file whose scenario runs alone instead of a catalog selection. */
   repro?: string;
+  /** --scenarios: a file of the user's own scenarios, run instead of the catalog (absolute). */
+  scenarios?: string;
   /** Times the selection runs (1: once). */
   repeat: number;
   /** No new scenario after the first that did not verify. */
@@ -184,6 +193,7 @@ export function parseCommandLine(argv: string[]): Command {
   try {
     parsed = parseArgs({
       args: argv,
+      tokens: true,
       allowPositionals: true,
       strict: true,
       options: {
@@ -199,6 +209,8 @@ export function parseCommandLine(argv: string[]): Command {
         boot: { type: 'boolean', default: false },
         keep: { type: 'boolean', default: false },
         repro: { type: 'string' },
+        scenarios: { type: 'string' },
+        config: { type: 'string' },
         repeat: { type: 'string' },
         'until-fail': { type: 'boolean', default: false },
         budget: { type: 'string' },
@@ -212,11 +224,13 @@ export function parseCommandLine(argv: string[]): Command {
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify.*$/, ''), { hint: 'run "dmahil --help" for the options' });
   }
-  const { values, positionals } = parsed;
+  const { values, positionals, tokens } = parsed;
   if (values.help) return { command: 'help' };
   if (values.version) return { command: 'version' };
   const command = positionals[0] ?? 'run';
   if (command === 'help') return { command: 'help' };
+  // dmahil.config.json (or --config FILE): what the command line left out.
+  applyConfig(values, optionsGiven(tokens), command);
   const qemu = values.qemu !== undefined ? qemuOption(values.qemu) : undefined;
   const withQemu = qemu !== undefined ? { qemu } : {};
   if (command === 'doctor') return { command: 'doctor', json: values.json ?? false, ...withQemu };
@@ -246,7 +260,7 @@ export function parseCommandLine(argv: string[]): Command {
   }
   const selection: GuestSelectionOptions = { image, grep, json: values.json ?? false, accel, artifacts: values.artifacts, bootTimeoutMs: bootTimeout * 1000, jobs, ...withQemu };
   if (command === 'explore') {
-    refuse(values, ['all', 'shard', 'boot', 'keep', 'repro', 'repeat', 'until-fail'], 'explore', 'run "dmahil --help" for the options of explore');
+    refuse(values, ['all', 'shard', 'boot', 'keep', 'repro', 'scenarios', 'repeat', 'until-fail'], 'explore', 'run "dmahil --help" for the options of explore');
     return {
       command: 'explore',
       ...selection,
@@ -257,7 +271,11 @@ export function parseCommandLine(argv: string[]): Command {
     };
   }
   refuse(values, ['budget', 'runs', 'seed'], 'run', 'they are options of dmahil explore');
-  if (values.repro !== undefined) refuse(values, ['all', 'grep', 'shard'], 'run --repro', 'a repro file names one scenario: drop the selection options');
+  if (values.repro !== undefined) refuse(values, ['all', 'grep', 'shard', 'scenarios'], 'run --repro', 'a repro file names one scenario: drop the selection options');
+  if (values.scenarios !== undefined && values.all) {
+    throw new UsageError('--all and --scenarios both say what runs (the whole catalog, or the file\'s scenarios)', { hint: 'drop one of them; --grep selects among the file\'s scenarios' });
+  }
+  if (values.scenarios !== undefined && values.scenarios.trim() === '') throw new UsageError('--scenarios is empty', { hint: 'pass --scenarios the path of a scenarios file (docs/config.md)' });
   const repeat = values.repeat !== undefined ? positiveInt('--repeat', values.repeat, 100_000) : values['until-fail'] ? UNTIL_FAIL_MAX_REPEATS : 1;
   return {
     command: 'run',
@@ -267,6 +285,7 @@ export function parseCommandLine(argv: string[]): Command {
     boot: values.boot ?? false,
     keep: values.keep ?? false,
     repro: values.repro,
+    ...(values.scenarios !== undefined ? { scenarios: path.resolve(values.scenarios) } : {}),
     repeat,
     untilFail: values['until-fail'] ?? false,
   };

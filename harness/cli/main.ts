@@ -2,7 +2,7 @@
 // dmahil command line: parse, run, print the verdict, exit 0 only when every scenario verified.
 import fsSync from 'node:fs';
 import path from 'node:path';
-import { selectCatalog, type CatalogEntry } from '../dma/catalog.js';
+import type { CatalogEntry } from '../dma/catalog.js';
 import { parseShard, runSuite, shardEntries, type SuiteVerdict } from '../dma/run-suite.js';
 import { DmahilError, UsageError } from '../errors.js';
 import { REFERENCE_AUTO_ACCEL } from '../guest/linux/profile.js';
@@ -25,17 +25,15 @@ import { needsEduBehaviour, notApplicable } from '../dma/applicability.js';
 import { checkArtifactsRoom, checkQemuOption, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
 import { writeFilesSync } from './report-files.js';
 import { exploreCommand } from './explore.js';
-import { repeatedEntries, reproDifferences, reproEntry } from './selection.js';
+import { repeatedEntries, reproDifferences, runSelection } from './selection.js';
 
 async function run(opts: RunOptions): Promise<number> {
   // A missing or broken golden image is bad input: say so once, before anything is created or booted.
   if (opts.image !== 'linux') readWindowsImage(opts.image);
   const progress = stderrProgress(true);
-  // --repro: the one scenario of a repro file, alone, instead of a catalog selection.
-  const repro = opts.repro ? reproEntry(opts.repro) : undefined;
-  const selected = repro ? [repro.entry] : selectCatalog({ all: opts.all, grep: opts.grep });
+  // The catalog's selection, a repro file's one scenario (--repro) or a scenarios file's (--scenarios).
+  const { selected, repro } = runSelection(opts);
   const sharded = opts.shard ? shardEntries(selected, parseShard(opts.shard)) : selected;
-  if (selected.length === 0) throw new UsageError(`no scenario matches --grep ${opts.grep}`, { hint: 'drop --grep, or add --all to search the full catalog' });
   if (sharded.length === 0) {
     throw new UsageError(`shard ${opts.shard} has none of the ${selected.length} selected scenarios`, { hint: 'use fewer shards than scenarios, or add --all' });
   }

@@ -1,11 +1,34 @@
-// What `dmahil run` runs besides a catalog selection: the scenario of a repro file (--repro), and a
-// selection repeated (--repeat N, --until-fail).
-import type { CatalogEntry } from '../dma/catalog.js';
+// What `dmahil run` runs besides a catalog selection: the scenario of a repro file (--repro), the
+// scenarios of a user's file (--scenarios), and a selection repeated (--repeat N, --until-fail).
+import { selectCatalog, type CatalogEntry } from '../dma/catalog.js';
+import { UsageError } from '../errors.js';
 import { readRepro, type Repro } from '../explore/repro.js';
 import { rerunCommand } from '../report/verdict-table.js';
+import { readScenariosFile } from './scenarios-file.js';
 
 /** --until-fail without --repeat: repetitions at most. */
 export const UNTIL_FAIL_MAX_REPEATS = 1000;
+
+/**
+ * What a run runs, before sharding and repeating: a repro file's one scenario, a scenarios file's (all
+ * of them, or those --grep matches), or the catalog's quick set (or all of it) that --grep matches.
+ * Every one of them goes through the same runSuite, verdicts and reports.
+ */
+export function runSelection(opts: { repro?: string; scenarios?: string; all: boolean; grep?: RegExp }): { selected: CatalogEntry[]; repro?: { entry: CatalogEntry; repro: Repro } } {
+  if (opts.repro) {
+    const repro = reproEntry(opts.repro);
+    return { selected: [repro.entry], repro };
+  }
+  if (opts.scenarios) {
+    const all = readScenariosFile(opts.scenarios);
+    const selected = opts.grep ? all.filter((e) => opts.grep!.test(e.name)) : all;
+    if (selected.length === 0) throw new UsageError(`no scenario of ${opts.scenarios} matches --grep ${opts.grep}`, { hint: `its scenarios are: ${all.map((e) => JSON.stringify(e.name)).join(', ')}` });
+    return { selected };
+  }
+  const selected = selectCatalog({ all: opts.all, grep: opts.grep });
+  if (selected.length === 0) throw new UsageError(`no scenario matches --grep ${opts.grep}`, { hint: 'drop --grep, or add --all to search the full catalog' });
+  return { selected };
+}
 
 /** The repro file's scenario as a catalog entry of its own; re-run alone is the same --repro. */
 export function reproEntry(file: string): { entry: CatalogEntry; repro: Repro } {

@@ -1,0 +1,135 @@
+// dmahil.config.json: defaults for the command's options, so a project keeps its QEMU, driver, scenarios
+// and guest settings in one file. Found in the current directory, or named with --config FILE; checked
+// against config.schema.json (shipped in the package) before anything starts. Every key is an option's
+// value; the command line wins over it. Paths in it are relative to its own folder, so it works from
+// anywhere. A bad key or value is one UsageError line naming the file, the line, the key and the fix.
+import fs from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../errors.js';
+import schema from './config.schema.json' with { type: 'json' };
+import { compileSchema, describeSchemaError, firstError, lineOfPointer, readJsonFile } from './json-file.js';
+
+export const CONFIG_FILE = 'dmahil.config.json';
+
+type PathKind = 'executable' | 'file' | 'exists' | 'folder' | 'image';
+
+interface ConfigKey {
+  /** The command-line option it stands for (parseArgs' name). */
+  option: string;
+  /** The commands it applies to; the others ignore it (one config serves every command). */
+  commands: readonly string[];
+  /** A path, resolved against the config's folder and checked for its kind. */
+  path?: PathKind;
+}
+
+const GUEST = ['run', 'explore', 'shell'];
+
+/** Every key of config.schema.json and its option (a spec keeps both lists equal). */
+export const CONFIG_KEYS: Record<string, ConfigKey> = {
+  image: { option: 'image', commands: ['run', 'explore'], path: 'image' },
+  accel: { option: 'accel', commands: GUEST },
+  qemu: { option: 'qemu', commands: [...GUEST, 'doctor'], path: 'executable' },
+  driver: { option: 'driver', commands: GUEST, path: 'exists' },
+  artifacts: { option: 'artifacts', commands: GUEST, path: 'folder' },
+  bootTimeout: { option: 'boot-timeout', commands: GUEST },
+  jobs: { option: 'jobs', commands: ['run', 'explore'] },
+  all: { option: 'all', commands: ['run'] },
+  grep: { option: 'grep', commands: ['run', 'explore'] },
+  scenarios: { option: 'scenarios', commands: ['run'], path: 'file' },
+  json: { option: 'json', commands: ['run', 'explore', 'doctor'] },
+  boot: { option: 'boot', commands: ['run'] },
+};
+
+const validate = compileSchema(schema);
+
+/** A config's option values (strings as parseArgs gives them, booleans), paths made absolute. */
+export type ConfigValues = Partial<Record<keyof typeof CONFIG_KEYS, string | boolean>>;
+
+/** Read and check a config file; `label` is how errors name it. */
+export function readConfig(file: string, label: string): ConfigValues {
+  const { text, value } = readJsonFile(file, label, `fix ${label} (keys: ${Object.keys(CONFIG_KEYS).join(', ')}; docs/config.md)`);
+  const at = (key: string): string => {
+    const line = lineOfPointer(text, key ? `/${key}` : '');
+    return line ? ` (line ${line})` : '';
+  };
+  if (!validate(value)) {
+    const e = firstError(validate.errors!);
+    const key = e.keyword === 'additionalProperties' ? (e.params as { additionalProperty: string }).additionalProperty : e.instancePath.slice(1);
+    const { what, fix } = describeSchemaError(e, e.instancePath.slice(1));
+    if (e.instancePath === '' && e.keyword === 'type') throw new UsageError(`${label}: not a JSON object of settings`, { hint: 'write { "key": value, … } (docs/config.md)' });
+    throw new UsageError(`${label}${at(key)}: ${what}`, { hint: fix ? (e.keyword === 'additionalProperties' ? fix : `${key}: ${fix}`) : 'see docs/config.md' });
+  }
+  const raw = value as Record<string, unknown>;
+  const describeKey = (key: string): string => (schema.properties as Record<string, { description?: string }>)[key]?.description ?? 'see docs/config.md';
+  const bad = (key: string, what: string, hint = `${key}: ${describeKey(key)}`): UsageError => new UsageError(`${label}${at(key)}: ${what}`, { hint });
+  if (raw.all === true && raw.scenarios !== undefined) throw bad('all', '"all": true and "scenarios" both say what runs (the catalog, or the file)', 'keep one of them');
+  if (typeof raw.grep === 'string') {
+    try {
+      new RegExp(raw.grep);
+    } catch (e) {
+      throw bad('grep', `grep ${JSON.stringify(raw.grep)} is not a valid regular expression: ${(e as Error).message}`);
+    }
+  }
+  const folder = path.dirname(path.resolve(file));
+  const out: ConfigValues = {};
+  for (const [key, v] of Object.entries(raw)) {
+    if (key === '$schema') continue;
+    const spec = CONFIG_KEYS[key]!;
+    if (spec.path && typeof v === 'string') out[key] = checkPath(v, spec.path, folder, (what) => bad(key, `${key} ${JSON.stringify(v)}${what}`));
+    else out[key] = typeof v === 'number' ? String(v) : (v as string | boolean);
+  }
+  return out;
+}
+
+/** The path made absolute against the config's folder, or the error of the wrong kind of path. */
+function checkPath(value: string, kind: PathKind, folder: string, bad: (what: string) => UsageError): string {
+  if (kind === 'image') {
+    if (value === 'linux' || value === 'windows') return value;
+    if (!/\.(json|qcow2)$/.test(value)) throw bad(' is not "linux", "windows" or a golden image (.json manifest or .qcow2)');
+  }
+  const file = path.resolve(folder, value);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (kind === 'folder' && code === 'ENOENT') return file; // created by the run
+    throw bad(`: no such ${kind === 'exists' ? 'file or folder' : 'file'} (${file})`);
+  }
+  if (kind === 'folder' && !st.isDirectory()) throw bad(` is not a folder (${file})`);
+  if ((kind === 'file' || kind === 'executable' || kind === 'image') && !st.isFile()) throw bad(` is not a file (${file})`);
+  if (kind === 'executable') {
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+    } catch {
+      throw bad(` is not executable (${file})`);
+    }
+  }
+  return file;
+}
+
+/**
+ * Fill in from the config (--config FILE, else ./dmahil.config.json when there is one) what the command
+ * line left out. The command line's choice of what runs (--all, --scenarios, --repro) replaces the
+ * config's (all, scenarios) as a whole, and --repro, one scenario, drops the config's grep too.
+ */
+export function applyConfig(values: Record<string, unknown>, given: ReadonlySet<string>, command: string, cwd = process.cwd()): void {
+  const explicit = values.config as string | undefined;
+  if (explicit !== undefined && explicit.trim() === '') throw new UsageError('--config is empty', { hint: `pass --config the path of a config file, or leave it out for ./${CONFIG_FILE}` });
+  const file = explicit !== undefined ? path.resolve(cwd, explicit) : path.join(cwd, CONFIG_FILE);
+  if (explicit === undefined && !fs.existsSync(file)) return;
+  const config = readConfig(file, explicit !== undefined ? `--config ${explicit}` : CONFIG_FILE);
+  const cliSelects = ['all', 'scenarios', 'repro'].some((o) => given.has(o));
+  for (const [key, v] of Object.entries(config)) {
+    const spec = CONFIG_KEYS[key]!;
+    if (!spec.commands.includes(command) || given.has(spec.option)) continue;
+    if (cliSelects && (key === 'all' || key === 'scenarios')) continue;
+    if (given.has('repro') && key === 'grep') continue;
+    values[spec.option] = v;
+  }
+}
+
+/** The options the command line itself gave (parseArgs tokens), as opposed to defaults. */
+export function optionsGiven(tokens: ReadonlyArray<{ kind: string; name?: string }>): Set<string> {
+  return new Set(tokens.filter((t) => t.kind === 'option' && t.name !== undefined).map((t) => t.name!));
+}
