@@ -82,6 +82,21 @@ describe('package: the packed tarball in a fresh project', function () {
     expect(r.stdout.trim()).to.equal(ours.version);
   });
 
+  it('carries the example config and scenarios file a project starts from; copied to its root, they work there', async () => {
+    const installed = path.join(project, 'node_modules', 'dmahil');
+    for (const f of ['dmahil.config.json', 'scenarios.json']) {
+      await fs.copyFile(path.join(installed, 'examples', f), path.join(project, f));
+      // Their "$schema" (for editors) names the schema shipped in the package, from the project's root.
+      const { $schema } = JSON.parse(await fs.readFile(path.join(project, f), 'utf8')) as { $schema: string };
+      await fs.access(path.join(project, $schema));
+    }
+    // The config in the current folder is read, and the scenarios file it names; a --grep matching none of
+    // its scenarios ends the run before anything boots, naming them.
+    const r = await execa('npx', ['--no-install', 'dmahil', 'run', '--grep', '^nothing$'], { cwd: project, reject: false });
+    expect(r.exitCode, r.stderr).to.equal(2);
+    expect(r.stderr).to.match(/no scenario of \S+scenarios\.json matches --grep/).and.match(/"control: my wrong seed"/);
+  });
+
   it('its declarations type a TypeScript spec (and catch a misuse)', async () => {
     const tsc = path.join(repoRoot, 'node_modules', '.bin', 'tsc');
     const flags = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck'];
