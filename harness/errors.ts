@@ -35,5 +35,8 @@ export class UsageError extends DmahilError {}
 /** Something the machine lacks: a package, a tool, a free port. */
 export class EnvironmentError extends DmahilError {}
 
+/** The driver under test did not load or bind in the guest: another boot of the same guest fails the same way. */
+export class DriverLoadError extends DmahilError {}
+
 /** What a guest reported does not hold up; nothing was read on its word. */
 export class GuestContractError extends DmahilError {}

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { applyConfig, optionsGiven } from './config-file.js';
+import { driverOption } from './driver-option.js';
 import { UNTIL_FAIL_MAX_REPEATS } from './selection.js';
 
 export const USAGE = `Usage: dmahil <command> [options]
@@ -40,6 +41,10 @@ Options for run:
   --qemu <path>       the QEMU binary to use, e.g. your own build's qemu-system-x86_64 (default: the one on
                       PATH); checked like any QEMU (7.2+, edu device) and named in results.json
                       (also an option of explore, shell and doctor)
+  --driver <dir>      your own build of the driver instead of the one dmahil builds (also for explore and shell):
+                      for the reference guest a folder with edudma.ko (built for the guest's kernel) and its
+                      static dmactl; with --image windows a package folder (edudma.sys, .inf, .cat,
+                      edudma-test.cer, dmactl.exe). Its contract version is checked before any guest boots
 
 Options for explore (and --image, --grep, --json, --accel, --artifacts, --boot-timeout, --jobs, --qemu as for run):
   --budget <time>     how long to explore, e.g. 60s, 10m, 1h (default: 10m; the guests' boot is not counted)
@@ -67,6 +72,8 @@ interface GuestSelectionOptions {
   jobs: number;
   /** --qemu: the QEMU binary instead of qemu-system-x86_64 on PATH (absolute). */
   qemu?: string;
+  /** --driver: the folder of the user's driver build (absolute); its files are checked by preflight. */
+  driver?: string;
 }
 
 export interface RunOptions extends GuestSelectionOptions {
@@ -103,6 +110,8 @@ export interface ShellOptions {
   artifacts?: string;
   /** --qemu, as for run. */
   qemu?: string;
+  /** --driver, as for run. */
+  driver?: string;
 }
 
 export interface DoctorCliOptions {
@@ -217,6 +226,7 @@ export function parseCommandLine(argv: string[]): Command {
         runs: { type: 'string' },
         seed: { type: 'string' },
         qemu: { type: 'string' },
+        driver: { type: 'string' },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -233,6 +243,8 @@ export function parseCommandLine(argv: string[]): Command {
   applyConfig(values, optionsGiven(tokens), command);
   const qemu = values.qemu !== undefined ? qemuOption(values.qemu) : undefined;
   const withQemu = qemu !== undefined ? { qemu } : {};
+  if (command === 'doctor') refuse(values, ['driver'], 'doctor', 'run "dmahil run --driver DIR": it checks the driver folder before any guest boots');
+  const withDriver = values.driver !== undefined ? { driver: driverOption(values.driver) } : {};
   if (command === 'doctor') return { command: 'doctor', json: values.json ?? false, ...withQemu };
   if (command !== 'run' && command !== 'shell' && command !== 'explore') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, explore, shell, doctor, help' });
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, { hint: 'run "dmahil --help" for the options' });
@@ -249,7 +261,7 @@ export function parseCommandLine(argv: string[]): Command {
   const jobs = Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) throw new UsageError(`--jobs "${values.jobs}" is not a whole number from 1 to 16`);
   if (values.shard !== undefined && !/^\d+\/\d+$/.test(values.shard)) throw new UsageError(`--shard "${values.shard}" is not i/n`, { hint: 'e.g. --shard 1/2' });
-  if (command === 'shell') return { command: 'shell', accel, bootTimeoutMs: bootTimeout * 1000, artifacts: values.artifacts, ...withQemu };
+  if (command === 'shell') return { command: 'shell', accel, bootTimeoutMs: bootTimeout * 1000, artifacts: values.artifacts, ...withQemu, ...withDriver };
   let grep: RegExp | undefined;
   if (values.grep !== undefined) {
     try {
@@ -258,7 +270,7 @@ export function parseCommandLine(argv: string[]): Command {
       throw new UsageError(`--grep "${values.grep}" is not a valid regular expression: ${(e as Error).message}`);
     }
   }
-  const selection: GuestSelectionOptions = { image, grep, json: values.json ?? false, accel, artifacts: values.artifacts, bootTimeoutMs: bootTimeout * 1000, jobs, ...withQemu };
+  const selection: GuestSelectionOptions = { image, grep, json: values.json ?? false, accel, artifacts: values.artifacts, bootTimeoutMs: bootTimeout * 1000, jobs, ...withQemu, ...withDriver };
   if (command === 'explore') {
     refuse(values, ['all', 'shard', 'boot', 'keep', 'repro', 'scenarios', 'repeat', 'until-fail'], 'explore', 'run "dmahil --help" for the options of explore');
     return {

@@ -19,6 +19,7 @@ import { tally, verdictTable } from '../report/verdict-table.js';
 import { readWindowsImage } from '../../images/windows/manifest.js';
 import type { ExploreCliOptions } from './args.js';
 import { checkArtifactsRoom, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
+import { describeDriver, driverJson, driverSource } from './driver-option.js';
 import { stderrProgress } from './progress.js';
 import { writeFilesSync } from './report-files.js';
 
@@ -56,10 +57,11 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   }
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-explore`));
   checkArtifactsRoom(artifacts);
-  const { qemu, reference } = await preflight(opts.accel, opts.image, progress, opts.qemu);
+  const { qemu, reference, driver } = await preflight(opts.accel, opts.image, progress, opts.qemu, opts.driver);
+  if (driver) progress(describeDriver(driver));
   const ver = await version();
   const qemuText = `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`;
-  const source = guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: false, driverOverride: opts.driverOverride, qemuBinary: qemu.binary });
+  const source = guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: false, qemuBinary: qemu.binary, ...driverSource(driver), ...(opts.driverOverride ? { driverOverride: opts.driverOverride } : {}) });
   const guests = new ExploreGuests(source, opts.jobs);
   const limits = [opts.budgetMs !== undefined ? `budget ${seconds(opts.budgetMs)}` : '', opts.runs !== undefined ? `at most ${opts.runs} scenarios` : ''].filter(Boolean).join(', ');
   progress(`exploring with seed ${opts.seed}${opts.seedGiven ? '' : ` (random; --seed ${opts.seed} explores the same way)`}, ${limits}; artifacts in ${artifacts}`);
@@ -111,7 +113,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   }
   const ok = !f && result.unconfirmed.length === 0;
   const report = {
-    ...resultsJson(verdicts, { version: ver, artifacts, host: { qemu: qemuText, qemuBinary: qemu.binary, edu: null, accel: opts.accel } }),
+    ...resultsJson(verdicts, { version: ver, artifacts, host: { qemu: qemuText, qemuBinary: qemu.binary, edu: null, accel: opts.accel, driver: driver ? driverJson(driver) : null } }),
     ok,
     explore: exploreJson(result, reproFile),
   };

@@ -19,6 +19,7 @@ import { CHEAP_WAITS } from '../snapshot/index.js';
 import { proveKvm } from './kvm-preflight.js';
 import { buildReferenceImage, type ReferenceImage } from '../../images/linux/build.js';
 import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
+import { checkDriverKernel, checkDriverOption, type CheckedDriver } from './driver-option.js';
 
 /** The package root (a checkout, or node_modules/dmahil): guest-driver/, images/, package.json. */
 export const repoRoot = packageRoot;
@@ -39,19 +40,30 @@ export function timestamp(): string {
  * Linux kernel (the reference kernel, booted through early boot: firmware alone proves too little).
  * --accel kvm without it is one line with the fix and exit 2, within seconds; with 'auto' the verdict
  * is remembered, so a Windows guest then gets TCG and one warning instead of a boot into a broken KVM.
- * Returns the QEMU and, for the reference guest, its image (the guest kernel's version).
+ * --driver DIR: the user's driver build, checked (kinds, contract version, the module's kernel) instead
+ * of building ours. Returns the QEMU, for the reference guest its image (the guest kernel's version), and
+ * the checked driver.
  */
-export async function preflight(accel: Accel, image: string, progress: (m: string) => void = () => undefined, qemuBinary?: string): Promise<{ qemu: QemuInfo; reference?: ReferenceImage }> {
+export async function preflight(
+  accel: Accel,
+  image: string,
+  progress: (m: string) => void = () => undefined,
+  qemuBinary?: string,
+  driverDir?: string,
+): Promise<{ qemu: QemuInfo; reference?: ReferenceImage; driver?: CheckedDriver }> {
+  // The driver's own files first: a contract mismatch costs no image build and no QEMU.
+  const driver = driverDir !== undefined ? checkDriverOption(driverDir, image) : undefined;
   const qemu = await checkQemuOption(qemuBinary);
   let reference: ReferenceImage | undefined;
   if (image === 'linux') {
     // Both cached; a missing package or a kernel edudma cannot build for is bad input, not a failed scenario.
     reference = await buildReferenceImage({ cacheDir: path.join(cacheDir(), 'images'), onProgress: progress });
-    await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress });
+    if (driver) checkDriverKernel(driver, reference.kernelVersion);
+    else await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress });
   }
   // The reference guest's auto is TCG; any other guest that may get KVM first sees KVM run a kernel.
   if (accel === 'kvm' || (accel === 'auto' && image !== 'linux')) await proveKvm({ repoRoot, qemuBinary: qemu.binary, accel, reference, onProgress: progress });
-  return { qemu, reference };
+  return { qemu, reference, ...(driver ? { driver } : {}) };
 }
 
 /**
@@ -109,6 +121,8 @@ export interface GuestSourceOptions {
   driverOverride?: LinuxGuestOptions['driverOverride'];
   /** --qemu: the QEMU binary every guest runs on (default qemu-system-x86_64 on PATH). */
   qemuBinary?: string;
+  /** --driver for a Windows golden image: the package folder to install instead of build/windows/<arch>. */
+  windowsDriverDir?: string;
 }
 
 export function guestSource(o: GuestSourceOptions): SessionSource {
@@ -123,14 +137,14 @@ export function guestSource(o: GuestSourceOptions): SessionSource {
   // Windows guests restore through their own overlay per boot; snapshots are the reference guest's.
   if (o.image !== 'linux') {
     const windows = (variant: GuestVariant): Promise<GuestSession> =>
-      startGuest({ profile: 'windows', image: o.image, variant: variant.id, artifactsDir: bootDir(variant), accel: o.accel, bootTimeoutMs: o.bootTimeoutMs, onProgress: o.progress, ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}) });
+      startGuest({ profile: 'windows', image: o.image, variant, artifactsDir: bootDir(variant), accel: o.accel, bootTimeoutMs: o.bootTimeoutMs, onProgress: o.progress, ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}), ...(o.windowsDriverDir ? { windows: { driverDir: o.windowsDriverDir } } : {}) });
     return new ReusingSessionSource(windows);
   }
   // The reference profile's session is a LinuxSession (snapshots save it).
   const boot = (variant: GuestVariant): Promise<LinuxSession> =>
     startGuest({
       profile: 'linux',
-      variant: variant.id,
+      variant,
       artifactsDir: bootDir(variant),
       accel: o.accel,
       bootTimeoutMs: o.bootTimeoutMs,
@@ -142,7 +156,8 @@ export function guestSource(o: GuestSourceOptions): SessionSource {
   return new SnapshotSessionSource({
     boot,
     restore: (snapshot, variant, n) => restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(o.artifacts, variant.id, `restore-${n}`), readyTimeoutMs: o.bootTimeoutMs }),
-    key: (variant) => `linux ${variant.id} accel=${o.accel} icount=${JSON.stringify(CHEAP_WAITS)}${o.driverOverride ? ` driver=${JSON.stringify(o.driverOverride)}` : ''}${o.qemuBinary ? ` qemu=${o.qemuBinary}` : ''}`,
+    // A declared variant's machine is part of what was saved: another machine is another snapshot.
+    key: (variant) => `linux ${variant.id}${variant.machine ? ` machine=${JSON.stringify(variant.machine)}` : ''} accel=${o.accel} icount=${JSON.stringify(CHEAP_WAITS)}${o.driverOverride ? ` driver=${JSON.stringify(o.driverOverride)}` : ''}${o.qemuBinary ? ` qemu=${o.qemuBinary}` : ''}`,
     onProgress: o.progress,
   });
 }

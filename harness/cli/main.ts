@@ -24,6 +24,7 @@ import { describeEdu, probeEduBehaviour } from '../machine/edu-behaviour.js';
 import { needsEduBehaviour, notApplicable } from '../dma/applicability.js';
 import { checkArtifactsRoom, checkQemuOption, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
 import { writeFilesSync } from './report-files.js';
+import { describeDriver, driverJson, driverSource } from './driver-option.js';
 import { exploreCommand } from './explore.js';
 import { repeatedEntries, reproDifferences, runSelection } from './selection.js';
 
@@ -40,7 +41,8 @@ async function run(opts: RunOptions): Promise<number> {
   const entries = repeatedEntries(sharded, opts.repeat);
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
   checkArtifactsRoom(artifacts);
-  const { qemu, reference } = await preflight(opts.accel, opts.image, progress, opts.qemu);
+  const { qemu, reference, driver } = await preflight(opts.accel, opts.image, progress, opts.qemu, opts.driver);
+  if (driver) progress(describeDriver(driver));
   const ver = await version();
   if (repro) {
     const now = { image: opts.image, qemu: `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`, guestKernel: reference?.kernelVersion ?? null, dmahil: ver };
@@ -58,6 +60,7 @@ async function run(opts: RunOptions): Promise<number> {
     qemuBinary: qemu.binary,
     edu: edu ? describeEdu(edu) : null,
     accel: opts.accel === 'auto' && opts.image === 'linux' ? `auto: ${REFERENCE_AUTO_ACCEL} for the reference guest` : opts.accel,
+    driver: driver ? driverJson(driver) : null,
   };
   fsSync.mkdirSync(artifacts, { recursive: true });
   const repeating = opts.repeat > 1 ? ` × ${opts.repeat}${opts.untilFail ? ', until the first failure' : ''}` : '';
@@ -99,7 +102,7 @@ async function run(opts: RunOptions): Promise<number> {
     ...(edu ? { notApplicable: (c: CatalogEntry) => notApplicable(c, edu) } : {}),
     // --until-fail: nothing new starts after the first scenario that did not verify.
     ...(opts.untilFail ? { stop: () => failedOnce } : {}),
-    source: guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: opts.boot || opts.keep, keep, qemuBinary: qemu.binary }),
+    source: guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: opts.boot || opts.keep, keep, qemuBinary: qemu.binary, ...driverSource(driver) }),
   });
 
   // The verdict first, so a full disk under the artifacts cannot cost it.
@@ -167,7 +170,8 @@ async function holdForDebugging(session: GuestSession, v: SuiteVerdict, artifact
 /** dmahil shell: a fresh direct guest with edudma loaded, and the system ssh client on this terminal. */
 async function shell(opts: ShellOptions): Promise<number> {
   const progress = stderrProgress(true);
-  const { qemu } = await preflight(opts.accel, 'linux', progress, opts.qemu);
+  const { qemu, driver } = await preflight(opts.accel, 'linux', progress, opts.qemu, opts.driver);
+  if (driver) progress(describeDriver(driver));
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-shell`));
   const session = await startGuest({
     profile: 'linux',
@@ -177,6 +181,7 @@ async function shell(opts: ShellOptions): Promise<number> {
     bootTimeoutMs: opts.bootTimeoutMs,
     onProgress: progress,
     qemuBinary: qemu.binary,
+    ...(driver?.kind === 'linux' ? { linux: { driverOverride: { module: driver.module, tool: driver.tool } } } : {}),
   });
   try {
     const access = await prepareAccess(session.debugTarget!(), path.join(artifacts, 'direct', 'access'));

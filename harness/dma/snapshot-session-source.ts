@@ -10,7 +10,7 @@
 import type { GuestSession } from '../guest/session.js';
 import type { LinuxSession } from '../guest/linux/profile.js';
 import { saveSnapshot, type Snapshot } from '../snapshot/snapshot.js';
-import { DmahilError } from '../errors.js';
+import { DmahilError, DriverLoadError } from '../errors.js';
 import { makeScenario } from '../contract/scenario.js';
 import type { GuestVariant } from './catalog.js';
 import { runScenario } from './run-scenario.js';
@@ -131,6 +131,8 @@ export class SnapshotSessionSource implements SessionSource {
       await this.opts.afterSave?.(snapshot);
       return snapshot;
     } catch (e) {
+      // A driver that does not load fails the fallback's boot the same way: the variant does not start, once.
+      if (e instanceof DriverLoadError && !booted) throw e;
       this.fallbackReasons.set(variant.id, `snapshot failed: ${e instanceof DmahilError ? e.describe() : (e as Error).message}`);
       this.opts.onProgress?.(`${variant.id}: cannot snapshot (${this.fallbackReasons.get(variant.id)}); booting a guest reused between scenarios instead`);
       return undefined;

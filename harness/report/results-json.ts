@@ -13,6 +13,8 @@ export interface RunHost {
   edu: string | null;
   /** The accelerator asked for, and what 'auto' meant for this guest. */
   accel: string;
+  /** --driver: the user's driver build (folder, the contract it declares, the kernel a module was built for). */
+  driver?: { path: string; contract: number; builtFor: string | null } | null;
 }
 
 export function resultsJson(verdicts: SuiteVerdict[], meta: { version: string; artifacts: string; host?: RunHost }) {

@@ -6,10 +6,11 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { parseDmactlOutput, parseInfoResult, type ArmedReport, type InfoResult } from '../../contract/result.js';
 import type { Scenario } from '../../contract/scenario.js';
-import { DmahilError } from '../../errors.js';
+import { DmahilError, DriverLoadError } from '../../errors.js';
 import { AGENT_PORT_NAME, createPrivateDir, Machine, removePrivateDir, type MachineConfig } from '../../machine/index.js';
 import type { IcountConfig } from '../../machine/config.js';
 import { openGuestMemory } from '../../memory/index.js';
+import { swiotlbAppend, variantMachineConfig, type VariantMachine } from './variant-machine.js';
 import { SshChannel, type SshTarget } from '../channel/ssh-channel.js';
 import { LineStream, type CommandStream } from '../channel/line-stream.js';
 import { toDeviceModelEvents } from '../device-events.js';
@@ -19,8 +20,8 @@ import { buildReferenceImage } from '../../../images/linux/build.js';
 import { makeRunInitrd, RUN_FILES } from '../../../images/linux/run-keys.js';
 import { buildLinuxDriver } from '../../../guest-driver/linux/build.js';
 
-/** The driver failed to load or bind in the guest. */
-export class DriverLoadError extends DmahilError {}
+/** The driver failed to load or bind in the guest (defined with the other errors; exported here as before). */
+export { DriverLoadError };
 
 /** forceBounce is swiotlb=force here: every mapping bounces, so a missing sync shows (RAM stays under the 28-bit mask). */
 export interface LinuxGuestOptions extends GuestStartOptions {
@@ -34,6 +35,8 @@ export interface LinuxGuestOptions extends GuestStartOptions {
   driverOverride?: { module?: string; tool?: string; moduleParams?: string };
   /** TCG instruction counting with idle-time warp (edu's 100 ms timers cost no wall time); ignored under KVM. */
   icount?: IcountConfig;
+  /** A guest variant of the user's own (dmahil.config.json "variants"): memory, CPUs, swiotlb, the edu's mask. */
+  variant?: VariantMachine;
 }
 
 /** What a restore needs: the machine as it was booted, the saved device state, the guest's SSH identity. */
@@ -105,8 +108,7 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
   const progress = opts.onProgress ?? (() => undefined);
   progress('building the reference guest image (cached after the first build)');
   const image = await buildReferenceImage({ cacheDir: path.join(opts.cacheDir, 'images'), onProgress: progress });
-  progress(`building the edudma module for ${image.kernelVersion}`);
-  const driver = await buildLinuxDriver({ kernelVersion: image.kernelVersion, repoRoot: opts.repoRoot, onProgress: progress });
+  const driver = await driverFiles(opts, image.kernelVersion, progress);
   await fs.mkdir(opts.artifactsDir, { recursive: true });
   // Per-run keys and the 7 MB initrd that carries them: private, and gone with the session.
   const keyDir = createPrivateDir('keys');
@@ -120,13 +122,11 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
   progress(accel.why ? `booting QEMU; ${accel.why}` : 'booting QEMU');
   const config: MachineConfig = {
     name: opts.forceBounce ? 'linux-bounce' : 'linux-direct',
-    memoryMiB: MEMORY_MIB,
-    cpus: 1,
     accel: accel.accel,
     kernel: image.kernel,
     initrd: keys.initrd,
-    append: [image.append, opts.forceBounce ? 'swiotlb=force' : '', opts.extraAppend ?? ''].filter(Boolean).join(' '),
-    edu: { enabled: true },
+    append: [image.append, swiotlbAppend(opts.variant?.swiotlb, opts.forceBounce), opts.extraAppend ?? ''].filter(Boolean).join(' '),
+    ...variantMachineConfig(opts.variant, { memoryMiB: MEMORY_MIB, cpus: 1, edu: { enabled: true } }),
     nic: { model: 'virtio-net-pci', guestPort: 22 },
     pvpanic: true,
     agentPort: true,
@@ -153,13 +153,23 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
       initrd: keys.initrd,
     });
     progress('loading edudma');
-    await session.installDriver(opts.driverOverride?.module ?? driver.module, opts.driverOverride?.tool ?? driver.tool, opts.driverOverride?.moduleParams);
+    await session.installDriver(driver.module, driver.tool, opts.driverOverride?.moduleParams);
     return session;
   } catch (e) {
     await machine.shutdown();
     await removeKeys();
     throw e;
   }
+}
+
+/** The module and tool to load: the override's, building ours only for what it leaves out. */
+async function driverFiles(opts: LinuxGuestOptions, kernelVersion: string, progress: (m: string) => void): Promise<{ module: string; tool: string }> {
+  const { module, tool } = opts.driverOverride ?? {};
+  // A prebuilt pair (--driver) needs no build, and no kernel headers on this host.
+  if (module !== undefined && tool !== undefined) return { module, tool };
+  progress(`building the edudma module for ${kernelVersion}`);
+  const built = await buildLinuxDriver({ kernelVersion, repoRoot: opts.repoRoot, onProgress: progress });
+  return { module: module ?? built.module, tool: tool ?? built.tool };
 }
 
 /**
@@ -348,7 +358,7 @@ export class LinuxSession implements GuestSession {
     if (r.code !== 0) {
       const dmesg = await this.sh('dmesg | tail -n 20').catch(() => '');
       throw new DriverLoadError(`insmod edudma.ko failed: ${r.stderr.trim() || `exit ${r.code}`}`, {
-        hint: `the module does not load into this kernel; last kernel messages: ${dmesg.trim().split('\n').slice(-3).join(' | ')}`,
+        hint: `the module does not load into this kernel; the kernel said: ${kernelWordsAboutModule(dmesg).join(' | ') || '(nothing in dmesg)'}`,
         logFile: path.join(this.artifactsDir, 'serial.log'),
       });
     }
@@ -408,6 +418,17 @@ export function restoredConfigProblem(config: number[]): string | undefined {
     return `the edu is dead: PCI COMMAND ${hex(command, 4)} (memory and bus-master bits 0x6 must be set), BAR0 ${hex(bar0, 8)}`;
   }
   return undefined;
+}
+
+/**
+ * The kernel's lines about the module from the tail of dmesg (its name is their prefix: "edudma: Unknown
+ * symbol ..."), else the last three, which is where a loader's complaint without the name lands. Without
+ * timestamps and repeats, and without the taint notices every unsigned out-of-tree module gets (not a cause).
+ */
+export function kernelWordsAboutModule(dmesg: string): string[] {
+  const lines = dmesg.split('\n').map((l) => l.replace(/^\[\s*\d+\.\d+\]\s*/, '').trim()).filter((l) => l && !/module verification failed|taints kernel/.test(l));
+  const about = lines.filter((l) => /\bedudma\b/.test(l));
+  return [...new Set(about.length ? about : lines)].slice(-3);
 }
 
 /** A socket as a LineStream's command stream: no stderr, close() ends it. */
