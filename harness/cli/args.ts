@@ -15,6 +15,8 @@ Commands:
                       guest, shrink it to the smallest failing scenario and write a repro file (docs/explore.md)
   shell               boot the guest with the driver loaded and open a shell in it (stdin scripted or a terminal)
   doctor              check this machine is ready to run dmahil (QEMU, KVM, toolchains, cache, disk); exit 0 when ready
+  setup               install the Debian packages dmahil run needs (QEMU, the reference guest's kernel and
+                      headers, the toolchain), as root or with passwordless sudo: scripts/install-deps.sh run
   help                show this text
 
 Options for run:
@@ -121,7 +123,7 @@ export interface DoctorCliOptions {
   qemu?: string;
 }
 
-export type Command = RunOptions | ExploreCliOptions | ShellOptions | DoctorCliOptions | { command: 'help' } | { command: 'version' };
+export type Command = RunOptions | ExploreCliOptions | ShellOptions | DoctorCliOptions | { command: 'help' } | { command: 'version' } | { command: 'setup' };
 
 /** "windows" means the image named by DMAHIL_WINDOWS_IMAGE; a path must look like a golden image. */
 function resolveImage(image: string): string {
@@ -239,6 +241,12 @@ export function parseCommandLine(argv: string[]): Command {
   if (values.version) return { command: 'version' };
   const command = positionals[0] ?? 'run';
   if (command === 'help') return { command: 'help' };
+  // Before the config file: setup prepares the machine whatever a project's config says.
+  if (command === 'setup') {
+    const option = tokens.find((t) => t.kind === 'option');
+    if (option || positionals.length > 1) throw new UsageError(`${option ? `--${option.name}` : `"${positionals[1]}"`} is not an option of dmahil setup`, { hint: 'run "dmahil setup" alone: it installs what dmahil run needs' });
+    return { command: 'setup' };
+  }
   // dmahil.config.json (or --config FILE): what the command line left out.
   applyConfig(values, optionsGiven(tokens), command);
   const qemu = values.qemu !== undefined ? qemuOption(values.qemu) : undefined;
@@ -246,7 +254,7 @@ export function parseCommandLine(argv: string[]): Command {
   if (command === 'doctor') refuse(values, ['driver'], 'doctor', 'run "dmahil run --driver DIR": it checks the driver folder before any guest boots');
   const withDriver = values.driver !== undefined ? { driver: driverOption(values.driver) } : {};
   if (command === 'doctor') return { command: 'doctor', json: values.json ?? false, ...withQemu };
-  if (command !== 'run' && command !== 'shell' && command !== 'explore') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, explore, shell, doctor, help' });
+  if (command !== 'run' && command !== 'shell' && command !== 'explore') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, explore, shell, doctor, setup, help' });
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, { hint: 'run "dmahil --help" for the options' });
 
   const image = resolveImage(values.image ?? 'linux');

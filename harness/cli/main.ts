@@ -26,6 +26,7 @@ import { checkArtifactsRoom, checkQemuOption, guestSource, preflight, repoRoot, 
 import { writeFilesSync } from './report-files.js';
 import { describeDriver, driverJson, driverSource } from './driver-option.js';
 import { exploreCommand } from './explore.js';
+import { setupCommand } from './setup.js';
 import { repeatedEntries, reproDifferences, runSelection } from './selection.js';
 
 async function run(opts: RunOptions): Promise<number> {
@@ -208,6 +209,8 @@ async function main(argv: string[]): Promise<number> {
       return (await exploreCommand(cmd)).code;
     case 'shell':
       return shell(cmd);
+    case 'setup':
+      return setupCommand();
     case 'doctor':
       // A --qemu that is not a usable QEMU is bad input (exit 2), as for run; the one on PATH is a check.
       if (cmd.qemu !== undefined) await checkQemuOption(cmd.qemu);
