@@ -43,6 +43,7 @@ describe('explore: finds, confirms and shrinks every planted bug (real guests, t
     // The terminal report, as a user would see it, kept beside the artifacts.
     fs.mkdirSync(artifactsOf('.'), { recursive: true });
     const out = fs.createWriteStream(path.join(artifactsOf('.'), `${bug}.txt`));
+    fs.rmSync(path.join(artifactsOf('.'), `${bug}.progress.log`), { force: true });
     try {
       return await exploreCommand({
         command: 'explore',
@@ -57,7 +58,8 @@ describe('explore: finds, confirms and shrinks every planted bug (real guests, t
         seedGiven: true,
         driverOverride: { module, moduleParams: plantedParams(bug) },
         out,
-        onProgress: () => undefined,
+        // Kept beside the report: why a restore or a snapshot failed is said only here.
+        onProgress: (m) => fs.appendFileSync(path.join(artifactsOf('.'), `${bug}.progress.log`), m + '\n'),
       });
     } finally {
       out.end();
