@@ -1,7 +1,7 @@
 // dmahil as a dependency (issue 14): `npm pack`, install the tarball into a fresh project with its own
 // package.json, and run there a mocha spec written only against the library's public surface: the
 // useGuest fixture boots the reference guest once, a round trip verifies and a negative control (wrong
-// seed) is caught. Also `npx dmahil --version` in that project. The reference image comes from the
+// seed) is caught. Also `npx dmahil --version` and `npx dmahil setup` in that project. The reference image comes from the
 // repo's cache (DMAHIL_CACHE), the npm packages from npm's cache when it has them (--prefer-offline).
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -80,6 +80,12 @@ describe('package: the packed tarball in a fresh project', function () {
     expect(r.exitCode, r.stderr).to.equal(0);
     const ours = JSON.parse(await fs.readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
     expect(r.stdout.trim()).to.equal(ours.version);
+  });
+
+  it('npx dmahil setup runs the install-deps.sh the package ships (this machine has every package: exit 0)', async () => {
+    const r = await execa('npx', ['--no-install', 'dmahil', 'setup'], { cwd: project, reject: false });
+    expect(r.exitCode, r.stderr).to.equal(0);
+    expect(r.stderr).to.match(/this machine has the Debian packages dmahil run needs/);
   });
 
   it('carries the example config and scenarios file a project starts from; copied to its root, they work there', async () => {
