@@ -19,4 +19,4 @@ export { makeScenario, type Scenario } from './contract/scenario.js';
 /** A booted guest (runScenario's first argument) and its RAM as the host reads it (`session.memory.read(gpa, length)`). */
 export type { GuestSession, SessionMemory } from './guest/session.js';
 /** dmahil's errors: each a one-line cause with a hint naming the fix (`describe()`). */
-export { DmahilError, UsageError, EnvironmentError, GuestContractError } from './errors.js';
+export { DmahilError, UsageError, EnvironmentError, GuestContractError, DriverLoadError } from './errors.js';
