@@ -13,7 +13,8 @@ export { runScenario, type ScenarioCase, type RunScenarioOptions } from './dma/r
 /** A scenario's verdict (status, summary, explanation, findings) and what it means: ok, not-ok, skipped. */
 export { outcome, type Verdict, type Status } from './dma/verdict.js';
 /** The scenario catalog `dmahil run` uses, its guest variants, and scenario construction with defaults. */
-export { CATALOG, VARIANTS, selectCatalog, type CatalogEntry, type GuestVariant } from './dma/catalog.js';
+export { CATALOG, VARIANTS, selectCatalog, type BuiltinVariantId, type CatalogEntry, type GuestVariant } from './dma/catalog.js';
+export type { VariantMachine } from './guest/linux/variant-machine.js';
 export { makeScenario, type Scenario } from './contract/scenario.js';
 
 /** A booted guest (runScenario's first argument) and its RAM as the host reads it (`session.memory.read(gpa, length)`). */

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { GuestVariant } from '../dma/catalog.js';
 import { UsageError } from '../errors.js';
 import { applyConfig, optionsGiven } from './config-file.js';
 import { driverOption } from './driver-option.js';
@@ -90,6 +91,8 @@ export interface RunOptions extends GuestSelectionOptions {
   repro?: string;
   /** --scenarios: a file of the user's own scenarios, run instead of the catalog (absolute). */
   scenarios?: string;
+  /** Guest variants declared in the config ("variants"), which a scenarios file may name. */
+  variants?: GuestVariant[];
   /** Times the selection runs (1: once). */
   repeat: number;
   /** No new scenario after the first that did not verify. */
@@ -248,7 +251,7 @@ export function parseCommandLine(argv: string[]): Command {
     return { command: 'setup' };
   }
   // dmahil.config.json (or --config FILE): what the command line left out.
-  applyConfig(values, optionsGiven(tokens), command);
+  const fromConfig = applyConfig(values, optionsGiven(tokens), command);
   const qemu = values.qemu !== undefined ? qemuOption(values.qemu) : undefined;
   const withQemu = qemu !== undefined ? { qemu } : {};
   if (command === 'doctor') refuse(values, ['driver'], 'doctor', 'run "dmahil run --driver DIR": it checks the driver folder before any guest boots');
@@ -306,6 +309,7 @@ export function parseCommandLine(argv: string[]): Command {
     keep: values.keep ?? false,
     repro: values.repro,
     ...(values.scenarios !== undefined ? { scenarios: path.resolve(values.scenarios) } : {}),
+    ...(fromConfig.variants.length > 0 ? { variants: fromConfig.variants } : {}),
     repeat,
     untilFail: values['until-fail'] ?? false,
   };

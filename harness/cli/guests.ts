@@ -137,14 +137,14 @@ export function guestSource(o: GuestSourceOptions): SessionSource {
   // Windows guests restore through their own overlay per boot; snapshots are the reference guest's.
   if (o.image !== 'linux') {
     const windows = (variant: GuestVariant): Promise<GuestSession> =>
-      startGuest({ profile: 'windows', image: o.image, variant: variant.id, artifactsDir: bootDir(variant), accel: o.accel, bootTimeoutMs: o.bootTimeoutMs, onProgress: o.progress, ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}), ...(o.windowsDriverDir ? { windows: { driverDir: o.windowsDriverDir } } : {}) });
+      startGuest({ profile: 'windows', image: o.image, variant, artifactsDir: bootDir(variant), accel: o.accel, bootTimeoutMs: o.bootTimeoutMs, onProgress: o.progress, ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}), ...(o.windowsDriverDir ? { windows: { driverDir: o.windowsDriverDir } } : {}) });
     return new ReusingSessionSource(windows);
   }
   // The reference profile's session is a LinuxSession (snapshots save it).
   const boot = (variant: GuestVariant): Promise<LinuxSession> =>
     startGuest({
       profile: 'linux',
-      variant: variant.id,
+      variant,
       artifactsDir: bootDir(variant),
       accel: o.accel,
       bootTimeoutMs: o.bootTimeoutMs,
@@ -156,7 +156,8 @@ export function guestSource(o: GuestSourceOptions): SessionSource {
   return new SnapshotSessionSource({
     boot,
     restore: (snapshot, variant, n) => restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(o.artifacts, variant.id, `restore-${n}`), readyTimeoutMs: o.bootTimeoutMs }),
-    key: (variant) => `linux ${variant.id} accel=${o.accel} icount=${JSON.stringify(CHEAP_WAITS)}${o.driverOverride ? ` driver=${JSON.stringify(o.driverOverride)}` : ''}${o.qemuBinary ? ` qemu=${o.qemuBinary}` : ''}`,
+    // A declared variant's machine is part of what was saved: another machine is another snapshot.
+    key: (variant) => `linux ${variant.id}${variant.machine ? ` machine=${JSON.stringify(variant.machine)}` : ''} accel=${o.accel} icount=${JSON.stringify(CHEAP_WAITS)}${o.driverOverride ? ` driver=${JSON.stringify(o.driverOverride)}` : ''}${o.qemuBinary ? ` qemu=${o.qemuBinary}` : ''}`,
     onProgress: o.progress,
   });
 }

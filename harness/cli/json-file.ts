@@ -200,6 +200,8 @@ export function describeSchemaError(e: ErrorObject, key: string): { what: string
       const high = parent.maximum === undefined ? '' : parent.minimum !== undefined ? ` to ${parent.maximum}` : `${low ? ' and ' : ''}at most ${parent.maximum}`;
       return { what: `${key} ${shown} is out of range: it must be ${low}${high}`, fix: parent.description };
     }
+    case 'pattern':
+      return { what: `${key} ${shown} is not in the form it takes`, fix: parent.description };
     case 'minLength':
       return { what: `${key} is empty`, fix: parent.description };
     case 'minItems':

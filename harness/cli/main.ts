@@ -94,6 +94,7 @@ async function run(opts: RunOptions): Promise<number> {
 
   const verdicts: SuiteVerdict[] = await runSuite(entries, {
     onProgress: progress,
+    ...(opts.variants ? { variants: opts.variants } : {}),
     onVerdict: (v) => {
       seen.push(v);
       if (outcome(v) === 'not-ok') failedOnce = true;

@@ -48,9 +48,10 @@ function shellQuote(s: string): string {
 
 /**
  * The entries of a scenarios file, in its order, or a UsageError naming the file, the entry (index, name
- * and line), the field and the fix. `label` is how the user named the file (e.g. "--scenarios x.json").
+ * and line), the field and the fix. `label` is how the user named the file (e.g. "--scenarios x.json");
+ * `variants` the guest variants an entry may name (the built-in ones and the config's).
  */
-export function readScenariosFile(file: string, label = `--scenarios ${file}`): CatalogEntry[] {
+export function readScenariosFile(file: string, label = `--scenarios ${file}`, variants: readonly string[] = Object.keys(VARIANTS)): CatalogEntry[] {
   const { text, value } = readJsonFile(file, label, HINT);
   const where = (index: number, name: unknown, pointer: string): string => {
     const line = lineOfPointer(text, pointer);
@@ -79,7 +80,9 @@ export function readScenariosFile(file: string, label = `--scenarios ${file}`): 
     if (first !== undefined) throw bad(`the name is also scenarios[${first}]'s`, '/name', 'give every entry a name of its own (--grep and the report select by name)');
     seen.set(raw.name, index);
     const variant = raw.variant ?? 'direct';
-    if (!(variant in VARIANTS)) throw bad(`variant ${JSON.stringify(variant)} is not one of ${Object.keys(VARIANTS).join(', ')}`, '/variant', 'variant: "direct" (device addresses are the CPU pages) or "bounce" (every mapping bounced)');
+    if (!variants.includes(variant)) {
+      throw bad(`variant ${JSON.stringify(variant)} is not one of ${variants.join(', ')}`, '/variant', 'variant: "direct" (device addresses are the CPU pages), "bounce" (every mapping bounced), or one declared under "variants" in dmahil.config.json');
+    }
     let scenario;
     try {
       scenario = makeScenario(raw.scenario);
@@ -95,7 +98,7 @@ export function readScenariosFile(file: string, label = `--scenarios ${file}`): 
       throw bad(`expectSeed ${raw.expectSeed} differs from scenario.seed ${scenario.seed}: only a "caught: wrong-seed" control checks against another seed`, '/expectSeed', 'drop expectSeed, or expect "caught: wrong-seed"');
     }
     const entry: CatalogEntry = {
-      variant: variant as CatalogEntry['variant'],
+      variant,
       quick: true,
       name: raw.name,
       scenario,

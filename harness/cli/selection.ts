@@ -1,6 +1,6 @@
 // What `dmahil run` runs besides a catalog selection: the scenario of a repro file (--repro), the
 // scenarios of a user's file (--scenarios), and a selection repeated (--repeat N, --until-fail).
-import { selectCatalog, type CatalogEntry } from '../dma/catalog.js';
+import { selectCatalog, VARIANTS, type CatalogEntry, type GuestVariant } from '../dma/catalog.js';
 import { UsageError } from '../errors.js';
 import { readRepro, type Repro } from '../explore/repro.js';
 import { rerunCommand } from '../report/verdict-table.js';
@@ -14,15 +14,18 @@ export const UNTIL_FAIL_MAX_REPEATS = 1000;
  * of them, or those --grep matches), or the catalog's quick set (or all of it) that --grep matches.
  * Every one of them goes through the same runSuite, verdicts and reports.
  */
-export function runSelection(opts: { repro?: string; scenarios?: string; all: boolean; grep?: RegExp }): { selected: CatalogEntry[]; repro?: { entry: CatalogEntry; repro: Repro } } {
+export function runSelection(opts: { repro?: string; scenarios?: string; all: boolean; grep?: RegExp; variants?: readonly GuestVariant[]; image?: string }): { selected: CatalogEntry[]; repro?: { entry: CatalogEntry; repro: Repro } } {
   if (opts.repro) {
     const repro = reproEntry(opts.repro);
     return { selected: [repro.entry], repro };
   }
   if (opts.scenarios) {
-    const all = readScenariosFile(opts.scenarios);
+    const all = readScenariosFile(opts.scenarios, undefined, [...Object.keys(VARIANTS), ...(opts.variants ?? []).map((v) => v.id)]);
     const selected = opts.grep ? all.filter((e) => opts.grep!.test(e.name)) : all;
     if (selected.length === 0) throw new UsageError(`no scenario of ${opts.scenarios} matches --grep ${opts.grep}`, { hint: `its scenarios are: ${all.map((e) => JSON.stringify(e.name)).join(', ')}` });
+    // A declared variant sets the reference guest's machine; a golden image brings its own.
+    const declared = opts.image !== undefined && opts.image !== 'linux' ? selected.find((e) => !(e.variant in VARIANTS)) : undefined;
+    if (declared) throw new UsageError(`"${declared.name}" runs on guest variant "${declared.variant}", a reference-guest variant of the config, not one for ${opts.image}`, { hint: 'run it with --image linux, or use the direct and bounce variants with a golden image' });
     return { selected };
   }
   const selected = selectCatalog({ all: opts.all, grep: opts.grep });

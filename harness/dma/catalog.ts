@@ -1,20 +1,26 @@
 // The DMA scenarios dmahil runs, for every guest. Each guest variant is booted once and runs its list.
 // A negative control names the finding the harness must report; it passes only when caught for that reason.
 import { makeScenario, type Scenario } from '../contract/scenario.js';
+import type { VariantMachine } from '../guest/linux/variant-machine.js';
 import type { ScenarioCase } from './run-scenario.js';
 
+/** The two variants every guest profile has. */
+export type BuiltinVariantId = 'direct' | 'bounce';
+
 export interface GuestVariant {
-  /** Short id used in names and artifact folders. */
-  id: 'direct' | 'bounce';
+  /** Short id used in names and artifact folders: a built-in one, or a variant declared in dmahil.config.json. */
+  id: string;
   /**
    * bounce: every DMA goes through a bounce buffer (Linux swiotlb=force; Windows a DMA address width
    * below the guest's RAM, so map registers) — the only way a missing sync or flush shows on x86.
    */
   forceBounce: boolean;
   description: string;
+  /** A declared variant's reference-guest machine (memory, CPUs, swiotlb, the edu's mask). */
+  machine?: VariantMachine;
 }
 
-export const VARIANTS: Record<GuestVariant['id'], GuestVariant> = {
+export const VARIANTS: Record<BuiltinVariantId, GuestVariant> = {
   direct: { id: 'direct', forceBounce: false, description: 'device addresses are the CPU pages' },
   bounce: { id: 'bounce', forceBounce: true, description: 'every mapping bounced (swiotlb=force / map registers)' },
 };
@@ -27,7 +33,7 @@ export interface CatalogEntry extends ScenarioCase {
   rerun?: string;
 }
 
-function entry(variant: GuestVariant['id'], quick: boolean, name: string, s: Partial<Scenario>, extra: Partial<ScenarioCase> = {}): CatalogEntry {
+function entry(variant: BuiltinVariantId, quick: boolean, name: string, s: Partial<Scenario>, extra: Partial<ScenarioCase> = {}): CatalogEntry {
   return { variant, quick, name, scenario: makeScenario(s), ...extra };
 }
 

@@ -33,8 +33,8 @@ export interface ScenarioCase {
   expectFinding?: FindingKind;
   /** How long the guest may take before the scenario is a hang (default: scenarioDeadlineMs). */
   timeoutMs?: number;
-  /** The guest the host booted: on 'direct' nothing may bounce (report-consistency.ts). */
-  variant?: 'direct' | 'bounce';
+  /** The guest variant the host booted: on 'direct' nothing may bounce (report-consistency.ts). */
+  variant?: string;
 }
 
 export interface RunScenarioOptions {

@@ -23,6 +23,8 @@ export interface SuiteOptions {
   notApplicable?: (c: CatalogEntry) => string | undefined;
   /** Asked before each scenario starts: true leaves the rest unrun and unreported (--until-fail). */
   stop?: () => boolean;
+  /** Guest variants besides the built-in direct and bounce (dmahil.config.json "variants"), run after them. */
+  variants?: readonly GuestVariant[];
 }
 
 function describeError(e: unknown): string {
@@ -43,6 +45,9 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
   const jobs = isConcurrentSource(opts.source) ? Math.max(1, Math.floor(opts.jobs ?? 1)) : 1;
   if ((opts.jobs ?? 1) > 1 && jobs === 1) opts.onProgress?.('this guest source reuses one guest per variant: running one scenario at a time');
   const order = new Map(entries.map((e, i) => [e, i]));
+  const variants = [...Object.values(VARIANTS), ...(opts.variants ?? [])];
+  const unknown = entries.find((e) => !variants.some((v) => v.id === e.variant));
+  if (unknown) throw new UsageError(`"${unknown.name}" runs on guest variant "${unknown.variant}", which is not one of ${variants.map((v) => v.id).join(', ')}`, { hint: 'declare it under "variants" in dmahil.config.json, or use direct or bounce' });
   const cannotStart = new Map<GuestVariant['id'], string>();
   const notRun = (variant: GuestVariant, c: CatalogEntry, cause: string): void =>
     record({ ...c, variant: variant.id, expectSeed: c.expectSeed ?? c.scenario.seed, status: 'not-run', summary: `not run: the ${variant.id} guest did not start: ${cause}`, findings: [], mismatch: null, durationMs: 0 });
@@ -70,7 +75,7 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
   };
 
   try {
-    for (const variant of Object.values(VARIANTS)) {
+    for (const variant of variants) {
       const mine = entries.filter((e) => e.variant === variant.id);
       if (mine.length > 0) opts.onProgress?.(`${variant.id} guest: ${variant.description}`);
       let next = 0;

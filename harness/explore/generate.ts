@@ -3,9 +3,10 @@
 // shrinking are fast-check's; this file only says what the space is and how to name a point in it.
 import fc from 'fast-check';
 import { DIRECTIONS, EDU_MAX_OP, MAX_SIZE, METHODS, PAGE_SIZE, SYNC_MODES, makeScenario, type Scenario } from '../contract/scenario.js';
-import { VARIANTS, type GuestVariant } from '../dma/catalog.js';
+import { VARIANTS, type BuiltinVariantId } from '../dma/catalog.js';
 
-export type VariantId = GuestVariant['id'];
+/** Explore generates on the built-in variants. */
+export type VariantId = BuiltinVariantId;
 
 /** One point of the space: a scenario and the guest variant it runs on. */
 export interface ExploreCase {

@@ -1,5 +1,6 @@
 // Start a guest of a profile: the one way the CLI and library users boot a guest with the test driver.
-import { VARIANTS, type GuestVariant } from '../dma/catalog.js';
+import { VARIANTS, type BuiltinVariantId, type GuestVariant } from '../dma/catalog.js';
+import { UsageError } from '../errors.js';
 import { startLinuxGuest, type LinuxGuestOptions } from '../guest/linux/profile.js';
 import type { GuestSession } from '../guest/session.js';
 import { startWindowsGuest, type WindowsGuestOptions } from '../guest/windows/profile.js';
@@ -12,8 +13,11 @@ export interface StartGuestOptions {
    * module built for its kernel); 'windows': a Windows golden image, named by `image`.
    */
   profile: 'linux' | 'windows';
-  /** 'direct' (default): device addresses are the CPU's pages; 'bounce': every DMA mapping bounces. */
-  variant?: GuestVariant['id'];
+  /**
+   * 'direct' (default): device addresses are the CPU's pages; 'bounce': every DMA mapping bounces; or a
+   * variant of your own for the reference guest, with its `machine` (memory, CPUs, swiotlb, the edu's mask).
+   */
+  variant?: BuiltinVariantId | GuestVariant;
   /** For profile 'windows': the golden image's manifest (.json) or .qcow2 (default DMAHIL_WINDOWS_IMAGE). */
   image?: string;
   /** Where the guest's logs go (serial log, QEMU logs, QMP transcript, dmesg, dumps). */
@@ -37,8 +41,10 @@ export interface StartGuestOptions {
  * `runScenario`, read its RAM with `session.memory.read`, and `close()` it when done (QEMU is killed).
  */
 export async function startGuest(opts: StartGuestOptions): Promise<GuestSession> {
-  const variant = VARIANTS[opts.variant ?? 'direct'];
-  if (!variant) throw new Error(`unknown variant ${JSON.stringify(opts.variant)}: use 'direct' or 'bounce'`);
+  const variant = typeof opts.variant === 'object' ? opts.variant : VARIANTS[opts.variant ?? 'direct'];
+  if (!variant) throw new UsageError(`unknown variant ${JSON.stringify(opts.variant)}`, { hint: "use 'direct', 'bounce' or a variant object of your own (reference guest)" });
+  // A declared machine is the reference guest's: a golden image's memory and DMA width are its own.
+  if (variant.machine && opts.profile === 'windows') throw new UsageError(`guest variant "${variant.id}" sets the reference guest's machine, not a Windows golden image's`, { hint: 'run it with --image linux, or use the direct and bounce variants on Windows' });
   const common = {
     repoRoot: packageRoot,
     artifactsDir: opts.artifactsDir,
@@ -53,5 +59,5 @@ export async function startGuest(opts: StartGuestOptions): Promise<GuestSession>
     if (!image) throw new Error("profile 'windows' needs image (or DMAHIL_WINDOWS_IMAGE): a golden image's manifest .json or .qcow2");
     return startWindowsGuest({ ...common, image, ...opts.windows });
   }
-  return startLinuxGuest({ ...common, cacheDir: cacheDir(), ...opts.linux });
+  return startLinuxGuest({ ...common, cacheDir: cacheDir(), ...opts.linux, ...(variant.machine ? { variant: variant.machine } : {}) });
 }

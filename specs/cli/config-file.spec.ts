@@ -12,6 +12,7 @@ import { parseCommandLine, type RunOptions } from '../../harness/cli/args.js';
 import { CONFIG_KEYS, readConfig } from '../../harness/cli/config-file.js';
 import schema from '../../harness/cli/config.schema.json' with { type: 'json' };
 import { readScenariosFile } from '../../harness/cli/scenarios-file.js';
+import { runSelection } from '../../harness/cli/selection.js';
 import { UsageError } from '../../harness/errors.js';
 import { cliPath, repoRoot } from '../e2e/support.js';
 
@@ -113,8 +114,42 @@ describe('cli: dmahil.config.json and --config FILE', () => {
   it('the shipped example config is valid, and so is the scenarios file it names', () => {
     const example = path.join(repoRoot, 'examples', 'dmahil.config.json');
     const c = readConfig(example, 'examples/dmahil.config.json');
-    expect(c.scenarios).to.equal(path.join(repoRoot, 'examples', 'scenarios.json'));
-    expect(readScenariosFile(c.scenarios as string)).to.have.length.above(1);
+    expect(c.options.scenarios).to.equal(path.join(repoRoot, 'examples', 'scenarios.json'));
+    expect(readScenariosFile(c.options.scenarios as string, undefined, ['direct', 'bounce', ...c.variants.map((v) => v.id)])).to.have.length.above(1);
+  });
+
+  it('declares guest variants of the reference guest, which a scenarios file may name', () => {
+    const f = config('variants.json', { scenarios: 'own.json', variants: { 'big-ram': { memoryMiB: 512, swiotlb: 'default' }, smp: { cpus: 2, eduDmaMask: '0xffffffff', description: 'two CPUs' } } });
+    fs.writeFileSync(path.join(dir, 'project', 'own.json'), JSON.stringify({ scenarios: [{ name: 'big', variant: 'big-ram', scenario: {}, expect: 'pass' }] }));
+    const c = parseCommandLine(['run', '--config', f]) as RunOptions;
+    expect(c.variants).to.deep.equal([
+      { id: 'big-ram', forceBounce: false, description: 'declared in the config: 512 MiB, 1 CPU', machine: { memoryMiB: 512, swiotlb: 'default' } },
+      { id: 'smp', forceBounce: false, description: 'two CPUs', machine: { cpus: 2, eduDmaMask: '0xffffffff' } },
+    ]);
+    expect(runSelection(c).selected.map((e) => [e.name, e.variant])).to.deep.equal([['big', 'big-ram']]);
+    // Without the config, the file names a variant there is not.
+    expect(() => runSelection({ ...c, variants: [] })).to.throw(UsageError, /variant "big-ram" is not one of direct, bounce$/);
+    // A golden image brings its own machine.
+    expect(() => runSelection({ ...c, image: '/img/win11.qcow2' })).to.throw(UsageError, /"big" runs on guest variant "big-ram", a reference-guest variant of the config, not one for \/img\/win11\.qcow2/);
+    // Explore and shell have no use for them.
+    expect(parseCommandLine(['explore', '--config', f, '--runs', '1'])).to.not.have.property('variants');
+  });
+
+  it('refuses a variant that is built in, badly named or set out of range, naming the key', () => {
+    const bad = (variants: unknown): string => {
+      try {
+        readConfig(config('bad-variant.json', { variants }), 'dmahil.config.json');
+      } catch (e) {
+        return (e as UsageError).describe();
+      }
+      throw new Error(`${JSON.stringify(variants)} was accepted`);
+    };
+    expect(bad({ bounce: { cpus: 2 } })).to.match(/variants\.bounce: "bounce" is a built-in variant/);
+    expect(bad({ 'Big RAM': { cpus: 2 } })).to.match(/variants: "Big RAM" is not a variant name — name it with lower-case letters/);
+    expect(bad({ big: { memoryMiB: 4096 } })).to.match(/\(line 4\): variants\.big\.memoryMiB 4096 is out of range: it must be from 128 to 2048/);
+    expect(bad({ big: { memorymib: 512 } })).to.match(/unknown key "variants\.big\.memorymib" \(did you mean "memoryMiB"\?\)/);
+    expect(bad({ big: { swiotlb: 'yes' } })).to.match(/variants\.big\.swiotlb "yes" is not one of "default", "force", "off"/);
+    expect(bad({ big: { eduDmaMask: 'ffff' } })).to.match(/variants\.big\.eduDmaMask "ffff" is not in the form it takes — variants\.big\.eduDmaMask: the edu device's dma_mask in hex/);
   });
 
   it('its schema has exactly the keys the command maps to options', () => {

@@ -10,6 +10,7 @@ import { DmahilError, DriverLoadError } from '../../errors.js';
 import { AGENT_PORT_NAME, createPrivateDir, Machine, removePrivateDir, type MachineConfig } from '../../machine/index.js';
 import type { IcountConfig } from '../../machine/config.js';
 import { openGuestMemory } from '../../memory/index.js';
+import { icountFits, swiotlbAppend, variantMachineConfig, type VariantMachine } from './variant-machine.js';
 import { SshChannel, type SshTarget } from '../channel/ssh-channel.js';
 import { LineStream, type CommandStream } from '../channel/line-stream.js';
 import { toDeviceModelEvents } from '../device-events.js';
@@ -34,6 +35,8 @@ export interface LinuxGuestOptions extends GuestStartOptions {
   driverOverride?: { module?: string; tool?: string; moduleParams?: string };
   /** TCG instruction counting with idle-time warp (edu's 100 ms timers cost no wall time); ignored under KVM. */
   icount?: IcountConfig;
+  /** A guest variant of the user's own (dmahil.config.json "variants"): memory, CPUs, swiotlb, the edu's mask. */
+  variant?: VariantMachine;
 }
 
 /** What a restore needs: the machine as it was booted, the saved device state, the guest's SSH identity. */
@@ -119,20 +122,19 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
   progress(accel.why ? `booting QEMU; ${accel.why}` : 'booting QEMU');
   const config: MachineConfig = {
     name: opts.forceBounce ? 'linux-bounce' : 'linux-direct',
-    memoryMiB: MEMORY_MIB,
-    cpus: 1,
     accel: accel.accel,
     kernel: image.kernel,
     initrd: keys.initrd,
-    append: [image.append, opts.forceBounce ? 'swiotlb=force' : '', opts.extraAppend ?? ''].filter(Boolean).join(' '),
-    edu: { enabled: true },
+    append: [image.append, swiotlbAppend(opts.variant?.swiotlb, opts.forceBounce), opts.extraAppend ?? ''].filter(Boolean).join(' '),
+    ...variantMachineConfig(opts.variant, { memoryMiB: MEMORY_MIB, cpus: 1, edu: { enabled: true } }),
     nic: { model: 'virtio-net-pci', guestPort: 22 },
     pvpanic: true,
     agentPort: true,
     panicAction: 'pause', // a panicked guest stays in memory for the host's dump (run-scenario shuts it down)
-    ...(opts.icount ? { icount: opts.icount } : {}),
+    ...(opts.icount && icountFits(opts.variant) ? { icount: opts.icount } : {}),
     ...(opts.qemuBinary ? { qemuBinary: opts.qemuBinary } : {}),
   };
+  if (opts.icount && !icountFits(opts.variant)) progress(`${opts.variant?.cpus} CPUs: no -icount (TCG does not bring up a second CPU with it); the edu's 100 ms DMA timer runs in real time`);
   const machine = await Machine.launch(config, { artifactsDir: opts.artifactsDir, onWarning: progress }).catch(async (e: unknown) => {
     await removeKeys();
     throw e;
