@@ -44,7 +44,7 @@ Options for run:
   --qemu <path>       the QEMU binary to use, e.g. your own build's qemu-system-x86_64 (default: the one on
                       PATH); checked like any QEMU (7.2+, edu device) and named in results.json
                       (also an option of explore, shell and doctor)
-  --driver <dir>      your own build of the driver instead of the one dmahil builds (also for explore and shell):
+  --driver <dir>      your own build of the driver instead of the one dmahil builds (also for explore, shell, doctor):
                       for the reference guest a folder with edudma.ko (built for the guest's kernel) and its
                       static dmactl; with --image windows a package folder (edudma.sys, .inf, .cat,
                       edudma-test.cer, dmactl.exe). Its contract version is checked before any guest boots
@@ -124,6 +124,8 @@ export interface DoctorCliOptions {
   json: boolean;
   /** --qemu: check this QEMU binary instead of the one on PATH. */
   qemu?: string;
+  /** --driver: check this driver folder as run would. */
+  driver?: string;
 }
 
 export type Command = RunOptions | ExploreCliOptions | ShellOptions | DoctorCliOptions | { command: 'help' } | { command: 'version' } | { command: 'setup' };
@@ -254,9 +256,8 @@ export function parseCommandLine(argv: string[]): Command {
   const fromConfig = applyConfig(values, optionsGiven(tokens), command);
   const qemu = values.qemu !== undefined ? qemuOption(values.qemu) : undefined;
   const withQemu = qemu !== undefined ? { qemu } : {};
-  if (command === 'doctor') refuse(values, ['driver'], 'doctor', 'run "dmahil run --driver DIR": it checks the driver folder before any guest boots');
   const withDriver = values.driver !== undefined ? { driver: driverOption(values.driver) } : {};
-  if (command === 'doctor') return { command: 'doctor', json: values.json ?? false, ...withQemu };
+  if (command === 'doctor') return { command: 'doctor', json: values.json ?? false, ...withQemu, ...withDriver };
   if (command !== 'run' && command !== 'shell' && command !== 'explore') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, explore, shell, doctor, setup, help' });
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, { hint: 'run "dmahil --help" for the options' });
 

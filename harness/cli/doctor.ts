@@ -9,6 +9,10 @@ import { kvmVerdict, KVM_BROKEN_HINT, type KvmVerdict } from '../machine/accel.j
 import { describeEdu, probeEduBehaviour, type EduBehaviour } from '../machine/edu-behaviour.js';
 import { findExecutable } from '../machine/launch-checks.js';
 import { MIN_QEMU, versionAtLeast } from '../machine/qemu-check.js';
+import { UsageError } from '../errors.js';
+import { checkLinuxDriver, checkModuleKernel, vermagicKernel } from '../driver/linux-driver.js';
+import { checkWindowsDriver } from '../driver/windows-driver.js';
+import { parsePe } from '../windows-package/pe.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'missing';
 
@@ -44,6 +48,8 @@ export interface DoctorOptions {
   cacheDir?: string;
   /** --qemu: the QEMU binary to check (default qemu-system-x86_64 on PATH). */
   qemu?: string;
+  /** --driver: a driver folder to check as dmahil run --driver would, before any guest boots. */
+  driver?: string;
 }
 
 const GiB = 1024 ** 3;
@@ -173,6 +179,8 @@ export async function runChecks(p: Probes, opts: DoctorOptions): Promise<Check[]
   if (kernels.length === 0) add({ name: 'guest kernel', status: 'missing', detail: 'no /boot/vmlinuz-* with modules', fix: `${APT} linux-image-amd64 linux-headers-amd64` });
   else if (withHeaders.length === 0) add({ name: 'guest kernel', status: 'missing', detail: `no headers for ${kernels.join(', ')} (edudma is built against them)`, fix: `${APT} ${kernels.map((k) => `linux-headers-${k}`).join(' ')}` });
   else add({ name: 'guest kernel', status: 'ok', detail: `${withHeaders.join(', ')} with headers` });
+  // The reference guest boots the newest kernel image (findKernelVersion): a --driver module must be built for it.
+  if (opts.driver !== undefined) add(driverCheck(opts.driver, [...kernels].sort((a, b) => a.localeCompare(b, undefined, { numeric: true })).at(-1)));
 
   const cacheDir = opts.cacheDir ?? path.join(opts.repoRoot, '.cache');
   const images = p.list(path.join(cacheDir, 'images')).filter((d) => d.startsWith('linux-image-'));
@@ -202,6 +210,32 @@ export async function runChecks(p: Probes, opts: DoctorOptions): Promise<Check[]
         },
   );
   return checks;
+}
+
+/** --driver DIR: the checks dmahil run makes before boot (harness/driver/), as a doctor line. */
+export function driverCheck(dir: string, guestKernel: string | undefined): Check {
+  const name = 'driver (--driver)';
+  try {
+    if (fs.existsSync(path.join(dir, 'edudma.sys')) && !fs.existsSync(path.join(dir, 'edudma.ko'))) {
+      const d = checkWindowsDriver(dir, windowsPackageArch(dir));
+      return { name, status: 'ok', detail: `${dir}: a Windows package, contract ${d.contract} (run it with --image windows)` };
+    }
+    const d = checkLinuxDriver(dir);
+    if (guestKernel !== undefined) checkModuleKernel(d, guestKernel);
+    return { name, status: 'ok', detail: `${dir}: edudma.ko and dmactl, contract ${d.contract}, built for ${vermagicKernel(d.vermagic)}` };
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    return { name, status: 'missing', detail: e.message.replace(/^--driver: /, ''), ...(e.hint ? { fix: e.hint } : {}) };
+  }
+}
+
+/** The architecture a package's edudma.sys is built for (x64 when it cannot tell: the check then says why). */
+function windowsPackageArch(dir: string): 'x64' | 'x86' {
+  try {
+    return parsePe(fs.readFileSync(path.join(dir, 'edudma.sys'))).machine === 0x14c ? 'x86' : 'x64';
+  } catch {
+    return 'x64';
+  }
 }
 
 export function doctorText(checks: Check[]): string {

@@ -215,7 +215,7 @@ async function main(argv: string[]): Promise<number> {
     case 'doctor':
       // A --qemu that is not a usable QEMU is bad input (exit 2), as for run; the one on PATH is a check.
       if (cmd.qemu !== undefined) await checkQemuOption(cmd.qemu);
-      return doctor({ json: cmd.json, repoRoot, cacheDir: cacheDir(), ...(cmd.qemu !== undefined ? { qemu: cmd.qemu } : {}) });
+      return doctor({ json: cmd.json, repoRoot, cacheDir: cacheDir(), ...(cmd.qemu !== undefined ? { qemu: cmd.qemu } : {}), ...(cmd.driver !== undefined ? { driver: cmd.driver } : {}) });
   }
 }
 

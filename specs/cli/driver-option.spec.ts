@@ -8,12 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { parseCommandLine } from '../../harness/cli/args.js';
+import { driverCheck } from '../../harness/cli/doctor.js';
 import { CONTRACT_VERSION } from '../../harness/contract/scenario.js';
 import { VARIANTS } from '../../harness/dma/catalog.js';
 import { SnapshotSessionSource } from '../../harness/dma/snapshot-session-source.js';
 import { contractTag } from '../../harness/driver/contract-tag.js';
 import { EM_X86_64, ET_REL, modinfo, readElf, type ElfFile } from '../../harness/driver/elf.js';
-import { checkLinuxDriver, checkModuleKernel } from '../../harness/driver/linux-driver.js';
+import { checkLinuxDriver, checkModuleKernel, vermagicKernel } from '../../harness/driver/linux-driver.js';
 import { checkWindowsDriver } from '../../harness/driver/windows-driver.js';
 import { DriverLoadError, UsageError } from '../../harness/errors.js';
 import { kernelWordsAboutModule } from '../../harness/guest/linux/profile.js';
@@ -87,10 +88,18 @@ describe('--driver: what the host reads of a driver folder, without booting', fu
   });
 
   describe('the option', () => {
-    it('run, explore and shell take a folder, made absolute; doctor refuses it', async () => {
+    it('run, explore, shell and doctor take a folder, made absolute', async () => {
       const rel = path.relative(process.cwd(), builtLinux);
-      for (const command of ['run', 'explore', 'shell']) expect(parseCommandLine([command, '--driver', rel])).to.include({ driver: builtLinux });
-      expect(usageError(() => parseCommandLine(['doctor', '--driver', rel])).message).to.equal('--driver is not an option of dmahil doctor');
+      for (const command of ['run', 'explore', 'shell', 'doctor']) expect(parseCommandLine([command, '--driver', rel])).to.include({ driver: builtLinux });
+    });
+
+    it('doctor --driver: one line for the folder, ok or missing with the fix, as run would judge it', () => {
+      const kver = vermagicKernel(checkLinuxDriver(builtLinux).vermagic);
+      expect(driverCheck(builtLinux, kver)).to.deep.equal({ name: 'driver (--driver)', status: 'ok', detail: `${builtLinux}: edudma.ko and dmactl, contract ${CONTRACT_VERSION}, built for ${kver}` });
+      const other = driverCheck(builtLinux, '9.9.9-1-amd64');
+      expect(`${other.status}: ${other.detail} — fix: ${other.fix}`).to.match(/^missing: .*but the reference guest runs 9\.9\.9-1-amd64 — fix: rebuild it against linux-headers-9\.9\.9-1-amd64/);
+      expect(driverCheck(builtWindows('x86'), kver)).to.include({ status: 'ok', detail: `${builtWindows('x86')}: a Windows package, contract ${CONTRACT_VERSION} (run it with --image windows)` });
+      expect(driverCheck(scratch, kver)).to.include({ status: 'missing' }).and.have.property('detail').that.matches(/^the folder has no edudma\.ko/);
     });
 
     it('missing, empty, or a file: one line naming --driver and the fix', async () => {
