@@ -6,13 +6,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import { execa } from 'execa';
 import { parseCommandLine } from '../../harness/cli/args.js';
 import { FINDING_KINDS, readScenariosFile } from '../../harness/cli/scenarios-file.js';
 import schema from '../../harness/cli/scenarios.schema.json' with { type: 'json' };
 import { runSelection } from '../../harness/cli/selection.js';
 import { DIRECTIONS, FAULTS, MAX_SIZE, METHODS, SYNC_MODES } from '../../harness/contract/scenario.js';
 import { UsageError } from '../../harness/errors.js';
-import { repoRoot } from '../e2e/support.js';
+import { cliPath, repoRoot } from '../e2e/support.js';
 
 const EXAMPLE = path.join(repoRoot, 'examples', 'scenarios.json');
 
@@ -81,6 +82,15 @@ describe('cli: --scenarios FILE', () => {
   it('refuses a file that is not there, or a folder', () => {
     expect(error(path.join(dir, 'nope.json'))).to.match(/--scenarios \S+nope\.json: no such file/);
     expect(error(dir)).to.match(/is a directory, not a file/);
+  });
+
+  it('dmahil run --scenarios with a malformed file: one line naming the entry, its line and the field; exit 2, nothing started', async () => {
+    const f = file('cli.json', '{"scenarios": [\n  {"name": "ok", "scenario": {}, "expect": "pass"},\n  {"name": "odd", "scenario": {"offset": 4096}, "expect": "pass"}\n]}');
+    // An empty PATH: were anything started (QEMU's version, an image build), the error would be another.
+    const r = await execa(process.execPath, [cliPath, 'run', '--scenarios', f], { reject: false, env: { PATH: '' } });
+    expect(r.exitCode, r.stderr).to.equal(2);
+    expect(r.stderr.trim().split('\n'), r.stderr).to.have.length(1);
+    expect(r.stderr).to.match(/^dmahil: --scenarios \S+cli\.json: scenarios\[1\] "odd" \(line 3\): scenario\.offset 4096 is out of range: it must be from 0 to 4095 — scenario\.offset: /);
   });
 
   it('and --all, explore or --repro with it: one clear refusal each', () => {
