@@ -13,7 +13,7 @@ import { compileSchema, describeSchemaError, firstError, lineOfPointer, readJson
 
 export const CONFIG_FILE = 'dmahil.config.json';
 
-type PathKind = 'executable' | 'file' | 'exists' | 'folder' | 'image';
+type PathKind = 'executable' | 'file' | 'driver-folder' | 'folder' | 'image';
 
 interface ConfigKey {
   /** The command-line option it stands for (parseArgs' name); none for variants. */
@@ -31,7 +31,7 @@ export const CONFIG_KEYS: Record<string, ConfigKey> = {
   image: { option: 'image', commands: ['run', 'explore'], path: 'image' },
   accel: { option: 'accel', commands: GUEST },
   qemu: { option: 'qemu', commands: [...GUEST, 'doctor'], path: 'executable' },
-  driver: { option: 'driver', commands: GUEST, path: 'exists' },
+  driver: { option: 'driver', commands: [...GUEST, 'doctor'], path: 'driver-folder' },
   artifacts: { option: 'artifacts', commands: GUEST, path: 'folder' },
   bootTimeout: { option: 'boot-timeout', commands: GUEST },
   jobs: { option: 'jobs', commands: ['run', 'explore'] },
@@ -117,9 +117,9 @@ function checkPath(value: string, kind: PathKind, folder: string, bad: (what: st
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (kind === 'folder' && code === 'ENOENT') return file; // created by the run
-    throw bad(`: no such ${kind === 'exists' ? 'file or folder' : 'file'} (${file})`);
+    throw bad(`: no such ${kind === 'driver-folder' ? 'folder' : 'file'} (${file})`);
   }
-  if (kind === 'folder' && !st.isDirectory()) throw bad(` is not a folder (${file})`);
+  if ((kind === 'folder' || kind === 'driver-folder') && !st.isDirectory()) throw bad(` is not a folder (${file})`);
   if ((kind === 'file' || kind === 'executable' || kind === 'image') && !st.isFile()) throw bad(` is not a file (${file})`);
   if (kind === 'executable') {
     try {

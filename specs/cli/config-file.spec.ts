@@ -51,9 +51,9 @@ describe('cli: dmahil.config.json and --config FILE', () => {
   });
 
   it('one config serves every command: a key another command has no use for is left out, not refused', () => {
-    const f = config('c.json', { all: true, boot: true, jobs: 3, qemu: 'tools/qemu' });
-    expect(parseCommandLine(['explore', '--config', f, '--runs', '1'])).to.include({ command: 'explore', jobs: 3 });
-    expect(parseCommandLine(['doctor', '--config', f])).to.deep.equal({ command: 'doctor', json: false, qemu: path.join(dir, 'project', 'tools', 'qemu') });
+    const f = config('c.json', { all: true, boot: true, jobs: 3, qemu: 'tools/qemu', driver: 'tools' });
+    expect(parseCommandLine(['explore', '--config', f, '--runs', '1'])).to.include({ command: 'explore', jobs: 3, driver: path.join(dir, 'project', 'tools') });
+    expect(parseCommandLine(['doctor', '--config', f])).to.deep.equal({ command: 'doctor', json: false, qemu: path.join(dir, 'project', 'tools', 'qemu'), driver: path.join(dir, 'project', 'tools') });
     expect(parseCommandLine(['--help', '--config', path.join(dir, 'absent.json')])).to.deep.equal({ command: 'help' });
   });
 
@@ -79,7 +79,8 @@ describe('cli: dmahil.config.json and --config FILE', () => {
     expect(bad({ qemu: 'mine.json' })).to.match(/qemu "mine.json" is not executable/);
     expect(bad({ scenarios: 'tools' })).to.match(/scenarios "tools" is not a file/);
     expect(bad({ artifacts: 'mine.json' })).to.match(/artifacts "mine.json" is not a folder/);
-    expect(bad({ driver: 'no-driver' })).to.match(/driver "no-driver": no such file or folder/);
+    expect(bad({ driver: 'no-driver' })).to.match(/driver "no-driver": no such folder/);
+    expect(bad({ driver: 'mine.json' })).to.match(/driver "mine.json" is not a folder \(\S+\) — driver: the folder of your driver build/);
     expect(bad({ image: 'win.vhdx' })).to.match(/image "win.vhdx" is not "linux", "windows" or a golden image/);
     expect(bad({ grep: '(' })).to.match(/grep "\(" is not a valid regular expression/);
     expect(bad({ all: true, scenarios: 'mine.json' })).to.match(/"all": true and "scenarios" both say what runs/);
