@@ -23,6 +23,8 @@ export interface Violation {
 export interface ConsistencyOptions {
   /** The host booted a guest where nothing bounces (the direct variant): every device address is a CPU address. */
   direct: boolean;
+  /** That guest's name in the message (default "direct"; a declared variant with swiotlb off has its own). */
+  guest?: string;
   /** The device's DMA mask: a device address beyond it is judged by the beyond-mask finding instead. */
   dmaMaskBits: number;
 }
@@ -69,7 +71,7 @@ export function checkReportConsistency(r: RunResult, opts: ConsistencyOptions): 
   // Bounce ranges are compared by byte: swiotlb's slots are 2 KiB, so two mappings may share a page.
   const bounceRanges: Array<{ b: BufferReport; start: number; end: number }> = [];
   for (const b of r.buffers) {
-    if (b.bounced && opts.direct) add('bounced-on-a-direct-guest', `the ${name(b)} reports bounced device addresses on the direct guest, where nothing bounces`);
+    if (b.bounced && opts.direct) add('bounced-on-a-direct-guest', `the ${name(b)} reports bounced device addresses on the ${opts.guest ?? 'direct'} guest, where nothing bounces`);
     b.segments.forEach((s, i) => {
       if (s.device + s.length > limit) return; // the beyond-mask finding fails it
       if (b.bounced) {
