@@ -62,6 +62,7 @@ async function run(opts: RunOptions): Promise<number> {
     edu: edu ? describeEdu(edu) : null,
     accel: opts.accel === 'auto' && opts.image === 'linux' ? `auto: ${REFERENCE_AUTO_ACCEL} for the reference guest` : opts.accel,
     driver: driver ? driverJson(driver) : null,
+    ...(opts.variants ? { variants: opts.variants.map((v) => ({ id: v.id, description: v.description, machine: v.machine ?? {} })) } : {}),
   };
   fsSync.mkdirSync(artifacts, { recursive: true });
   const repeating = opts.repeat > 1 ? ` × ${opts.repeat}${opts.untilFail ? ', until the first failure' : ''}` : '';

@@ -47,8 +47,9 @@ describe('e2e: a config file naming the user\'s scenarios', function () {
     expect(report.scenarios[1]!.findings.map((f) => f.kind)).to.include('wrong-seed');
     expect(r.stderr).to.match(/\s3 scenarios; artifacts in /).and.match(/two-cpus guest: declared in the config: 192 MiB, 2 CPUs, swiotlb off, edu dma_mask 0xfffffff/);
     // The artifacts folder is the config's, relative to the config's folder.
-    const onDisk = JSON.parse(await fs.readFile(path.join(project, 'reports', 'run', 'results.json'), 'utf8')) as { scenarios: unknown[] };
+    const onDisk = JSON.parse(await fs.readFile(path.join(project, 'reports', 'run', 'results.json'), 'utf8')) as { scenarios: unknown[]; host: { variants: unknown } };
     expect(onDisk.scenarios).to.have.length(3);
+    expect(onDisk.host.variants).to.deep.equal([{ id: 'two-cpus', description: 'declared in the config: 192 MiB, 2 CPUs, swiotlb off, edu dma_mask 0xfffffff', machine: { memoryMiB: 192, cpus: 2, swiotlb: 'off', eduDmaMask: '0xfffffff' } }]);
     // The declared variant's machine, as QEMU was told it.
     const cmdline = await fs.readFile(path.join(project, 'reports', 'run', 'two-cpus', 'cmdline.txt'), 'utf8');
     expect(cmdline).to.match(/-smp 2 /).and.match(/-m 192M /).and.match(/edu,dma_mask=0xfffffff/).and.match(/swiotlb=noforce/);
