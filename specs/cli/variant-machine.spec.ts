@@ -7,6 +7,7 @@ import { runSuite } from '../../harness/dma/run-suite.js';
 import { makeScenario } from '../../harness/contract/scenario.js';
 import { ReusingSessionSource } from '../../harness/dma/session-source.js';
 import { UsageError } from '../../harness/errors.js';
+import { startGuest } from '../../harness/lib/guest.js';
 
 describe('guest variants declared in the config', () => {
   const base = { memoryMiB: 256, cpus: 1, edu: { enabled: true } };
@@ -23,6 +24,14 @@ describe('guest variants declared in the config', () => {
 
   it('keep -icount for one CPU only (TCG does not bring up a second CPU with it)', () => {
     expect([icountFits(undefined), icountFits({ cpus: 1 }), icountFits({ memoryMiB: 512 }), icountFits({ cpus: 2 })]).to.deep.equal([true, true, true, false]);
+  });
+
+  it('are the reference guest\'s: startGuest refuses one for a Windows golden image before anything starts', async () => {
+    const variant = { id: 'two-cpus', forceBounce: false, description: '', machine: { cpus: 2 } };
+    let error: unknown;
+    await startGuest({ profile: 'windows', image: '/nonexistent/golden.json', variant, artifactsDir: '/nonexistent/artifacts' }).catch((e: unknown) => (error = e));
+    expect(error).to.be.instanceOf(UsageError);
+    expect((error as UsageError).message).to.equal('guest variant "two-cpus" sets the reference guest\'s machine, not a Windows golden image\'s');
   });
 
   it('an entry on a variant the suite was not given is refused before any guest is asked for', async () => {
