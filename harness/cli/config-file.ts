@@ -1,8 +1,9 @@
 // dmahil.config.json: defaults for the command's options, so a project keeps its QEMU, driver, scenarios
 // and guest settings in one file. Found in the current directory, or named with --config FILE; checked
-// against config.schema.json (shipped in the package) before anything starts. Every key is an option's
-// value; the command line wins over it. Paths in it are relative to its own folder, so it works from
-// anywhere. A bad key or value is one UsageError line naming the file, the line, the key and the fix.
+// against config.schema.json (shipped in the package) before anything starts. Every key but "variants"
+// (reference-guest variants of the user's own) is an option's value; the command line wins over it. Paths
+// in it are relative to its own folder, so it works from anywhere. A bad key or value is one UsageError
+// line naming the file, the line, the key and the fix.
 import fs from 'node:fs';
 import path from 'node:path';
 import { VARIANTS, type GuestVariant } from '../dma/catalog.js';
