@@ -4,6 +4,7 @@ import { UsageError } from '../errors.js';
 import { startLinuxGuest, type LinuxGuestOptions } from '../guest/linux/profile.js';
 import type { GuestSession } from '../guest/session.js';
 import { startWindowsGuest, type WindowsGuestOptions } from '../guest/windows/profile.js';
+import { checkedLinuxDriver, checkedWindowsDriver } from './driver.js';
 import { cacheDir, packageRoot } from './paths.js';
 
 /** What {@link startGuest} needs; only `profile` and `artifactsDir` are required. */
@@ -30,10 +31,23 @@ export interface StartGuestOptions {
   bootTimeoutMs?: number;
   /** Progress lines ("booting QEMU", ...). */
   onProgress?: (message: string) => void;
+  /**
+   * Your own driver build, as `dmahil run --driver DIR`: for the reference guest a folder with edudma.ko
+   * (built for the reference guest's kernel) and a static dmactl; for a golden image a package folder.
+   * Checked before the guest boots (file kinds, contract version, the module's kernel): a UsageError.
+   */
+  driver?: string;
   /** @internal the CLI's -icount for the reference guest and its test builds of the driver. */
   linux?: Pick<LinuxGuestOptions, 'icount' | 'driverOverride'>;
   /** @internal the CLI's --driver for a golden image: the package folder to install. */
   windows?: Pick<WindowsGuestOptions, 'driverDir'>;
+}
+
+/** The variant an option names: a built-in one by id, or the user's own object. */
+export function guestVariant(v: StartGuestOptions['variant']): GuestVariant {
+  const variant = typeof v === 'object' ? v : VARIANTS[v ?? 'direct'];
+  if (!variant) throw new UsageError(`unknown variant ${JSON.stringify(v)}`, { hint: "use 'direct', 'bounce' or a variant object of your own (reference guest)" });
+  return variant;
 }
 
 /**
@@ -41,8 +55,7 @@ export interface StartGuestOptions {
  * `runScenario`, read its RAM with `session.memory.read`, and `close()` it when done (QEMU is killed).
  */
 export async function startGuest(opts: StartGuestOptions): Promise<GuestSession> {
-  const variant = typeof opts.variant === 'object' ? opts.variant : VARIANTS[opts.variant ?? 'direct'];
-  if (!variant) throw new UsageError(`unknown variant ${JSON.stringify(opts.variant)}`, { hint: "use 'direct', 'bounce' or a variant object of your own (reference guest)" });
+  const variant = guestVariant(opts.variant);
   // A declared machine is the reference guest's: a golden image's memory and DMA width are its own.
   if (variant.machine && opts.profile === 'windows') throw new UsageError(`guest variant "${variant.id}" sets the reference guest's machine, not a Windows golden image's`, { hint: 'run it with --image linux, or use the direct and bounce variants on Windows' });
   const common = {
@@ -57,7 +70,10 @@ export async function startGuest(opts: StartGuestOptions): Promise<GuestSession>
   if (opts.profile === 'windows') {
     const image = opts.image ?? process.env.DMAHIL_WINDOWS_IMAGE;
     if (!image) throw new Error("profile 'windows' needs image (or DMAHIL_WINDOWS_IMAGE): a golden image's manifest .json or .qcow2");
-    return startWindowsGuest({ ...common, image, ...opts.windows });
+    const driverDir = opts.driver !== undefined ? checkedWindowsDriver(opts.driver, image).dir : opts.windows?.driverDir;
+    return startWindowsGuest({ ...common, image, ...(driverDir ? { driverDir } : {}) });
   }
-  return startLinuxGuest({ ...common, cacheDir: cacheDir(), ...opts.linux, ...(variant.machine ? { variant: variant.machine } : {}) });
+  const driver = opts.driver !== undefined ? await checkedLinuxDriver(opts.driver, opts.onProgress) : undefined;
+  const linux = driver ? { ...opts.linux, driverOverride: { module: driver.module, tool: driver.tool } } : opts.linux;
+  return startLinuxGuest({ ...common, cacheDir: cacheDir(), ...linux, ...(variant.machine ? { variant: variant.machine } : {}) });
 }

@@ -1,7 +1,8 @@
 // dmahil as a dependency (issue 14): `npm pack`, install the tarball into a fresh project with its own
 // package.json, and run there a mocha spec written only against the library's public surface: the
-// useGuest fixture boots the reference guest once, a round trip verifies and a negative control (wrong
-// seed) is caught. Also `npx dmahil --version` and `npx dmahil setup` in that project. The reference image comes from the
+// useGuest fixture boots the reference guest once and gives each test a pristine restored guest
+// (restore 'per-test'): a round trip verifies, and on the next test's guest its marker is gone and a
+// negative control (wrong seed) is caught; the guest loads a driver build given as `driver`. Also `npx dmahil --version` and `npx dmahil setup` in that project. The reference image comes from the
 // repo's cache (DMAHIL_CACHE), the npm packages from npm's cache when it has them (--prefer-offline).
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -9,23 +10,37 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { cacheDir } from '../../harness/lib/paths.js';
+import { buildReferenceImage } from '../../images/linux/build.js';
+import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
 import { BOOT_TIMEOUT_MS, repoRoot } from '../e2e/support.js';
 
-const CONSUMER_SPEC = `// A user's spec: only what 'dmahil' exports.
+const CONSUMER_SPEC = `// A user's spec: only what 'dmahil' exports. One boot for the file, a pristine restored guest per test.
 import { expect } from 'chai';
 import { CATALOG, makeScenario, outcome, runScenario, useGuest } from 'dmahil';
 
 describe('my driver on the reference guest', function () {
   this.timeout(600000);
-  const guest = useGuest({ profile: 'linux', variant: 'direct' });
+  // The team's driver build (MY_DRIVER: edudma.ko and dmactl), loaded instead of the one dmahil builds.
+  const progress = [];
+  const guest = useGuest({ profile: 'linux', variant: 'direct', restore: 'per-test', driver: process.env.MY_DRIVER, onProgress: (m) => progress.push(m) });
+  let first; // the first test's guest, and the bytes its round trip left in guest RAM
 
   it('round trip of 4096 bytes verifies', async () => {
     const v = await runScenario(guest.session, { name: 'round trip', scenario: makeScenario({ direction: 'round-trip', size: 4096, seed: 7 }) });
     expect(outcome(v), v.summary).to.equal('ok');
     expect(v.status).to.equal('pass');
+    // The marker: the destination page keeps the pattern after the buffers are freed (the kernel does not clear it).
+    const gpa = v.result.buffers.find((b) => b.role === 'destination').pages[0];
+    const marker = await guest.session.memory.read(gpa, 256);
+    expect(new Set(marker).size, 'the round trip left its pattern in the destination page').to.be.above(16);
+    first = { session: guest.session, dir: guest.session.artifactsDir, gpa, marker };
   });
 
-  it('the wrong-seed control is caught', async () => {
+  it("the wrong-seed control is caught, on a pristine guest: the first test's marker is gone", async () => {
+    expect(guest.session).to.not.equal(first.session);
+    expect(guest.session.artifactsDir).to.not.equal(first.dir);
+    const now = await guest.session.memory.read(first.gpa, 256);
+    expect(now.equals(first.marker), "the page still holds the first test's round trip").to.equal(false);
     const control = CATALOG.find((c) => c.name === 'control: wrong seed');
     const v = await runScenario(guest.session, control);
     expect(v.status, v.summary).to.equal('fail');
@@ -33,19 +48,20 @@ describe('my driver on the reference guest', function () {
     expect(v.findings.map((f) => f.kind)).to.include('wrong-seed');
   });
 
-  it('reads guest memory', async () => {
+  it('reads guest memory; the guest runs the driver it was given', async () => {
+    expect(progress.join('\\n')).to.match(/loading edudma/).and.not.match(/building the edudma module/);
     expect(guest.session.memory.contains(0x100000, 16)).to.equal(true);
     expect((await guest.session.memory.read(0x100000, 16)).length).to.equal(16);
   });
 });
 `;
 
-// A failing test: the fixture must name the guest's artifacts in the failure, with the guest's logs there.
+// A failing test on a restored guest: the fixture must name that test's own guest's artifacts, with its logs there.
 const FAILING_SPEC = `import { expect } from 'chai';
 import { useGuest } from 'dmahil';
 describe('a failure', function () {
   this.timeout(600000);
-  const guest = useGuest({ profile: 'linux' });
+  const guest = useGuest({ profile: 'linux', restore: 'per-test' });
   it('fails on purpose', async () => {
     expect((await guest.session.info()).ok).to.equal(true);
     expect(1, 'deliberate').to.equal(2);
@@ -53,10 +69,19 @@ describe('a failure', function () {
 });
 `;
 
+// restore 'per-test' on a Windows golden image: refused when the spec loads, before anything boots.
+const WINDOWS_PER_TEST_SPEC = `import { useGuest } from 'dmahil';
+describe('windows per test', function () {
+  useGuest({ profile: 'windows', image: '/nonexistent/golden.json', restore: 'per-test' });
+  it('never runs', () => {});
+});
+`;
+
 describe('package: the packed tarball in a fresh project', function () {
   this.timeout(BOOT_TIMEOUT_MS);
   let scratch: string;
   let project: string;
+  let myDriver: string;
 
   before(async () => {
     scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'dmahil-pack-'));
@@ -66,6 +91,13 @@ describe('package: the packed tarball in a fresh project', function () {
     await fs.mkdir(project);
     await fs.writeFile(path.join(project, 'package.json'), JSON.stringify({ name: 'my-driver-tests', version: '1.0.0', private: true, type: 'module' }, null, 2));
     await execa('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, 'mocha', 'chai'], { cwd: project });
+    // A driver build of the team's own for the consumer spec: dmahil's, built for the reference kernel (cached), copied.
+    const kernelVersion = (await buildReferenceImage({ cacheDir: path.join(cacheDir(repoRoot), 'images') })).kernelVersion;
+    const built = await buildLinuxDriver({ kernelVersion, repoRoot });
+    myDriver = path.join(scratch, 'my-driver');
+    await fs.mkdir(myDriver);
+    await fs.copyFile(built.module, path.join(myDriver, 'edudma.ko'));
+    await fs.copyFile(built.tool, path.join(myDriver, 'dmactl'));
   });
   after(async () => {
     await fs.rm(scratch, { recursive: true, force: true });
@@ -106,12 +138,15 @@ describe('package: the packed tarball in a fresh project', function () {
   it('its declarations type a TypeScript spec (and catch a misuse)', async () => {
     const tsc = path.join(repoRoot, 'node_modules', '.bin', 'tsc');
     const flags = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck'];
-    const good = `import { makeScenario, outcome, runScenario, startGuest, type GuestSession, type Verdict } from 'dmahil';
+    const good = `import { makeScenario, outcome, runScenario, startGuest, type GuestSession, type UseGuestOptions, type VariantMachine, type Verdict } from 'dmahil';
 export async function once(s: GuestSession): Promise<'ok' | 'not-ok' | 'skipped'> {
   const v: Verdict = await runScenario(s, { name: 'x', scenario: makeScenario({ size: 16 }) });
   return outcome(v);
 }
 export const start = () => startGuest({ profile: 'linux', artifactsDir: '/tmp/x' });
+// A pristine guest per test, the user's driver build and a variant of their own.
+const wide: VariantMachine = { memoryMiB: 192, eduDmaMask: '0xffffffff' };
+export const fixture: UseGuestOptions = { profile: 'linux', restore: 'per-test', driver: 'my-edudma/build/linux', variant: { id: 'wide-edu', forceBounce: false, description: 'a wider edu', machine: wide } };
 `;
     await fs.writeFile(path.join(project, 'typed.ts'), good);
     const ok = await execa(tsc, [...flags, 'typed.ts'], { cwd: project, reject: false, all: true });
@@ -130,7 +165,7 @@ export const s = startGuest({ profile: 'solaris', artifactsDir: '/tmp/x' });
       cwd: project,
       reject: false,
       all: true,
-      env: { DMAHIL_CACHE: cacheDir(repoRoot), DMAHIL_ARTIFACTS: path.join(scratch, 'artifacts') },
+      env: { DMAHIL_CACHE: cacheDir(repoRoot), DMAHIL_ARTIFACTS: path.join(scratch, 'artifacts'), MY_DRIVER: myDriver },
     });
     expect(r.exitCode, r.all).to.equal(0);
     expect(r.all).to.match(/3 passing/).and.not.match(/failing/);
@@ -147,7 +182,16 @@ export const s = startGuest({ profile: 'solaris', artifactsDir: '/tmp/x' });
     expect(r.exitCode, r.all).to.equal(1);
     const dir = /guest artifacts \(logs, dmesg, serial\): (\S+)/.exec(r.all ?? '')?.[1];
     expect(dir, r.all).to.be.a('string');
+    // The failed test's own restored guest, not the booted one the snapshot was saved from.
     expect(dir!.startsWith(path.join(scratch, 'failing-artifacts'))).to.equal(true);
+    expect(path.basename(dir!), r.all).to.match(/^restore-\d+$/);
     await fs.access(path.join(dir!, 'serial.log'));
+  });
+
+  it("restore 'per-test' on a Windows golden image is refused, naming why, before anything boots", async () => {
+    await fs.writeFile(path.join(project, 'windows.spec.mjs'), WINDOWS_PER_TEST_SPEC);
+    const r = await execa(path.join(project, 'node_modules', '.bin', 'mocha'), ['windows.spec.mjs'], { cwd: project, reject: false, all: true });
+    expect(r.exitCode, r.all).to.not.equal(0);
+    expect(r.all).to.match(/restore 'per-test' needs a snapshot of the booted guest, and only the reference guest \(profile 'linux'\) has snapshots/);
   });
 });

@@ -1,0 +1,83 @@
+// The library's own options beside the CLI's (issue 14): startGuest's `driver` is judged by the same checks
+// as `dmahil run --driver` (harness/driver/), with the same one-line errors, before any guest boots; and
+// useGuest's restore 'per-test' is refused for a Windows golden image when the spec file loads. No guest
+// boots here: every case is refused before QEMU starts. The passing driver and
+// per-test restore boot in specs/package/pack.e2e.spec.ts.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { UsageError } from '../../harness/errors.js';
+import { startGuest } from '../../harness/lib/guest.js';
+import { useGuest } from '../../harness/lib/mocha.js';
+import { cacheDir } from '../../harness/lib/paths.js';
+import { buildReferenceImage } from '../../images/linux/build.js';
+import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
+import { repoRoot } from '../e2e/support.js';
+
+async function refusal(p: Promise<unknown>): Promise<UsageError> {
+  const e = await p.then(() => undefined, (err: unknown) => err);
+  expect(e, 'startGuest did not refuse').to.be.instanceOf(UsageError);
+  return e as UsageError;
+}
+
+describe("library options: startGuest's driver, useGuest's restore", function () {
+  this.timeout(300_000);
+  let scratch: string;
+  let kver: string;
+  let built: { module: string; tool: string };
+  const savedPath = process.env.PATH;
+
+  before(async () => {
+    scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'dmahil-lib-options-'));
+    // Cached after the first build (make test builds both before this spec).
+    kver = (await buildReferenceImage({ cacheDir: path.join(cacheDir(repoRoot), 'images') })).kernelVersion;
+    built = await buildLinuxDriver({ kernelVersion: kver, repoRoot });
+  });
+  afterEach(() => {
+    process.env.PATH = savedPath;
+  });
+  after(async () => {
+    await fs.rm(scratch, { recursive: true, force: true });
+  });
+
+  const start = (driver: string, noTools = true): Promise<unknown> => {
+    // Were a check to let the folder through, no QEMU could start: the refusal must come first. (The
+    // kernel check needs the reference image, whose cache lookup runs host tools: PATH stays for it.)
+    if (noTools) process.env.PATH = '/nonexistent';
+    return startGuest({ profile: 'linux', driver, artifactsDir: path.join(scratch, 'artifacts') });
+  };
+
+  it('a driver folder that does not exist, or is a file: named, with the fix', async () => {
+    const e = await refusal(start(path.join(scratch, 'nowhere')));
+    expect(e.describe()).to.match(/^driver \S+nowhere: no such folder — give driver the folder of your driver build: edudma\.ko and dmactl/);
+    const file = path.join(scratch, 'a-file');
+    await fs.writeFile(file, '');
+    expect((await refusal(start(file))).describe()).to.match(/^driver \S+a-file is a file, not a folder/);
+  });
+
+  it("a folder without edudma.ko: the CLI's --driver error", async () => {
+    const empty = path.join(scratch, 'empty');
+    await fs.mkdir(empty);
+    expect((await refusal(start(empty))).describe()).to.match(/^--driver: the folder has no edudma\.ko \(\S+empty\) — build both from guest-driver\/linux/);
+  });
+
+  it('a module built for another kernel than the reference guest runs: both kernels named, and the KVER to build with', async () => {
+    const other = kver.replace(/^(\d+)\.(\d+)/, (_, a: string, b: string) => `${a}.${Number(b) === 9 ? 8 : 9}`);
+    const dir = path.join(scratch, 'other-kernel');
+    await fs.mkdir(dir);
+    const buf = await fs.readFile(built.module);
+    const at = buf.indexOf(`vermagic=${kver} `, 0, 'latin1');
+    expect(at, 'no vermagic in the module').to.be.at.least(0);
+    buf.write(`vermagic=${other} `, at, 'latin1');
+    await fs.writeFile(path.join(dir, 'edudma.ko'), buf);
+    await fs.copyFile(built.tool, path.join(dir, 'dmactl'));
+    const text = (await refusal(start(dir, false))).describe();
+    expect(text).to.include(`edudma.ko was built for kernel ${other}`).and.include(`but the reference guest runs ${kver}`).and.include(`KVER=${kver}`);
+  });
+
+  it("restore 'per-test' on a Windows golden image: refused when useGuest is called, naming why (no snapshots of a golden image)", () => {
+    expect(() => useGuest({ profile: 'windows', image: '/nonexistent/golden.json', restore: 'per-test' }))
+      .to.throw(UsageError, /restore 'per-test' needs a snapshot of the booted guest, and only the reference guest \(profile 'linux'\) has snapshots, not a Windows golden image/);
+  });
+});
