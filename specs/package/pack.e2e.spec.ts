@@ -186,6 +186,7 @@ export const s = startGuest({ profile: 'solaris', artifactsDir: '/tmp/x' });
     expect(dir!.startsWith(path.join(scratch, 'failing-artifacts'))).to.equal(true);
     expect(path.basename(dir!), r.all).to.match(/^restore-\d+$/);
     await fs.access(path.join(dir!, 'serial.log'));
+    expect(await fs.readFile(path.join(dir!, 'guest-dmesg.txt'), 'utf8'), 'the dmesg of the failed test\'s guest').to.match(/edudma/);
   });
 
   it("restore 'per-test' on a Windows golden image is refused, naming why, before anything boots", async () => {
