@@ -5,6 +5,7 @@ import { startLinuxGuest, type LinuxGuestOptions } from '../guest/linux/profile.
 import type { GuestSession } from '../guest/session.js';
 import { startWindowsGuest, type WindowsGuestOptions } from '../guest/windows/profile.js';
 import { checkedLinuxDriver, checkedWindowsDriver } from './driver.js';
+import { checkVariant } from './variant-check.js';
 import { cacheDir, packageRoot } from './paths.js';
 
 /** What {@link startGuest} needs; only `profile` and `artifactsDir` are required. */
@@ -56,6 +57,7 @@ export function guestVariant(v: StartGuestOptions['variant']): GuestVariant {
  */
 export async function startGuest(opts: StartGuestOptions): Promise<GuestSession> {
   const variant = guestVariant(opts.variant);
+  if (typeof opts.variant === 'object') checkVariant(variant);
   // A declared machine is the reference guest's: a golden image's memory and DMA width are its own.
   if (variant.machine && opts.profile === 'windows') throw new UsageError(`guest variant "${variant.id}" sets the reference guest's machine, not a Windows golden image's`, { hint: 'run it with --image linux, or use the direct and bounce variants on Windows' });
   const common = {

@@ -1,5 +1,6 @@
 // The library's own options beside the CLI's (issue 14): startGuest's `driver` is judged by the same checks
-// as `dmahil run --driver` (harness/driver/), with the same one-line errors, before any guest boots; and
+// as `dmahil run --driver` (harness/driver/), with the same one-line errors, before any guest boots; a
+// variant object of the user's own by the config's rules for "variants" (config.schema.json); and
 // useGuest's restore 'per-test' is refused for a Windows golden image when the spec file loads. No guest
 // boots here: every case is refused before QEMU starts. The passing driver and
 // per-test restore boot in specs/package/pack.e2e.spec.ts.
@@ -74,6 +75,18 @@ describe("library options: startGuest's driver, useGuest's restore", function ()
     await fs.copyFile(built.tool, path.join(dir, 'dmactl'));
     const text = (await refusal(start(dir, false))).describe();
     expect(text).to.include(`edudma.ko was built for kernel ${other}`).and.include(`but the reference guest runs ${kver}`).and.include(`KVER=${kver}`);
+  });
+
+  it("a variant of the user's own is held to the config's rules before anything boots: the setting, its range, the fix", async () => {
+    const variant = (id: string, machine: Record<string, unknown>) => ({ id, forceBounce: false, description: '', machine });
+    const refused = async (v: ReturnType<typeof variant>): Promise<string> => {
+      process.env.PATH = '/nonexistent';
+      return (await refusal(startGuest({ profile: 'linux', variant: v as never, artifactsDir: path.join(scratch, 'artifacts') }))).describe();
+    };
+    expect(await refused(variant('big', { memoryMiB: 4096 }))).to.equal('variant "big": machine.memoryMiB must be <= 2048 — memoryMiB: guest RAM in MiB, 128 to 2048 (the built-in variants: 256, all of it under the edu\'s 28-bit reach)');
+    expect(await refused(variant('big', { cpu: 2 }))).to.match(/^variant "big": machine\.cpu is not a setting of the guest's machine — the settings are memoryMiB, cpus, swiotlb, eduDmaMask/);
+    expect(await refused(variant('wide', { eduDmaMask: 'ffffffff' }))).to.match(/^variant "wide": machine\.eduDmaMask must match pattern .* — eduDmaMask: the edu device's dma_mask in hex/);
+    expect(await refused(variant('Big RAM', {}))).to.match(/^variant "Big RAM": the id is not a variant name/);
   });
 
   it("restore 'per-test' on a Windows golden image: refused when useGuest is called, naming why (no snapshots of a golden image)", () => {
