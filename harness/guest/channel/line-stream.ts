@@ -60,7 +60,13 @@ export class LineStream {
       bound.unref();
       stream.once('close', done);
     });
-    stream.on('close', () => this.onEnd());
+    // ssh2 passes the status to 'close' too: an 'exit' before this constructor ran is not lost. (A socket's
+    // 'close' passes a boolean instead: not a status.)
+    stream.on('close', (code?: unknown, signal?: unknown) => {
+      if (typeof code === 'number') this.exit = { code };
+      else if (code === null && typeof signal === 'string') this.exit = { code, signal };
+      this.onEnd();
+    });
     stream.on('error', () => this.onEnd());
   }
 

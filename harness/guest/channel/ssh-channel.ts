@@ -225,7 +225,12 @@ export class SshChannel {
         code = c;
         signal = s;
       });
-      stream.on('close', () => {
+      // ssh2 passes the exit status to 'close' as well. Under load the exec's answer, the status and the close
+      // come in one read and 'exit' fires before this listener exists (the exec callback resolves a promise):
+      // only 'close' still carries the status then. Seen in CI as "exited with null" on `true`.
+      stream.on('close', (c?: number | null, s?: string) => {
+        if (typeof c === 'number') code = c;
+        else if (c === null && s !== undefined) [code, signal] = [null, s];
         clearTimeout(timer);
         if (code === null && signal === undefined && this.closed) {
           reject(new GuestConnectionError(`SSH connection dropped while "${command}" ran`, { cause: this.lastError }));
