@@ -34,7 +34,8 @@ export function scenarioTimeoutMs(s: Scenario): number {
 export function openGuestShell(s: LinuxSession): Promise<SshChannel> {
   const t = s.debugTarget().ssh;
   const privateKey = t.privateKey ?? fs.readFileSync(t.privateKeyFile, 'utf8');
-  return SshChannel.connect({ host: t.host, port: t.port, username: t.user, privateKey, hostPublicKey: t.hostPublicKey }, 30_000);
+  // login, not connect: it tries again when dropbear hangs up mid-login (its auth timer under a loaded TCG guest).
+  return SshChannel.login({ host: t.host, port: t.port, username: t.user, privateKey, hostPublicKey: t.hostPublicKey }, { timeoutMs: 30_000 });
 }
 
 /** One command in a session's guest, over a connection of its own (the session's channels stay untouched). */

@@ -142,7 +142,9 @@ describe('failures: a broken guest fails its scenario with the cause and evidenc
     expect(v).to.include({ status: 'error', trouble: 'guest-panic' });
     expect(v.summary).to.match(/kernel panicked \(QMP GUEST_PANICKED \(action pause\)\): .*Kernel panic - not syncing: sysrq triggered crash/);
     const ended = verdicts.indexOf(v) >= 0 ? endedAt.get(v.name)! : 0;
-    expect(ended - faultAt.get(v.name)!, 'ms from the sysrq write to the verdict: event-driven, not a command timeout').to.be.below(10_000);
+    // The summary shows the pvpanic event; the time shows nothing waited for the 30 s command timeout (the
+    // memory dump is in it: 12.7 s on a loaded CI runner).
+    expect(ended - faultAt.get(v.name)!, 'ms from the sysrq write to the verdict: event-driven, not a command timeout').to.be.below(25_000);
     expect(v.artifacts!.some((f) => f.endsWith('.kdump') && fs.statSync(f).size > 1 << 20)).to.equal(true);
   });
 
