@@ -4,11 +4,17 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { DmahilError, EnvironmentError } from '../../harness/errors.js';
+import { DmahilError, EnvironmentError, UsageError } from '../../harness/errors.js';
 
 export interface BuildLinuxDriverOptions {
   kernelVersion: string;
   repoRoot: string;
+  /**
+   * --kernel: the kernel's build tree (harness/kernel/kernel-root.ts kbuildDir) and a folder of its own for
+   * the results (so two kernels of one version never share objects). Default: /lib/modules/<ver>/build
+   * and build/linux.
+   */
+  kernel?: { buildDir: string; outDir: string };
   onProgress?: (m: string) => void;
 }
 
@@ -17,7 +23,7 @@ export async function buildLinuxDriver(opts: BuildLinuxDriverOptions): Promise<{
   const root = resolve(opts.repoRoot);
   const kver = opts.kernelVersion;
   if (!/^[\w.+~-]+$/.test(kver)) throw new DmahilError(`edudma: odd kernel version ${JSON.stringify(kver)}`);
-  const headers = `/lib/modules/${kver}/build`;
+  const headers = opts.kernel?.buildDir ?? `/lib/modules/${kver}/build`;
   if (!existsSync(join(headers, 'Makefile'))) {
     throw new EnvironmentError(
       `edudma: the kernel headers for ${kver} are missing (${headers}); install the Debian package linux-headers-${kver}: apt-get install -y linux-headers-${kver}`,
@@ -34,19 +40,29 @@ export async function buildLinuxDriver(opts: BuildLinuxDriverOptions): Promise<{
   }
 
   progress(`building edudma.ko for ${kver} and dmactl`);
-  const res = await execa('make', ['-C', join(root, 'guest-driver/linux'), `KVER=${kver}`, 'driver-linux'], {
+  const own = opts.kernel ? [`KDIR=${opts.kernel.buildDir}`, `LINUX_OUT=${opts.kernel.outDir}`] : [];
+  const res = await execa('make', ['-C', join(root, 'guest-driver/linux'), `KVER=${kver}`, ...own, 'driver-linux'], {
     reject: false,
     all: true,
     env: { LC_ALL: 'C' },
   });
   if (res.exitCode !== 0) {
     const tail = (res.all ?? '').trim().split('\n').slice(-15).join('\n');
+    const rerun = `make -C ${join(root, 'guest-driver/linux')} KVER=${kver}${own.map((a) => ` ${a}`).join('')}`;
+    if (opts.kernel) {
+      // A kernel of the user's own: bad input, said in one line with the compiler's first error.
+      const first = (res.all ?? '').split('\n').find((l) => /\berror\b/i.test(l))?.trim() ?? tail.split('\n').at(-1);
+      throw new UsageError(`--kernel: edudma does not build against ${opts.kernel.buildDir} (${kver}): ${first}`, {
+        hint: `use a kernel edudma supports (6.1 or newer, with its own headers), or run "${rerun}" to see the whole output`,
+      });
+    }
     throw new DmahilError(`edudma: make driver-linux failed (exit ${res.exitCode}):\n${tail}`, {
-      hint: `run "make -C ${join(root, 'guest-driver/linux')} KVER=${kver}" to see the whole output`,
+      hint: `run "${rerun}" to see the whole output`,
     });
   }
-  const module = join(root, 'build/linux/edudma.ko');
-  const tool = join(root, 'build/linux/dmactl');
+  const out = opts.kernel?.outDir ?? join(root, 'build/linux');
+  const module = join(out, 'edudma.ko');
+  const tool = join(out, 'dmactl');
   const vermagic = await execa('modinfo', ['-F', 'vermagic', module], { reject: false });
   if (vermagic.exitCode === 0 && !vermagic.stdout.startsWith(`${kver} `)) {
     throw new DmahilError(`edudma: ${module} was built for "${vermagic.stdout.trim()}", not ${kver}`);

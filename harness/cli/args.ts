@@ -6,6 +6,8 @@ import type { GuestVariant } from '../dma/catalog.js';
 import { UsageError } from '../errors.js';
 import { applyConfig, optionsGiven } from './config-file.js';
 import { driverOption } from './driver-option.js';
+import { kernelRootOption } from './kernel-option.js';
+import type { KernelRoot } from '../kernel/kernel-root.js';
 import { UNTIL_FAIL_MAX_REPEATS } from './selection.js';
 
 export const USAGE = `Usage: dmahil <command> [options]
@@ -48,6 +50,10 @@ Options for run:
                       for the reference guest a folder with edudma.ko (built for the guest's kernel) and its
                       static dmactl; with --image windows a package folder (edudma.sys, .inf, .cat,
                       edudma-test.cer, dmactl.exe). Its contract version is checked before any guest boots
+  --kernel <dir>      the reference guest's kernel from a kernel root instead of the installed one (also for
+                      explore, shell, doctor): boot/vmlinuz-<ver>, lib/modules/<ver>/ and its headers
+                      (lib/modules/<ver>/build or usr/src/linux-headers-<ver>), as dpkg -x of linux-image-*
+                      and linux-headers-* gives; the image and edudma are built for it (cached)
 
 Options for explore (and --image, --grep, --json, --accel, --artifacts, --boot-timeout, --jobs, --qemu as for run):
   --budget <time>     how long to explore, e.g. 60s, 10m, 1h (default: 10m; the guests' boot is not counted)
@@ -77,6 +83,8 @@ interface GuestSelectionOptions {
   qemu?: string;
   /** --driver: the folder of the user's driver build (absolute); its files are checked by preflight. */
   driver?: string;
+  /** --kernel: the reference guest's kernel root, checked at parse time. */
+  kernel?: KernelRoot;
 }
 
 export interface RunOptions extends GuestSelectionOptions {
@@ -117,6 +125,8 @@ export interface ShellOptions {
   qemu?: string;
   /** --driver, as for run. */
   driver?: string;
+  /** --kernel, as for run. */
+  kernel?: KernelRoot;
 }
 
 export interface DoctorCliOptions {
@@ -126,6 +136,8 @@ export interface DoctorCliOptions {
   qemu?: string;
   /** --driver: check this driver folder as run would. */
   driver?: string;
+  /** --kernel: check this kernel root as run would (its module build included). */
+  kernel?: KernelRoot;
 }
 
 export type Command = RunOptions | ExploreCliOptions | ShellOptions | DoctorCliOptions | { command: 'help' } | { command: 'version' } | { command: 'setup' };
@@ -234,6 +246,7 @@ export function parseCommandLine(argv: string[]): Command {
         seed: { type: 'string' },
         qemu: { type: 'string' },
         driver: { type: 'string' },
+        kernel: { type: 'string' },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -257,7 +270,9 @@ export function parseCommandLine(argv: string[]): Command {
   const qemu = values.qemu !== undefined ? qemuOption(values.qemu) : undefined;
   const withQemu = qemu !== undefined ? { qemu } : {};
   const withDriver = values.driver !== undefined ? { driver: driverOption(values.driver) } : {};
-  if (command === 'doctor') return { command: 'doctor', json: values.json ?? false, ...withQemu, ...withDriver };
+  // The kernel root's layout and headers are checked here, before anything is built or booted.
+  const withKernel = values.kernel !== undefined ? { kernel: kernelRootOption(values.kernel) } : {};
+  if (command === 'doctor') return { command: 'doctor', json: values.json ?? false, ...withQemu, ...withDriver, ...withKernel };
   if (command !== 'run' && command !== 'shell' && command !== 'explore') throw new UsageError(`unknown command "${command}"`, { hint: 'the commands are: run, explore, shell, doctor, setup, help' });
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, { hint: 'run "dmahil --help" for the options' });
 
@@ -273,7 +288,7 @@ export function parseCommandLine(argv: string[]): Command {
   const jobs = Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) throw new UsageError(`--jobs "${values.jobs}" is not a whole number from 1 to 16`);
   if (values.shard !== undefined && !/^\d+\/\d+$/.test(values.shard)) throw new UsageError(`--shard "${values.shard}" is not i/n`, { hint: 'e.g. --shard 1/2' });
-  if (command === 'shell') return { command: 'shell', accel, bootTimeoutMs: bootTimeout * 1000, artifacts: values.artifacts, ...withQemu, ...withDriver };
+  if (command === 'shell') return { command: 'shell', accel, bootTimeoutMs: bootTimeout * 1000, artifacts: values.artifacts, ...withQemu, ...withDriver, ...withKernel };
   let grep: RegExp | undefined;
   if (values.grep !== undefined) {
     try {
@@ -282,7 +297,7 @@ export function parseCommandLine(argv: string[]): Command {
       throw new UsageError(`--grep "${values.grep}" is not a valid regular expression: ${(e as Error).message}`);
     }
   }
-  const selection: GuestSelectionOptions = { image, grep, json: values.json ?? false, accel, artifacts: values.artifacts, bootTimeoutMs: bootTimeout * 1000, jobs, ...withQemu, ...withDriver };
+  const selection: GuestSelectionOptions = { image, grep, json: values.json ?? false, accel, artifacts: values.artifacts, bootTimeoutMs: bootTimeout * 1000, jobs, ...withQemu, ...withDriver, ...withKernel };
   if (command === 'explore') {
     refuse(values, ['all', 'shard', 'boot', 'keep', 'repro', 'scenarios', 'repeat', 'until-fail'], 'explore', 'run "dmahil --help" for the options of explore');
     return {

@@ -33,6 +33,7 @@ export const CONFIG_KEYS: Record<string, ConfigKey> = {
   accel: { option: 'accel', commands: GUEST },
   qemu: { option: 'qemu', commands: [...GUEST, 'doctor'], path: 'executable' },
   driver: { option: 'driver', commands: [...GUEST, 'doctor'], path: 'driver-folder' },
+  kernel: { option: 'kernel', commands: [...GUEST, 'doctor'], path: 'driver-folder' },
   artifacts: { option: 'artifacts', commands: GUEST, path: 'folder' },
   bootTimeout: { option: 'boot-timeout', commands: GUEST },
   jobs: { option: 'jobs', commands: ['run', 'explore'] },

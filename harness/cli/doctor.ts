@@ -12,6 +12,7 @@ import { MIN_QEMU, versionAtLeast } from '../machine/qemu-check.js';
 import { UsageError } from '../errors.js';
 import { checkLinuxDriver, checkModuleKernel, vermagicKernel } from '../driver/linux-driver.js';
 import { checkWindowsDriver } from '../driver/windows-driver.js';
+import type { KernelRoot } from '../kernel/kernel-root.js';
 import { parsePe } from '../windows-package/pe.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'missing';
@@ -50,6 +51,8 @@ export interface DoctorOptions {
   qemu?: string;
   /** --driver: a driver folder to check as dmahil run --driver would, before any guest boots. */
   driver?: string;
+  /** --kernel: the kernel root the reference guest boots instead of the installed kernel (checked when parsed). */
+  kernel?: KernelRoot;
 }
 
 const GiB = 1024 ** 3;
@@ -179,8 +182,9 @@ export async function runChecks(p: Probes, opts: DoctorOptions): Promise<Check[]
   if (kernels.length === 0) add({ name: 'guest kernel', status: 'missing', detail: 'no /boot/vmlinuz-* with modules', fix: `${APT} linux-image-amd64 linux-headers-amd64` });
   else if (withHeaders.length === 0) add({ name: 'guest kernel', status: 'missing', detail: `no headers for ${kernels.join(', ')} (edudma is built against them)`, fix: `${APT} ${kernels.map((k) => `linux-headers-${k}`).join(' ')}` });
   else add({ name: 'guest kernel', status: 'ok', detail: `${withHeaders.join(', ')} with headers` });
-  // The reference guest boots the newest kernel image (findKernelVersion): a --driver module must be built for it.
-  if (opts.driver !== undefined) add(driverCheck(opts.driver, [...kernels].sort((a, b) => a.localeCompare(b, undefined, { numeric: true })).at(-1)));
+  if (opts.kernel) add({ name: 'guest kernel (--kernel)', status: 'ok', detail: `${opts.kernel.version} in ${opts.kernel.root}, headers ${opts.kernel.buildDir}` });
+  // The reference guest boots the newest kernel image (findKernelVersion), or --kernel's: a --driver module must be built for it.
+  if (opts.driver !== undefined) add(driverCheck(opts.driver, opts.kernel?.version ?? [...kernels].sort((a, b) => a.localeCompare(b, undefined, { numeric: true })).at(-1)));
 
   const cacheDir = opts.cacheDir ?? path.join(opts.repoRoot, '.cache');
   const images = p.list(path.join(cacheDir, 'images')).filter((d) => d.startsWith('linux-image-'));

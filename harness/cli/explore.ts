@@ -20,6 +20,7 @@ import { readWindowsImage } from '../../images/windows/manifest.js';
 import type { ExploreCliOptions } from './args.js';
 import { checkArtifactsRoom, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
 import { describeDriver, driverJson, driverSource } from './driver-option.js';
+import { describeGuestKernel } from './kernel-option.js';
 import { stderrProgress } from './progress.js';
 import { writeFilesSync } from './report-files.js';
 
@@ -57,11 +58,12 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   }
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-explore`));
   checkArtifactsRoom(artifacts);
-  const { qemu, reference, driver } = await preflight(opts.accel, opts.image, progress, opts.qemu, opts.driver);
+  const { qemu, reference, driver } = await preflight(opts.accel, opts.image, progress, opts.qemu, opts.driver, opts.kernel);
+  if (reference) progress(describeGuestKernel(reference.kernelVersion, opts.kernel));
   if (driver) progress(describeDriver(driver));
   const ver = await version();
   const qemuText = `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`;
-  const source = guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: false, qemuBinary: qemu.binary, ...driverSource(driver), ...(opts.driverOverride ? { driverOverride: opts.driverOverride } : {}) });
+  const source = guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: false, qemuBinary: qemu.binary, ...driverSource(driver), ...(opts.kernel ? { kernelRoot: opts.kernel } : {}), ...(opts.driverOverride ? { driverOverride: opts.driverOverride } : {}) });
   const guests = new ExploreGuests(source, opts.jobs);
   const limits = [opts.budgetMs !== undefined ? `budget ${seconds(opts.budgetMs)}` : '', opts.runs !== undefined ? `at most ${opts.runs} scenarios` : ''].filter(Boolean).join(', ');
   progress(`exploring with seed ${opts.seed}${opts.seedGiven ? '' : ` (random; --seed ${opts.seed} explores the same way)`}, ${limits}; artifacts in ${artifacts}`);
@@ -113,7 +115,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   }
   const ok = !f && result.unconfirmed.length === 0;
   const report = {
-    ...resultsJson(verdicts, { version: ver, artifacts, host: { qemu: qemuText, qemuBinary: qemu.binary, edu: null, accel: opts.accel, driver: driver ? driverJson(driver) : null } }),
+    ...resultsJson(verdicts, { version: ver, artifacts, host: { qemu: qemuText, qemuBinary: qemu.binary, edu: null, accel: opts.accel, driver: driver ? driverJson(driver) : null, guestKernel: reference ? { version: reference.kernelVersion, root: opts.kernel?.root ?? '/' } : null } }),
     ok,
     explore: exploreJson(result, reproFile),
   };

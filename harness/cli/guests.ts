@@ -20,6 +20,7 @@ import { proveKvm } from './kvm-preflight.js';
 import { buildReferenceImage, type ReferenceImage } from '../../images/linux/build.js';
 import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
 import { checkDriverKernel, checkDriverOption, type CheckedDriver } from './driver-option.js';
+import { kernelDriverBuild, type KernelRoot } from '../kernel/kernel-root.js';
 
 /** The package root (a checkout, or node_modules/dmahil): guest-driver/, images/, package.json. */
 export const repoRoot = packageRoot;
@@ -50,16 +51,18 @@ export async function preflight(
   progress: (m: string) => void = () => undefined,
   qemuBinary?: string,
   driverDir?: string,
+  kernelRoot?: KernelRoot,
 ): Promise<{ qemu: QemuInfo; reference?: ReferenceImage; driver?: CheckedDriver }> {
+  if (kernelRoot && image !== 'linux') throw new UsageError(`--kernel is the reference guest's kernel; ${image} boots its own`, { hint: 'leave --kernel out with a golden image, or run --image linux' });
   // The driver's own files first: a contract mismatch costs no image build and no QEMU.
   const driver = driverDir !== undefined ? checkDriverOption(driverDir, image) : undefined;
   const qemu = await checkQemuOption(qemuBinary);
   let reference: ReferenceImage | undefined;
   if (image === 'linux') {
     // Both cached; a missing package or a kernel edudma cannot build for is bad input, not a failed scenario.
-    reference = await buildReferenceImage({ cacheDir: path.join(cacheDir(), 'images'), onProgress: progress });
+    reference = await buildReferenceImage({ cacheDir: path.join(cacheDir(), 'images'), onProgress: progress, ...(kernelRoot ? { kernelRoot } : {}) });
     if (driver) checkDriverKernel(driver, reference.kernelVersion);
-    else await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress });
+    else await buildLinuxDriver({ kernelVersion: reference.kernelVersion, repoRoot, onProgress: progress, ...(kernelRoot ? { kernel: kernelDriverBuild(kernelRoot, cacheDir()) } : {}) });
   }
   // The reference guest's auto is TCG; any other guest that may get KVM first sees KVM run a kernel.
   if (accel === 'kvm' || (accel === 'auto' && image !== 'linux')) await proveKvm({ repoRoot, qemuBinary: qemu.binary, accel, reference, onProgress: progress });
@@ -123,6 +126,8 @@ export interface GuestSourceOptions {
   qemuBinary?: string;
   /** --driver for a Windows golden image: the package folder to install instead of build/windows/<arch>. */
   windowsDriverDir?: string;
+  /** --kernel: the reference guest's kernel root (default the installed kernel). */
+  kernelRoot?: KernelRoot;
 }
 
 export function guestSource(o: GuestSourceOptions): SessionSource {
@@ -150,14 +155,14 @@ export function guestSource(o: GuestSourceOptions): SessionSource {
       bootTimeoutMs: o.bootTimeoutMs,
       onProgress: o.progress,
       ...(o.qemuBinary ? { qemuBinary: o.qemuBinary } : {}),
-      linux: { icount: CHEAP_WAITS, ...(o.driverOverride ? { driverOverride: o.driverOverride } : {}) },
+      linux: { icount: CHEAP_WAITS, ...(o.driverOverride ? { driverOverride: o.driverOverride } : {}), ...(o.kernelRoot ? { kernelRoot: o.kernelRoot } : {}) },
     }) as Promise<LinuxSession>;
   if (o.reuse) return new ReusingSessionSource(boot, { keep: o.keep });
   return new SnapshotSessionSource({
     boot,
     restore: (snapshot, variant, n) => restoreLinuxGuest(snapshot.point, { artifactsDir: path.join(o.artifacts, variant.id, `restore-${n}`), readyTimeoutMs: o.bootTimeoutMs }),
     // A declared variant's machine is part of what was saved: another machine is another snapshot.
-    key: (variant) => `linux ${variant.id}${variant.machine ? ` machine=${JSON.stringify(variant.machine)}` : ''} accel=${o.accel} icount=${JSON.stringify(CHEAP_WAITS)}${o.driverOverride ? ` driver=${JSON.stringify(o.driverOverride)}` : ''}${o.qemuBinary ? ` qemu=${o.qemuBinary}` : ''}`,
+    key: (variant) => `linux ${variant.id}${variant.machine ? ` machine=${JSON.stringify(variant.machine)}` : ''} accel=${o.accel} icount=${JSON.stringify(CHEAP_WAITS)}${o.driverOverride ? ` driver=${JSON.stringify(o.driverOverride)}` : ''}${o.qemuBinary ? ` qemu=${o.qemuBinary}` : ''}${o.kernelRoot ? ` kernel=${o.kernelRoot.root}` : ''}`,
     onProgress: o.progress,
   });
 }

@@ -25,6 +25,7 @@ import { needsEduBehaviour, notApplicable } from '../dma/applicability.js';
 import { checkArtifactsRoom, checkQemuOption, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
 import { writeFilesSync } from './report-files.js';
 import { describeDriver, driverJson, driverSource } from './driver-option.js';
+import { describeGuestKernel } from './kernel-option.js';
 import { exploreCommand } from './explore.js';
 import { setupCommand } from './setup.js';
 import { repeatedEntries, reproDifferences, runSelection } from './selection.js';
@@ -42,7 +43,8 @@ async function run(opts: RunOptions): Promise<number> {
   const entries = repeatedEntries(sharded, opts.repeat);
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', timestamp()));
   checkArtifactsRoom(artifacts);
-  const { qemu, reference, driver } = await preflight(opts.accel, opts.image, progress, opts.qemu, opts.driver);
+  const { qemu, reference, driver } = await preflight(opts.accel, opts.image, progress, opts.qemu, opts.driver, opts.kernel);
+  if (reference) progress(describeGuestKernel(reference.kernelVersion, opts.kernel));
   if (driver) progress(describeDriver(driver));
   const ver = await version();
   if (repro) {
@@ -62,6 +64,7 @@ async function run(opts: RunOptions): Promise<number> {
     edu: edu ? describeEdu(edu) : null,
     accel: opts.accel === 'auto' && opts.image === 'linux' ? `auto: ${REFERENCE_AUTO_ACCEL} for the reference guest` : opts.accel,
     driver: driver ? driverJson(driver) : null,
+    guestKernel: reference ? { version: reference.kernelVersion, root: opts.kernel?.root ?? '/' } : null,
     ...(opts.variants ? { variants: opts.variants.map((v) => ({ id: v.id, description: v.description, machine: v.machine ?? {} })) } : {}),
   };
   fsSync.mkdirSync(artifacts, { recursive: true });
@@ -105,7 +108,7 @@ async function run(opts: RunOptions): Promise<number> {
     ...(edu ? { notApplicable: (c: CatalogEntry) => notApplicable(c, edu) } : {}),
     // --until-fail: nothing new starts after the first scenario that did not verify.
     ...(opts.untilFail ? { stop: () => failedOnce } : {}),
-    source: guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: opts.boot || opts.keep, keep, qemuBinary: qemu.binary, ...driverSource(driver) }),
+    source: guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: opts.boot || opts.keep, keep, qemuBinary: qemu.binary, ...driverSource(driver), ...(opts.kernel ? { kernelRoot: opts.kernel } : {}) }),
   });
 
   // The verdict first, so a full disk under the artifacts cannot cost it.
@@ -173,7 +176,8 @@ async function holdForDebugging(session: GuestSession, v: SuiteVerdict, artifact
 /** dmahil shell: a fresh direct guest with edudma loaded, and the system ssh client on this terminal. */
 async function shell(opts: ShellOptions): Promise<number> {
   const progress = stderrProgress(true);
-  const { qemu, driver } = await preflight(opts.accel, 'linux', progress, opts.qemu, opts.driver);
+  const { qemu, reference, driver } = await preflight(opts.accel, 'linux', progress, opts.qemu, opts.driver, opts.kernel);
+  if (reference) progress(describeGuestKernel(reference.kernelVersion, opts.kernel));
   if (driver) progress(describeDriver(driver));
   const artifacts = path.resolve(opts.artifacts ?? path.join(repoRoot, 'reports', 'runs', `${timestamp()}-shell`));
   const session = await startGuest({
@@ -184,7 +188,7 @@ async function shell(opts: ShellOptions): Promise<number> {
     bootTimeoutMs: opts.bootTimeoutMs,
     onProgress: progress,
     qemuBinary: qemu.binary,
-    ...(driver?.kind === 'linux' ? { linux: { driverOverride: { module: driver.module, tool: driver.tool } } } : {}),
+    linux: { ...(driver?.kind === 'linux' ? { driverOverride: { module: driver.module, tool: driver.tool } } : {}), ...(opts.kernel ? { kernelRoot: opts.kernel } : {}) },
   });
   try {
     const access = await prepareAccess(session.debugTarget!(), path.join(artifacts, 'direct', 'access'));
@@ -216,7 +220,7 @@ async function main(argv: string[]): Promise<number> {
     case 'doctor':
       // A --qemu that is not a usable QEMU is bad input (exit 2), as for run; the one on PATH is a check.
       if (cmd.qemu !== undefined) await checkQemuOption(cmd.qemu);
-      return doctor({ json: cmd.json, repoRoot, cacheDir: cacheDir(), ...(cmd.qemu !== undefined ? { qemu: cmd.qemu } : {}), ...(cmd.driver !== undefined ? { driver: cmd.driver } : {}) });
+      return doctor({ json: cmd.json, repoRoot, cacheDir: cacheDir(), ...(cmd.qemu !== undefined ? { qemu: cmd.qemu } : {}), ...(cmd.driver !== undefined ? { driver: cmd.driver } : {}), ...(cmd.kernel ? { kernel: cmd.kernel } : {}) });
   }
 }
 

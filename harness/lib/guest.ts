@@ -39,7 +39,7 @@ export interface StartGuestOptions {
    */
   driver?: string;
   /** @internal the CLI's -icount for the reference guest and its test builds of the driver. */
-  linux?: Pick<LinuxGuestOptions, 'icount' | 'driverOverride'>;
+  linux?: Pick<LinuxGuestOptions, 'icount' | 'driverOverride' | 'kernelRoot'>;
   /** @internal the CLI's --driver for a golden image: the package folder to install. */
   windows?: Pick<WindowsGuestOptions, 'driverDir'>;
 }

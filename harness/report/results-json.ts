@@ -15,6 +15,8 @@ export interface RunHost {
   accel: string;
   /** --driver: the user's driver build (folder, the contract it declares, the kernel a module was built for). */
   driver?: { path: string; contract: number; builtFor: string | null } | null;
+  /** The reference guest's kernel: its version and root ('/' the installed one, else --kernel DIR). */
+  guestKernel?: { version: string; root: string } | null;
   /** The guest variants the config declared (dmahil.config.json "variants"), with their machines. */
   variants?: Array<{ id: string; description: string; machine: object }>;
 }

@@ -17,6 +17,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { EnvironmentError } from '../../harness/errors.js';
+import type { KernelRoot } from '../../harness/kernel/kernel-root.js';
 import { CpioEntry, writeCpio } from './cpio.js';
 import { PRUNE_AFTER_MS, stampAndPrune } from './cache-prune.js';
 
@@ -38,6 +39,8 @@ export interface BuildReferenceImageOptions {
   force?: boolean;
   /** An alternative /init script (default images/linux/init.sh); one more input of the cache key. */
   initScript?: string;
+  /** --kernel: a kernel root other than the installed system's (harness/kernel/kernel-root.ts). */
+  kernelRoot?: KernelRoot;
 }
 
 /** `-cpu qemu64,+rdrand` makes the kernel's RNG ready at once; ttyS0 is where the markers appear. */
@@ -185,8 +188,8 @@ async function sharedLibraries(binary: string): Promise<string[]> {
   return libs;
 }
 
-async function moduleChain(kernelVersion: string): Promise<string[]> {
-  const res = await execa('modprobe', ['-S', kernelVersion, '--show-depends', '-a', ...GUEST_MODULES], { reject: false });
+async function moduleChain(kernelVersion: string, modulesBase = '/'): Promise<string[]> {
+  const res = await execa('modprobe', ['-d', modulesBase, '-S', kernelVersion, '--show-depends', '-a', ...GUEST_MODULES], { reject: false });
   if (res.exitCode !== 0) {
     throw new EnvironmentError(
       `reference image: modprobe cannot resolve ${GUEST_MODULES.join(', ')} for kernel ${kernelVersion}: ${res.stderr.trim()}`,
@@ -283,7 +286,7 @@ interface Inputs {
   kernelKey: string;
 }
 
-async function collectInputs(initScriptPath: string): Promise<Inputs> {
+async function collectInputs(initScriptPath: string, kernelRoot?: KernelRoot): Promise<Inputs> {
   for (const r of REQUIREMENTS) {
     if (!existsSync(r.path)) throw missingPackage(r.what, r.path, r.pkg);
   }
@@ -292,9 +295,9 @@ async function collectInputs(initScriptPath: string): Promise<Inputs> {
     throw missingPackage('static busybox', '/bin/busybox from busybox-static', 'busybox-static');
   }
 
-  const kernelVersion = await findKernelVersion();
-  const bzImage = `/boot/vmlinuz-${kernelVersion}`;
-  const modules = await moduleChain(kernelVersion);
+  const kernelVersion = kernelRoot?.version ?? (await findKernelVersion());
+  const bzImage = kernelRoot?.vmlinuz ?? `/boot/vmlinuz-${kernelVersion}`;
+  const modules = await moduleChain(kernelVersion, kernelRoot?.modulesBase);
   const libraries = [
     ...new Set([
       ...(await sharedLibraries('/usr/sbin/dropbear')),
@@ -317,7 +320,9 @@ async function collectInputs(initScriptPath: string): Promise<Inputs> {
 
   const hostPaths = [bzImage, ...files.map((f) => f.host), ...modules];
   const owners = await packagesOf(hostPaths);
-  const kernelPackage = owners.get(bzImage);
+  // A --kernel root's files belong to no installed package: they are known by their contents.
+  if (kernelRoot) for (const p of [bzImage, ...modules]) owners.delete(p);
+  const kernelPackage = kernelRoot ? `--kernel ${kernelRoot.root}` : owners.get(bzImage);
   if (!kernelPackage) {
     throw new EnvironmentError(`reference image: ${bzImage} does not belong to a Debian package; the image is built from linux-image-amd64 only`, {
       hint: 'apt-get install -y linux-image-amd64',
@@ -329,6 +334,8 @@ async function collectInputs(initScriptPath: string): Promise<Inputs> {
     const pkg = owners.get(p);
     if (pkg && versions.has(pkg)) {
       provenance[p] = `${pkg}=${versions.get(pkg)}`;
+    } else if (kernelRoot && (p === bzImage || modules.includes(p))) {
+      provenance[p] = `sha256=${sha256(await readFile(p))}`;
     } else {
       const st = await stat(p);
       provenance[p] = `unpackaged size=${st.size} mtime=${st.mtimeMs}`;
@@ -411,7 +418,7 @@ export async function buildReferenceImage(opts: BuildReferenceImageOptions): Pro
   const progress = opts.onProgress ?? (() => {});
   const cacheDir = resolve(opts.cacheDir);
   const initScript = resolve(opts.initScript ?? findOwnFile('images/linux/init.sh'));
-  const inp = await collectInputs(initScript);
+  const inp = await collectInputs(initScript, opts.kernelRoot);
 
   const kernelDir = join(cacheDir, `linux-kernel-${inp.kernelVersion}-${inp.kernelKey}`);
   const imageDir = join(cacheDir, `linux-image-${inp.key}`);

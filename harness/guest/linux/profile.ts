@@ -19,6 +19,7 @@ import type { DebugTarget, DeviceModelEvent, GuestSession, GuestStartOptions, He
 import { buildReferenceImage } from '../../../images/linux/build.js';
 import { makeRunInitrd, RUN_FILES } from '../../../images/linux/run-keys.js';
 import { buildLinuxDriver } from '../../../guest-driver/linux/build.js';
+import { kernelDriverBuild, type KernelRoot } from '../../kernel/kernel-root.js';
 
 /** The driver failed to load or bind in the guest (defined with the other errors; exported here as before). */
 export { DriverLoadError };
@@ -37,6 +38,8 @@ export interface LinuxGuestOptions extends GuestStartOptions {
   icount?: IcountConfig;
   /** A guest variant of the user's own (dmahil.config.json "variants"): memory, CPUs, swiotlb, the edu's mask. */
   variant?: VariantMachine;
+  /** --kernel: boot this kernel root's kernel and build edudma for it, instead of the installed kernel. */
+  kernelRoot?: KernelRoot;
 }
 
 /** What a restore needs: the machine as it was booted, the saved device state, the guest's SSH identity. */
@@ -107,7 +110,7 @@ const RUN_TIMEOUT_MS = 300_000;
 export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSession> {
   const progress = opts.onProgress ?? (() => undefined);
   progress('building the reference guest image (cached after the first build)');
-  const image = await buildReferenceImage({ cacheDir: path.join(opts.cacheDir, 'images'), onProgress: progress });
+  const image = await buildReferenceImage({ cacheDir: path.join(opts.cacheDir, 'images'), onProgress: progress, ...(opts.kernelRoot ? { kernelRoot: opts.kernelRoot } : {}) });
   const driver = await driverFiles(opts, image.kernelVersion, progress);
   await fs.mkdir(opts.artifactsDir, { recursive: true });
   // Per-run keys and the 7 MB initrd that carries them: private, and gone with the session.
@@ -169,7 +172,7 @@ async function driverFiles(opts: LinuxGuestOptions, kernelVersion: string, progr
   // A prebuilt pair (--driver) needs no build, and no kernel headers on this host.
   if (module !== undefined && tool !== undefined) return { module, tool };
   progress(`building the edudma module for ${kernelVersion}`);
-  const built = await buildLinuxDriver({ kernelVersion, repoRoot: opts.repoRoot, onProgress: progress });
+  const built = await buildLinuxDriver({ kernelVersion, repoRoot: opts.repoRoot, onProgress: progress, ...(opts.kernelRoot ? { kernel: kernelDriverBuild(opts.kernelRoot, opts.cacheDir) } : {}) });
   return { module: module ?? built.module, tool: tool ?? built.tool };
 }
 
