@@ -15,12 +15,16 @@ export const PLANTED_BUGS = {
 
 export type PlantedBug = keyof typeof PLANTED_BUGS;
 
-/** build/linux/edudma-planted.ko for this kernel (make edudma-planted). */
-export async function buildPlantedDriver(opts: { kernelVersion: string; repoRoot: string }): Promise<string> {
+/**
+ * build/linux/edudma-planted.ko for this kernel (make edudma-planted); for a --kernel root, `kernel` is its
+ * build tree and output folder (harness/kernel/kernel-root.ts kernelDriverBuild), as for buildLinuxDriver.
+ */
+export async function buildPlantedDriver(opts: { kernelVersion: string; repoRoot: string; kernel?: { buildDir: string; outDir: string } }): Promise<string> {
   const root = resolve(opts.repoRoot);
-  const res = await execa('make', ['-s', '-C', root, `KVER=${opts.kernelVersion}`, 'edudma-planted'], { reject: false, all: true, env: { LC_ALL: 'C' } });
+  const own = opts.kernel ? [`KDIR=${opts.kernel.buildDir}`, `LINUX_OUT=${opts.kernel.outDir}`] : [];
+  const res = await execa('make', ['-s', '-C', root, `KVER=${opts.kernelVersion}`, ...own, 'edudma-planted'], { reject: false, all: true, env: { LC_ALL: 'C' } });
   if (res.exitCode !== 0) throw new DmahilError(`make edudma-planted failed (exit ${res.exitCode}): ${(res.all ?? '').trim().split('\n').slice(-5).join(' | ')}`);
-  return join(root, 'build/linux/edudma-planted.ko');
+  return join(opts.kernel?.outDir ?? join(root, 'build/linux'), 'edudma-planted.ko');
 }
 
 /** insmod parameters that plant one bug (or none, the shipped behaviour, in the test build). */

@@ -136,7 +136,7 @@ export interface DoctorCliOptions {
   qemu?: string;
   /** --driver: check this driver folder as run would. */
   driver?: string;
-  /** --kernel: check this kernel root as run would (its module build included). */
+  /** --kernel: the kernel root the guest would boot; its layout and headers are checked when parsed, as for run. */
   kernel?: KernelRoot;
 }
 
