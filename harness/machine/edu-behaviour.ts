@@ -97,6 +97,7 @@ async function measure(qemuBinary: string): Promise<EduBehaviour> {
   const started = performance.now();
   const { version } = await checkQemu(qemuBinary);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmahil-edu-probe-'));
+  let measured = false;
   try {
     const first = await withEdu(dir, qemuBinary, 'edu-probe-1', async (q, m) => {
       const mark = '5a'.repeat(16);
@@ -116,9 +117,11 @@ async function measure(qemuBinary: string): Promise<EduBehaviour> {
       await delay(50);
       return m.deviceModelMessages(since).some((x) => x.kind === 'edu-range') ? ('logged' as const) : ('silent' as const);
     });
+    measured = true;
     return { qemuVersion: version, ...first, outOfRange, ms: Math.round(performance.now() - started) };
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    // A failed probe keeps its folder: the error names QEMU's logs in it.
+    if (measured) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
