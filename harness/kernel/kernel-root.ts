@@ -1,4 +1,5 @@
-// A guest kernel as a folder laid out the way Debian installs one: boot/vmlinuz-<ver>, lib/modules/<ver>/
+// A guest kernel as a folder laid out the way Debian installs one: boot/vmlinuz-<ver> (or
+// usr/lib/modules/<ver>/vmlinuz), lib/modules/<ver>/
 // (or usr/lib/modules/<ver>/) and the build tree edudma compiles against (lib/modules/<ver>/build or
 // usr/src/linux-headers-<ver>). The installed system is the root `/`; `--kernel DIR` is any other: `dpkg -x`
 // of Debian's linux-image-* and linux-headers-* packages, or a custom build's `make install
@@ -65,7 +66,18 @@ export function kernelRootOption(text: string): KernelRoot {
   if (!st.isDirectory()) throw refuse(text, 'is a file, not a folder');
 
   const bootDir = path.join(root, 'boot');
-  const images = (fs.existsSync(bootDir) ? fs.readdirSync(bootDir) : []).filter((f) => /^vmlinuz-[\w.+~-]+$/.test(f)).map((f) => f.slice('vmlinuz-'.length));
+  // Newer Debian kernels (7.x in trixie-backports) ship usr/lib/modules/<ver>/vmlinuz; their postinst makes
+  // boot/vmlinuz-<ver>, which dpkg -x does not run.
+  const shipped = (dir: string): string[] => (fs.existsSync(dir) ? fs.readdirSync(dir) : []).filter((v) => fs.existsSync(path.join(dir, v, 'vmlinuz')));
+  const vmlinuzOf = (v: string): string =>
+    [path.join(bootDir, `vmlinuz-${v}`), path.join(root, 'lib/modules', v, 'vmlinuz'), path.join(root, 'usr/lib/modules', v, 'vmlinuz')].find((f) => fs.existsSync(f)) ?? path.join(bootDir, `vmlinuz-${v}`);
+  const images = [
+    ...new Set([
+      ...(fs.existsSync(bootDir) ? fs.readdirSync(bootDir) : []).filter((f) => /^vmlinuz-[\w.+~-]+$/.test(f)).map((f) => f.slice('vmlinuz-'.length)),
+      ...shipped(path.join(root, 'lib/modules')),
+      ...shipped(path.join(root, 'usr/lib/modules')),
+    ]),
+  ];
   if (images.length === 0) throw refuse(text, `no kernel image (${path.join(text, 'boot/vmlinuz-<ver>')} is missing)`);
   const modulesDirOf = (v: string): string | undefined =>
     [path.join(root, 'lib/modules', v), path.join(root, 'usr/lib/modules', v)].find((d) => fs.existsSync(path.join(d, 'modules.order')) || fs.existsSync(path.join(d, 'kernel')));
@@ -95,7 +107,7 @@ export function kernelRootOption(text: string): KernelRoot {
     throw refuse(text, release ? `the headers in ${buildDir} are for ${release}, not ${version}` : `${buildDir} is not a prepared build tree (no include/generated/utsrelease.h)`,
       release ? `use the headers of ${version} (linux-headers-${version}, or the tree the kernel was built in)` : 'run make modules_prepare in it, or use the linux-headers package of that kernel');
   }
-  return { root, version, vmlinuz: path.join(bootDir, `vmlinuz-${version}`), modulesDir, modulesBase, buildDir };
+  return { root, version, vmlinuz: vmlinuzOf(version), modulesDir, modulesBase, buildDir };
 }
 
 /**

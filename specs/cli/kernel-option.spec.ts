@@ -56,6 +56,19 @@ describe('--kernel DIR refusals', function () {
     expect(k.buildDir).to.equal(path.join(dir, 'usr/src/linux-headers-6.1.0-9-amd64'));
   });
 
+  it('accepts a root whose kernel is usr/lib/modules/<ver>/vmlinuz only (newer Debian packages, unpacked)', () => {
+    const dir = sub('usr-lib-modules');
+    const mods = path.join(dir, 'usr/lib/modules/7.0.1-amd64');
+    fs.mkdirSync(path.join(mods, 'kernel'), { recursive: true });
+    fs.writeFileSync(path.join(mods, 'vmlinuz'), '');
+    fs.writeFileSync(path.join(mods, 'modules.dep'), '');
+    fs.mkdirSync(path.join(dir, 'usr/src/linux-headers-7.0.1-amd64/include/generated'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'usr/src/linux-headers-7.0.1-amd64/Makefile'), '');
+    fs.writeFileSync(path.join(dir, 'usr/src/linux-headers-7.0.1-amd64/include/generated/utsrelease.h'), '#define UTS_RELEASE "7.0.1-amd64"\n');
+    const k = kernelRootOption(dir);
+    expect(k).to.include({ version: '7.0.1-amd64', vmlinuz: path.join(mods, 'vmlinuz'), modulesDir: mods, modulesBase: path.join(dir, 'usr') });
+  });
+
   const cases: Array<[string, (d: string) => string, RegExp, RegExp]> = [
     ['a missing folder', (d) => path.join(d, 'nowhere'), /no such folder/, /pass --kernel a kernel root/],
     ['no vmlinuz', (d) => d, /no kernel image \(.*boot\/vmlinuz-<ver> is missing\)/, /pass --kernel a kernel root/],
