@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ArmedReport, InfoResult } from '../../contract/result.js';
 import type { Scenario } from '../../contract/scenario.js';
-import { EnvironmentError } from '../../errors.js';
+import { DmahilError, EnvironmentError } from '../../errors.js';
 import { findExecutable, requireSetpriv } from '../../machine/launch-checks.js';
 import { parseDeviceModelLine } from '../../machine/device-messages.js';
 import { SharedFileMemory, type RamLayout } from '../../memory/index.js';
@@ -22,8 +22,11 @@ export const NT_MODEL_EXE = 'build/windows/model/edudma-model.exe';
 /** The model exe's image base (model.mk links it there): a bug check's caller is an RVA from it. */
 const NT_MODEL_IMAGE_BASE = 0x140000000;
 const COMMAND_TIMEOUT_MS = 30_000;
-/** How long a run's result may wait for the model's stderr to catch up (it is a line behind at most). */
-const STDERR_CATCH_UP_MS = 5_000;
+/**
+ * How long a run's result may wait for the model's stderr to catch up. Usually a line behind; on a loaded
+ * runner 5 s was not enough, and the late clamp lines of one run were blamed on the next.
+ */
+const STDERR_CATCH_UP_MS = 30_000;
 const GO_DONE = /^MODEL: go done handle=(\d+)$/;
 const RUN_TIMEOUT_MS = 60_000;
 
@@ -161,11 +164,17 @@ export class NtModelSession implements GuestSession {
   async run(scenario: Scenario, onArmed?: (armed: ArmedReport) => Promise<void>): Promise<HeldRun> {
     const held = await this.dmactl.run(scenario, onArmed);
     const handle = held.armed?.handle;
-    if (handle !== undefined) await this.stderrCaughtUp(handle);
+    // Without the marker the run's device messages may still be in the pipe: judging it now could miss a
+    // clamp (a false pass), and the late lines would land on the next run.
+    if (handle !== undefined && !(await this.stderrCaughtUp(handle)) && this.isHealthy()) {
+      this.broken = true;
+      throw new DmahilError(`the model's stderr did not show the end of GO ${handle} within ${STDERR_CATCH_UP_MS / 1000} s: its device messages cannot be told apart from the next run's`);
+    }
     return held;
   }
 
-  private async stderrCaughtUp(handle: number): Promise<void> {
+  /** True once the model marked the end of this GO on stderr (every line before it is read). */
+  private async stderrCaughtUp(handle: number): Promise<boolean> {
     const deadline = Date.now() + STDERR_CATCH_UP_MS;
     while (!this.goDone.has(handle) && this.isHealthy() && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
@@ -174,7 +183,7 @@ export class NtModelSession implements GuestSession {
       });
     }
     this.goWaiter = undefined;
-    this.goDone.delete(handle);
+    return this.goDone.delete(handle);
   }
 
   deviceModelEvents(sinceMs: number): DeviceModelEvent[] {
