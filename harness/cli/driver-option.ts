@@ -1,9 +1,7 @@
 // --driver DIR: the user's own build of the driver instead of the one dmahil builds. For the reference
 // guest DIR holds edudma.ko and dmactl; for a Windows golden image it is a driver package folder. Checked
 // on the host before any guest boots (harness/driver/); a refusal is a UsageError (exit 2).
-import fs from 'node:fs';
-import path from 'node:path';
-import { UsageError } from '../errors.js';
+import { driverFolder } from '../driver/driver-folder.js';
 import { checkLinuxDriver, checkModuleKernel, vermagicKernel, type LinuxDriver } from '../driver/linux-driver.js';
 import { checkWindowsDriver, type WindowsDriver } from '../driver/windows-driver.js';
 import { readWindowsImage } from '../../images/windows/manifest.js';
@@ -12,12 +10,7 @@ const FIX = 'pass --driver the folder of your driver build: edudma.ko and dmactl
 
 /** --driver DIR at parse time: an existing folder, made absolute. What it holds is checkDriverOption's. */
 export function driverOption(text: string): string {
-  if (text.trim() === '') throw new UsageError('--driver is empty', { hint: FIX });
-  const dir = path.resolve(text);
-  const st = fs.statSync(dir, { throwIfNoEntry: false });
-  if (!st) throw new UsageError(`--driver ${text}: no such folder`, { hint: FIX });
-  if (!st.isDirectory()) throw new UsageError(`--driver ${text} is a file, not a folder`, { hint: FIX });
-  return dir;
+  return driverFolder(text, '--driver', FIX);
 }
 
 export type CheckedDriver = ({ kind: 'linux' } & LinuxDriver) | ({ kind: 'windows' } & WindowsDriver);

@@ -1,9 +1,8 @@
 // startGuest's `driver` option: the user's own driver build, as `dmahil run --driver DIR`. The same checks
 // (harness/driver/: file kinds, contract version, the module's kernel) with the same one-line errors, made
 // before any guest boots; a refusal is a UsageError.
-import fs from 'node:fs';
 import path from 'node:path';
-import { UsageError } from '../errors.js';
+import { driverFolder as folder } from '../driver/driver-folder.js';
 import { checkLinuxDriver, checkModuleKernel, type LinuxDriver } from '../driver/linux-driver.js';
 import { checkWindowsDriver, type WindowsDriver } from '../driver/windows-driver.js';
 import { buildReferenceImage } from '../../images/linux/build.js';
@@ -12,15 +11,7 @@ import { cacheDir } from './paths.js';
 
 const FIX = 'give driver the folder of your driver build: edudma.ko and dmactl for the reference guest, or a Windows package folder (edudma.sys, edudma.inf, edudma.cat, edudma-test.cer, dmactl.exe) for a golden image';
 
-/** The folder itself: it must exist and be a folder (what it holds is harness/driver's to judge). */
-function driverFolder(dir: string): string {
-  if (dir.trim() === '') throw new UsageError('driver is empty', { hint: FIX });
-  const abs = path.resolve(dir);
-  const st = fs.statSync(abs, { throwIfNoEntry: false });
-  if (!st) throw new UsageError(`driver ${dir}: no such folder`, { hint: FIX });
-  if (!st.isDirectory()) throw new UsageError(`driver ${dir} is a file, not a folder`, { hint: FIX });
-  return abs;
-}
+const driverFolder = (dir: string): string => folder(dir, 'driver', FIX);
 
 /** The reference guest's pair, checked, and built for the kernel the reference guest runs. */
 export async function checkedLinuxDriver(dir: string, onProgress?: (m: string) => void): Promise<LinuxDriver> {
