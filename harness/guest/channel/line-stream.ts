@@ -18,6 +18,16 @@ export interface CommandStream extends Duplex {
   close(): void;
 }
 
+/**
+ * The exit status ssh2 passes to a channel's 'close' (code, or null and the signal), else undefined: a
+ * socket's 'close' passes a boolean, and a channel closed without a status passes nothing.
+ */
+export function statusFromClose(code: unknown, signal: unknown): { code: number | null; signal?: string } | undefined {
+  if (typeof code === 'number') return { code };
+  if (code === null && typeof signal === 'string') return { code, signal };
+  return undefined;
+}
+
 const STDERR_KEEP = 4096;
 /** A line longer than this is not from a well-behaved dmactl: the stream is closed. */
 const MAX_LINE = 1 << 20;
@@ -63,8 +73,7 @@ export class LineStream {
     // ssh2 passes the status to 'close' too: an 'exit' before this constructor ran is not lost. (A socket's
     // 'close' passes a boolean instead: not a status.)
     stream.on('close', (code?: unknown, signal?: unknown) => {
-      if (typeof code === 'number') this.exit = { code };
-      else if (code === null && typeof signal === 'string') this.exit = { code, signal };
+      this.exit = statusFromClose(code, signal) ?? this.exit;
       this.onEnd();
     });
     stream.on('error', () => this.onEnd());

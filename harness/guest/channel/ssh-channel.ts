@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
 import type { ClientChannel, SFTPWrapper } from 'ssh2';
 import { probeBanner } from './banner-probe.js';
-import { LineStream } from './line-stream.js';
+import { LineStream, statusFromClose } from './line-stream.js';
 import { GuestCommandTimeoutError, GuestConnectionError, GuestNotReadyError } from './errors.js';
 
 const { Client } = ssh2;
@@ -228,9 +228,9 @@ export class SshChannel {
       // ssh2 passes the exit status to 'close' as well. Under load the exec's answer, the status and the close
       // come in one read and 'exit' fires before this listener exists (the exec callback resolves a promise):
       // only 'close' still carries the status then. Seen in CI as "exited with null" on `true`.
-      stream.on('close', (c?: number | null, s?: string) => {
-        if (typeof c === 'number') code = c;
-        else if (c === null && s !== undefined) [code, signal] = [null, s];
+      stream.on('close', (c?: unknown, s?: unknown) => {
+        const status = statusFromClose(c, s);
+        if (status) [code, signal] = [status.code, status.signal];
         clearTimeout(timer);
         if (code === null && signal === undefined && this.closed) {
           reject(new GuestConnectionError(`SSH connection dropped while "${command}" ran`, { cause: this.lastError }));
