@@ -4,12 +4,9 @@
 // through OpenSSH and dropbear). Here a server in another process answers each exec 100 ms late, all at
 // once, while the spec holds its own event loop for 300 ms. The real servers are covered by ssh-channel.spec
 // (OpenSSH) and every guest spec (dropbear).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import ssh2 from 'ssh2';
-import { SshChannel } from '../../harness/guest/channel/ssh-channel.js';
+import type { SshChannel } from '../../harness/guest/channel/ssh-channel.js';
+import { startScriptedServer, type ScriptedServer } from './scripted-server.js';
 
 /** Busy-wait: what a loaded machine does to the harness's event loop. */
 const holdEventLoop = (ms: number): void => {
@@ -24,17 +21,13 @@ const late = <T>(p: Promise<T>): Promise<T> => {
 
 describe('guest-channel: an exit status read at once with the exec answer and the close (a late event loop)', function () {
   this.timeout(30_000);
-  let server: ChildProcess;
+  let server: ScriptedServer | undefined;
   let channel: SshChannel | undefined;
   before(async () => {
-    server = spawn(process.execPath, [fileURLToPath(new URL('./batching-sshd.js', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const [first] = (await once(server.stdout!, 'data')) as [Buffer];
-    channel = await SshChannel.connect({ host: '127.0.0.1', port: Number(String(first).trim()), username: 'root', privateKey: ssh2.utils.generateKeyPairSync('ed25519').private }, 10_000);
+    server = await startScriptedServer();
+    channel = server.channel;
   });
-  after(() => {
-    channel?.close();
-    server?.kill();
-  });
+  after(() => server?.stop());
 
   it('exec returns the status: 0, 3, and a signal', async () => {
     expect((await late(channel!.exec('true', { timeoutMs: 5000 }))).code).to.equal(0);

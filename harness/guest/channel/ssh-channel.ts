@@ -10,6 +10,10 @@ import { GuestCommandTimeoutError, GuestConnectionError, GuestNotReadyError } fr
 
 const { Client } = ssh2;
 
+/** ssh2's words for a channel request the server refused or dropped: the command never started. */
+const NOT_STARTED = /^Unable to (exec|start subsystem)\b/;
+const OPEN_ATTEMPTS = 4;
+
 export interface SshTarget {
   host: string;
   port: number;
@@ -184,15 +188,31 @@ export class SshChannel {
   }
 
   private start(command: string): Promise<ClientChannel> {
-    if (this.closed) {
-      return Promise.reject(new GuestConnectionError(`SSH connection to the guest is closed${this.lastError ? `: ${this.lastError.message}` : ''}`));
+    return this.openChannel(`could not start "${command}" in the guest`, (cb) => this.client.exec(command, cb));
+  }
+
+  /**
+   * Open a session channel and make its request (exec, subsystem). A request the server never ran is made
+   * again on a new channel: dropbear before 2024.86 (Debian 12 has 2022.83) can close a new session
+   * channel before it reads the request, when its loop wakes in between (a child exits); it then drops the
+   * request unanswered (dropbear 71521d1b, its GitHub #321). ssh2 calls that "Unable to exec".
+   */
+  private async openChannel<T>(what: string, open: (cb: (err: Error | undefined, value: T) => void) => void): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) {
+        throw new GuestConnectionError(`${what}: the SSH connection to the guest is closed${this.lastError ? `: ${this.lastError.message}` : ''}`);
+      }
+      try {
+        return await new Promise<T>((resolve, reject) => open((err, value) => (err ? reject(err) : resolve(value))));
+      } catch (e) {
+        const err = e as Error;
+        if (!NOT_STARTED.test(err.message) || attempt === OPEN_ATTEMPTS || this.closed) {
+          const tries = attempt > 1 ? ` (asked ${attempt} times)` : '';
+          throw new GuestConnectionError(`${what}: ${err.message}${tries}`, { cause: err });
+        }
+        await sleep(50 * attempt);
+      }
     }
-    return new Promise((resolve, reject) => {
-      this.client.exec(command, (err, stream) => {
-        if (err) reject(new GuestConnectionError(`could not start "${command}" in the guest: ${err.message}`, { cause: err }));
-        else resolve(stream);
-      });
-    });
   }
 
   /** Run a command to its end; a time limit closes the channel and throws. */
@@ -242,9 +262,7 @@ export class SshChannel {
   }
 
   private sftp(): Promise<SFTPWrapper> {
-    return new Promise((resolve, reject) => {
-      this.client.sftp((err, sftp) => (err ? reject(new GuestConnectionError(`SFTP unavailable in the guest: ${err.message}`, { cause: err })) : resolve(sftp)));
-    });
+    return this.openChannel('SFTP unavailable in the guest', (cb) => this.client.sftp(cb));
   }
 
   /** Copy a host file into the guest. */
@@ -257,8 +275,8 @@ export class SshChannel {
         );
       });
     } finally {
-      // Wait for the channel to close: dropbear refuses a new channel request that races the
-      // teardown of a short SFTP session ("Unable to start subsystem", "Unable to exec").
+      // Wait for the channel to close: a child of dropbear 2022 ending while the next channel opens makes
+      // it drop that channel's request (see openChannel, which asks again); waiting makes that rarer.
       await new Promise<void>((resolve) => {
         sftp.once('close', () => resolve());
         sftp.end();
