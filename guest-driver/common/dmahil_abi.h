@@ -67,8 +67,10 @@ enum dmahil_fault {
 	DMAHIL_FAULT_WRONG_DIRECTION = 3,        /* destination mapped as to-device (Windows: WriteToDevice TRUE) */
 	DMAHIL_FAULT_READ_BEFORE_COMPLETION = 4, /* CPU takes the buffer back before the completion interrupt */
 	DMAHIL_FAULT_ADDR_BEYOND_MASK = 5,       /* device given the destination address with bit 28 set */
+	DMAHIL_FAULT_USE_AFTER_UNMAP = 6,        /* Linux only: destination unmapped before the device writes it */
+	DMAHIL_FAULT_SHORT_MAPPING = 7,          /* Linux only: destination mapped for its first page only; the device writes it all */
 };
-#define DMAHIL_FAULT_COUNT 6u
+#define DMAHIL_FAULT_COUNT 8u
 
 enum dmahil_buffer_role {
 	DMAHIL_ROLE_SOURCE = 1,      /* the device read from it */
@@ -122,8 +124,8 @@ struct dmahil_buffer {
 	uint32_t length;        /* data bytes */
 	uint32_t page_count;
 	uint32_t segment_count;
-	uint32_t bounced;       /* 1 if any device address differs from the CPU physical address */
-	uint32_t reserved;
+	uint32_t bounced;       /* 1 if the device reaches other pages than the CPU's (a bounce buffer or map registers) */
+	uint32_t translated;    /* 1 if device addresses are IOVAs an IOMMU translates (bounced then compares the translation) */
 	uint64_t pages[DMAHIL_MAX_PAGES];                  /* CPU physical address of each page, page aligned */
 	struct dmahil_segment segments[DMAHIL_MAX_SEGMENTS];
 };

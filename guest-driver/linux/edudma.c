@@ -147,7 +147,7 @@ static u32 edudma_next_handle = 1;
 
 static const char *const fault_names[DMAHIL_FAULT_COUNT] = {
 	"none", "skip-sync", "skip-flush-dma-buffer", "wrong-direction",
-	"read-before-completion", "addr-beyond-mask",
+	"read-before-completion", "addr-beyond-mask", "use-after-unmap", "short-mapping",
 };
 
 static void note_call(struct dmahil_result *r, const char *name, int status)

@@ -24,7 +24,10 @@ export interface BufferReport {
   kind: BufferKind;
   offset: number;
   length: number;
+  /** The device reaches other pages than the CPU's: a bounce buffer or map registers. */
   bounced: boolean;
+  /** Device addresses are IOVAs an IOMMU translates: never read them as guest-physical addresses. */
+  translated: boolean;
   /** CPU physical address of each page. */
   pages: number[];
   segments: Segment[];
@@ -142,7 +145,7 @@ function checkBuffer(b: BufferReport, expected: Scenario, inRam: RamPredicate, w
 
 function toBuffer(raw: Record<string, unknown>, i: number): BufferReport {
   const r = raw as unknown as {
-    role: BufferRole; kind: BufferKind; offset: number; length: number; bounced: boolean;
+    role: BufferRole; kind: BufferKind; offset: number; length: number; bounced: boolean; translated?: boolean;
     pages: string[]; segments: Array<{ offset: number; length: number; device: string }>;
   };
   return {
@@ -151,6 +154,7 @@ function toBuffer(raw: Record<string, unknown>, i: number): BufferReport {
     offset: r.offset,
     length: r.length,
     bounced: r.bounced,
+    translated: r.translated ?? false,
     pages: r.pages.map((p, j) => hexToNumber(`buffer ${i} page ${j}`, p)),
     segments: r.segments.map((s, j) => ({
       offset: s.offset,

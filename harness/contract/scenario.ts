@@ -12,6 +12,8 @@ export const FAULTS = [
   'wrong-direction',
   'read-before-completion',
   'addr-beyond-mask',
+  'use-after-unmap',
+  'short-mapping',
 ] as const;
 
 export type Direction = (typeof DIRECTIONS)[number];

@@ -18,7 +18,7 @@ function buffer(role: BufferReport['role'], pages: number[], offset: number, len
     segments.push({ offset: at, length: len, device: bounceAt === undefined ? cpu : bounceAt + offset + at });
     at += len;
   }
-  return { role, kind: 'client', offset, length, bounced: bounceAt !== undefined, pages, segments };
+  return { role, kind: 'client', offset, length, bounced: bounceAt !== undefined, translated: false, pages, segments };
 }
 
 function result(buffers: BufferReport[], calls: RunResult['calls'] = [{ name: 'dma_map_single', count: 2, status: 0 }]): RunResult {

@@ -9,7 +9,7 @@ import { explain, type Evidence } from '../../harness/dma/explain.js';
 
 const size = 4096;
 const buf = (role: 'source' | 'destination', cpu: number, device: number): BufferReport => ({
-  role, kind: 'client', offset: 0, length: size, bounced: cpu !== device, pages: [cpu],
+  role, kind: 'client', offset: 0, length: size, bounced: cpu !== device, translated: false, pages: [cpu],
   segments: [{ offset: 0, length: 4095, device }, { offset: 4095, length: 1, device: device + 4095 }],
 });
 
@@ -88,7 +88,7 @@ describe('dma: the evidence of the DMA window (armed, then go)', () => {
   // A 3-page destination at offset 0, so pages can be misplaced.
   const n = 3 * 4096;
   const pages = (role: 'source' | 'destination', first: number): BufferReport => ({
-    role, kind: 'client', offset: 0, length: n, bounced: false, pages: [first, first + 0x1000, first + 0x2000],
+    role, kind: 'client', offset: 0, length: n, bounced: false, translated: false, pages: [first, first + 0x1000, first + 0x2000],
     segments: [0, 1, 2].map((k) => ({ offset: k * 4096, length: 4096, device: first + k * 0x1000 })).flatMap((s) => [{ ...s, length: 4095 }, { offset: s.offset + 4095, length: 1, device: s.device + 4095 }]),
   });
   const src = pages('source', 0x100000);

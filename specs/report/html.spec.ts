@@ -24,7 +24,7 @@ export function staleBounceVerdict(): SuiteVerdict {
   const client = Buffer.from(expected);
   client.fill(FILL_BYTE, 1000, 1300); // one stale stretch in the client buffer
   const destination: BufferReport = {
-    role: 'destination', kind: 'client', offset: 0, length: size, bounced: true,
+    role: 'destination', kind: 'client', offset: 0, length: size, bounced: true, translated: false,
     pages: [0x2a3d000], segments: [{ offset: 0, device: 0xb3c7000, length: size }],
   };
   const mismatch = compareBytes(expected, client)!;

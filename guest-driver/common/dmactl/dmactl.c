@@ -43,7 +43,7 @@ static const char *const direction_names[] = { NULL, "to-device", "from-device",
 static const char *const method_names[] = { NULL, "streaming", "scatter-gather", "common-buffer" };
 static const char *const sync_names[] = { NULL, "full", "minimal" };
 static const char *const fault_names[] = { "none", "skip-sync", "skip-flush-dma-buffer", "wrong-direction",
-					   "read-before-completion", "addr-beyond-mask" };
+					   "read-before-completion", "addr-beyond-mask", "use-after-unmap", "short-mapping" };
 static const char *const role_names[] = { NULL, "source", "destination" };
 static const char *const kind_names[] = { NULL, "client", "staging", "readback", "common" };
 
@@ -190,8 +190,8 @@ static void print_buffer(const struct dmahil_buffer *b)
 	json_string(name_of(role_names, COUNT(role_names), b->role));
 	fputs(",\"kind\":", stdout);
 	json_string(name_of(kind_names, COUNT(kind_names), b->kind));
-	printf(",\"offset\":%" PRIu32 ",\"length\":%" PRIu32 ",\"bounced\":%s,\"pages\":[", b->offset, b->length,
-	       b->bounced ? "true" : "false");
+	printf(",\"offset\":%" PRIu32 ",\"length\":%" PRIu32 ",\"bounced\":%s,\"translated\":%s,\"pages\":[", b->offset,
+	       b->length, b->bounced ? "true" : "false", b->translated ? "true" : "false");
 	for (i = 0; i < pages; i++)
 		printf("%s\"0x%" PRIx64 "\"", i ? "," : "", b->pages[i]);
 	fputs("],\"segments\":[", stdout);

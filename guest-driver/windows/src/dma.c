@@ -292,6 +292,11 @@ NTSTATUS EduRunCreate(PEDU_DEVICE Dev, const struct dmahil_scenario *S, PFILE_OB
 				   "addr-beyond-mask: the adapter declares %lu-bit addressing (DMA v%lu), so bit 28 is not beyond it",
 				   (unsigned long)Dev->DmaMaskBits, (unsigned long)Dev->AdapterVersion);
 		break;
+	case DMAHIL_FAULT_USE_AFTER_UNMAP:
+	case DMAHIL_FAULT_SHORT_MAPPING:
+		/* Linux only for now: the IOMMU variants that make them visible are Linux guests (docs/contract.md). */
+		EduRunFail(run, DMAHIL_E_UNSUPPORTED, "this fault is implemented by the Linux driver only");
+		break;
 	default:
 		break;
 	}
