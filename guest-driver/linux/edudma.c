@@ -68,7 +68,14 @@
 #define EDU_CMD_IRQ 0x04
 #define EDU_IRQ_DMA 0x100
 
-#define EDU_BEYOND_MASK_BIT (1ull << DMAHIL_EDU_DMA_BITS)
+/*
+ * The DMA width the driver declares: the edu's 28 bits by default; a guest whose edu has another
+ * dma_mask (dmahil's high-memory variant: 32 bits) loads it with dma_bits= to match.
+ */
+static unsigned int dma_bits = DMAHIL_EDU_DMA_BITS;
+module_param(dma_bits, uint, 0444);
+MODULE_PARM_DESC(dma_bits, "DMA address bits the edu reaches (28..63, default 28): match the edu's dma_mask");
+#define EDU_BEYOND_MASK_BIT (1ull << dma_bits)
 
 /* The test build says so wherever the driver names its version (dmactl info, modinfo). */
 #ifdef EDUDMA_PLANTED
@@ -325,7 +332,7 @@ static int map_streaming(struct device *dev, struct edudma_buf *b, enum dma_data
 		note_call(r, "dma_map_single", err);
 		if (err)
 			return fail(r, DMAHIL_E_MAP, "dma_map_single of %u bytes at data offset %u (phys 0x%llx) failed: %d (mask %u bits, swiotlb %s)",
-				    len, off, (u64)buf_phys_at(b, off), err, DMAHIL_EDU_DMA_BITS,
+				    len, off, (u64)buf_phys_at(b, off), err, dma_bits,
 				    edudma_swiotlb_in_use(dev) ? "active" : "inactive");
 		b->maps[i] = (struct edudma_map){ .addr = a, .off = off, .len = len };
 		b->nmapped = i + 1;
@@ -361,7 +368,7 @@ static int map_sg(struct device *dev, struct edudma_buf *b, enum dma_data_direct
 	note_call(r, "dma_map_sg", n > 0 ? 0 : -EIO);
 	if (n <= 0)
 		return fail(r, DMAHIL_E_MAP, "dma_map_sg of %u entries failed (mask %u bits, swiotlb %s)",
-			    npages, DMAHIL_EDU_DMA_BITS, edudma_swiotlb_in_use(dev) ? "active" : "inactive");
+			    npages, dma_bits, edudma_swiotlb_in_use(dev) ? "active" : "inactive");
 	b->sg_mapped = true;
 	b->chunks = kcalloc(n, sizeof(*b->chunks), GFP_KERNEL);
 	if (!b->chunks)
@@ -816,7 +823,7 @@ static long do_info(void __user *arg)
 	}
 	info.contract_version = DMAHIL_CONTRACT_VERSION;
 	info.device_id = readl(d->mmio + EDU_REG_ID);
-	info.dma_mask_bits = DMAHIL_EDU_DMA_BITS;
+	info.dma_mask_bits = dma_bits;
 	info.faults_supported = BIT(DMAHIL_FAULT_NONE) | BIT(DMAHIL_FAULT_SKIP_SYNC) |
 				BIT(DMAHIL_FAULT_WRONG_DIRECTION) | BIT(DMAHIL_FAULT_READ_BEFORE_COMPLETION) |
 				BIT(DMAHIL_FAULT_ADDR_BEYOND_MASK);
@@ -1046,9 +1053,11 @@ static int edudma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return dev_err_probe(&pdev->dev, rc, "BAR0\n");
 	d->mmio = pcim_iomap_table(pdev)[0];
 	pci_set_master(pdev);
-	rc = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(DMAHIL_EDU_DMA_BITS));
+	if (dma_bits < DMAHIL_EDU_DMA_BITS || dma_bits > 63)
+		return dev_err_probe(&pdev->dev, -EINVAL, "dma_bits=%u: use 28 to 63\n", dma_bits);
+	rc = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(dma_bits));
 	if (rc)
-		return dev_err_probe(&pdev->dev, rc, "dma_set_mask_and_coherent(%u bits)\n", DMAHIL_EDU_DMA_BITS);
+		return dev_err_probe(&pdev->dev, rc, "dma_set_mask_and_coherent(%u bits)\n", dma_bits);
 
 	probe_r = kvzalloc(sizeof(*probe_r), GFP_KERNEL);
 	if (!probe_r)
@@ -1101,7 +1110,7 @@ static int edudma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return dev_err_probe(&pdev->dev, rc, "misc_register\n");
 	}
 	dev_info(&pdev->dev, "edu ready: %s irq %d, DMA mask %u bits, swiotlb %s, max mapping %zu bytes\n",
-		 pdev->msi_enabled ? "MSI" : "INTx", d->irq, DMAHIL_EDU_DMA_BITS,
+		 pdev->msi_enabled ? "MSI" : "INTx", d->irq, dma_bits,
 		 edudma_swiotlb_in_use(&pdev->dev) ? "active" : "inactive", dma_max_mapping_size(&pdev->dev));
 	return 0;
 }
