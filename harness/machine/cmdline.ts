@@ -92,6 +92,10 @@ export function buildQemuCommand(inputs: QemuCommandInputs): QemuCommand {
   } else {
     args.push('-machine', machine);
   }
+  // Before every PCI device, or QEMU refuses it. intremap=off: interrupt remapping would need a split
+  // irqchip under KVM, and MSI works without it (iommu-notes.md).
+  if (c.iommu === 'intel-iommu') args.push('-device', 'intel-iommu,intremap=off');
+  else if (c.iommu === 'amd-iommu') args.push('-device', 'amd-iommu');
 
   args.push('-chardev', `socket,id=qmp,path=${esc(qmpSocket)},server=on,wait=off`);
   args.push('-mon', 'chardev=qmp,mode=control');

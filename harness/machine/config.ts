@@ -108,7 +108,15 @@ export interface MachineConfig {
   icount?: IcountConfig;
   /** `-incoming defer`: start paused, waiting for Machine.migrateIncoming (a snapshot restore). */
   incoming?: 'defer';
+  /**
+   * A vIOMMU in front of every PCI device (it must precede them on the command line). intel-iommu
+   * migrates, so snapshots work; amd-iommu blocks migration (iommu-notes.md).
+   */
+  iommu?: IommuModel;
 }
+
+export const IOMMU_MODELS = ['intel-iommu', 'amd-iommu'] as const;
+export type IommuModel = (typeof IOMMU_MODELS)[number];
 
 export interface IcountConfig {
   /** 0-10; QEMU's shift=auto cannot be combined with sleep=off. */
@@ -121,7 +129,7 @@ const FIELDS: ReadonlySet<string> = new Set([
   'name', 'memoryMiB', 'cpus', 'accel', 'kernel', 'initrd', 'append', 'drives', 'cdroms', 'edu', 'nic',
   'cpuModel', 'tcgCpuModel', 'pvpanic', 'sharedRam', 'logGuestErrors', 'extraArgs', 'qemuBinary',
   'firmware', 'display', 'panicAction', 'vmcoreinfo', 'allowReboot', 'rtcLocalTime',
-  'icount', 'incoming', 'agentPort',
+  'icount', 'incoming', 'agentPort', 'iommu',
 ]);
 
 /** The ICH9 AHCI controller on q35 has six ports: ide.0 … ide.5. */
@@ -257,6 +265,9 @@ export function validateMachineConfig(input: unknown): MachineConfig {
   if (c.display !== undefined && c.display !== 'none' && c.display !== 'std') bad('display', `must be 'none' or 'std' (got ${show(c.display)})`, "use 'std' for screendumps");
   if (c.panicAction !== undefined && !['shutdown', 'pause', 'none'].includes(c.panicAction as string)) {
     bad('panicAction', `must be 'shutdown', 'pause' or 'none' (got ${show(c.panicAction)})`, "use 'pause' to keep a panicked guest for a memory dump");
+  }
+  if (c.iommu !== undefined && !(IOMMU_MODELS as readonly unknown[]).includes(c.iommu)) {
+    bad('iommu', `must be one of ${IOMMU_MODELS.join(', ')} (got ${show(c.iommu)})`, 'use intel-iommu (snapshots work), or leave it out');
   }
   for (const field of ['pvpanic', 'sharedRam', 'logGuestErrors', 'vmcoreinfo', 'allowReboot', 'rtcLocalTime', 'agentPort'] as const) {
     if (c[field] !== undefined && typeof c[field] !== 'boolean') bad(field, `must be a boolean (got ${show(c[field])})`, 'use true or false');
