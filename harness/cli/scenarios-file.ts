@@ -27,6 +27,7 @@ export const FINDING_KINDS = [
   'wrong-pages',
   'source-not-ready',
   'pages-changed',
+  'iommu-fault',
 ] as const satisfies readonly FindingKind[];
 // A FindingKind added to explain.ts and not here fails to compile.
 const allFindingKinds: Exclude<FindingKind, (typeof FINDING_KINDS)[number]> extends never ? true : false = true;

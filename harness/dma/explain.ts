@@ -25,7 +25,9 @@ export type FindingKind =
   /** The source did not hold the pattern when the device was told to go. */
   | 'source-not-ready'
   /** The result's pages (or handle) are not the ones the armed line reported. */
-  | 'pages-changed';
+  | 'pages-changed'
+  /** QEMU's vIOMMU blocked device accesses (a use after unmap, a short mapping, a wrong direction). */
+  | 'iommu-fault';
 
 export interface Finding {
   kind: FindingKind;
