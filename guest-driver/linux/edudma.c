@@ -30,6 +30,7 @@
 #include <linux/fs.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
+#include <linux/iommu.h>
 #include <linux/jiffies.h>
 #include <linux/ktime.h>
 #include <linux/list.h>
@@ -98,6 +99,7 @@ struct edudma_chunk {
 	u64 dev;
 	u32 off;  /* offset in the buffer's data */
 	u32 len;
+	u32 mapped; /* bytes of it the DMA API mapped: len, except under short-mapping */
 	int map;  /* streaming: index in maps[], else -1 */
 };
 
@@ -223,10 +225,18 @@ static int validate(const struct dmahil_scenario *s, struct dmahil_result *r)
 	     s->fault == DMAHIL_FAULT_READ_BEFORE_COMPLETION))
 		return fail(r, DMAHIL_E_UNSUPPORTED, "fault %s needs a streaming or scatter-gather buffer; a common buffer has no sync or direction",
 			    fault_names[s->fault]);
+	if (s->method == DMAHIL_METHOD_COMMON_BUFFER &&
+	    (s->fault == DMAHIL_FAULT_USE_AFTER_UNMAP || s->fault == DMAHIL_FAULT_SHORT_MAPPING))
+		return fail(r, DMAHIL_E_UNSUPPORTED, "fault %s needs a streaming or scatter-gather buffer; a common buffer has no mapping of its own",
+			    fault_names[s->fault]);
 	if (s->direction == DMAHIL_DIR_TO_DEVICE &&
-	    (s->fault == DMAHIL_FAULT_WRONG_DIRECTION || s->fault == DMAHIL_FAULT_READ_BEFORE_COMPLETION))
+	    (s->fault == DMAHIL_FAULT_WRONG_DIRECTION || s->fault == DMAHIL_FAULT_READ_BEFORE_COMPLETION ||
+	     s->fault == DMAHIL_FAULT_USE_AFTER_UNMAP || s->fault == DMAHIL_FAULT_SHORT_MAPPING))
 		return fail(r, DMAHIL_E_UNSUPPORTED, "fault %s concerns the client destination; to-device has none",
 			    fault_names[s->fault]);
+	if (s->fault == DMAHIL_FAULT_SHORT_MAPPING && s->offset + s->size <= PAGE_SIZE)
+		return fail(r, DMAHIL_E_UNSUPPORTED, "short-mapping needs data beyond its first page (offset %u + size %u <= %lu): nothing would be short",
+			    s->offset, s->size, PAGE_SIZE);
 	return 0;
 }
 
@@ -246,6 +256,18 @@ static int check_device(struct edudma_dev *d, u32 probe_value, struct dmahil_res
 }
 
 /* ---- buffers ---- */
+
+/*
+ * The device's DMA-API domain when an IOMMU translates its device addresses (DMA or DMA-FQ), else NULL:
+ * no IOMMU, or an identity (passthrough) or blocking domain, where a device address is a CPU address.
+ */
+static struct iommu_domain *edudma_dma_domain(struct device *dev)
+{
+	struct iommu_domain *dom = iommu_get_domain_for_dev(dev);
+	const unsigned int dma = __IOMMU_DOMAIN_PAGING | __IOMMU_DOMAIN_DMA_API;
+
+	return dom && (dom->type & dma) == dma ? dom : NULL;
+}
 
 static phys_addr_t buf_page_phys(const struct edudma_buf *b, unsigned int i)
 {
@@ -288,8 +310,8 @@ static int buf_alloc(struct device *dev, struct edudma_buf *b, u32 role, u32 kin
 		b->coherent = true;
 	} else {
 		b->cpu = alloc_pages_exact(b->alloc_size, GFP_KERNEL | __GFP_NOWARN);
-		/* Without swiotlb nothing can bounce a page the device cannot reach: take low memory. */
-		if (b->cpu && !edudma_swiotlb_in_use(dev) &&
+		/* Without swiotlb or an IOMMU nothing can map a page the device cannot reach: take low memory. */
+		if (b->cpu && !edudma_swiotlb_in_use(dev) && !edudma_dma_domain(dev) &&
 		    virt_to_phys(b->cpu) + b->alloc_size - 1 > dma_get_mask(dev)) {
 			free_pages_exact(b->cpu, b->alloc_size);
 			b->cpu = alloc_pages_exact(b->alloc_size, GFP_KERNEL | GFP_DMA | __GFP_NOWARN);
@@ -308,7 +330,14 @@ static int buf_alloc(struct device *dev, struct edudma_buf *b, u32 role, u32 kin
 	return 0;
 }
 
-static int map_streaming(struct device *dev, struct edudma_buf *b, enum dma_data_direction dir,
+/* The bytes of the data in its first page: all a short-mapping maps. */
+static u32 first_page_bytes(const struct edudma_buf *b)
+{
+	return min_t(u32, b->length, PAGE_SIZE - b->offset);
+}
+
+/* want: bytes to map from the start of the data (b->length, or less for short-mapping). */
+static int map_streaming(struct device *dev, struct edudma_buf *b, enum dma_data_direction dir, u32 want,
 			 struct dmahil_result *r)
 {
 	size_t max = dma_max_mapping_size(dev);
@@ -317,15 +346,15 @@ static int map_streaming(struct device *dev, struct edudma_buf *b, enum dma_data
 
 	if (max < PAGE_SIZE)
 		return fail(r, DMAHIL_E_MAP, "dma_max_mapping_size is only %zu bytes", max);
-	piece = max >= b->length ? b->length : (u32)(max & PAGE_MASK);
-	b->nmaps = DIV_ROUND_UP(b->length, piece);
+	piece = max >= want ? want : (u32)(max & PAGE_MASK);
+	b->nmaps = DIV_ROUND_UP(want, piece);
 	b->maps = kcalloc(b->nmaps, sizeof(*b->maps), GFP_KERNEL);
 	b->chunks = kcalloc(b->nmaps, sizeof(*b->chunks), GFP_KERNEL);
 	if (!b->maps || !b->chunks)
 		return fail(r, DMAHIL_E_NOMEM, "no memory for %u mapping records", b->nmaps);
 	b->dir = dir;
 	for (i = 0, off = 0; i < b->nmaps; i++, off += piece) {
-		u32 len = min(piece, b->length - off);
+		u32 len = min(piece, want - off);
 		dma_addr_t a = dma_map_single(dev, buf_data(b) + off, len, dir);
 		int err = dma_mapping_error(dev, a);
 
@@ -336,13 +365,16 @@ static int map_streaming(struct device *dev, struct edudma_buf *b, enum dma_data
 				    edudma_swiotlb_in_use(dev) ? "active" : "inactive");
 		b->maps[i] = (struct edudma_map){ .addr = a, .off = off, .len = len };
 		b->nmapped = i + 1;
-		b->chunks[i] = (struct edudma_chunk){ .dev = a, .off = off, .len = len, .map = i };
+		b->chunks[i] = (struct edudma_chunk){ .dev = a, .off = off, .len = len, .mapped = len, .map = i };
 	}
 	b->nchunks = b->nmaps;
+	/* short-mapping: the device is given the rest too, beyond the mapping's end. */
+	b->chunks[b->nchunks - 1].len += b->length - want;
 	return 0;
 }
 
-static int map_sg(struct device *dev, struct edudma_buf *b, enum dma_data_direction dir,
+/* short_map: map only the first entry (the first page's bytes); the device is still given all the data. */
+static int map_sg(struct device *dev, struct edudma_buf *b, enum dma_data_direction dir, bool short_map,
 		  struct dmahil_result *r)
 {
 	unsigned int npages = DIV_ROUND_UP(b->offset + b->length, PAGE_SIZE), i;
@@ -354,7 +386,7 @@ static int map_sg(struct device *dev, struct edudma_buf *b, enum dma_data_direct
 	if (rc)
 		return fail(r, DMAHIL_E_NOMEM, "sg_alloc_table(%u) failed: %d", npages, rc);
 	b->sgt_alloc = true;
-	b->sg_nents = npages;
+	b->sg_nents = short_map ? 1 : npages; /* what dma_map_sg is given, and so unmap and sync */
 	/* One entry per page: a real scatter/gather list, not one merged run. */
 	for_each_sg(b->sgt.sgl, sg, npages, i) {
 		u32 in_page = i == 0 ? b->offset : 0;
@@ -364,11 +396,11 @@ static int map_sg(struct device *dev, struct edudma_buf *b, enum dma_data_direct
 		pos += len;
 	}
 	b->dir = dir;
-	n = dma_map_sg(dev, b->sgt.sgl, npages, dir);
+	n = dma_map_sg(dev, b->sgt.sgl, b->sg_nents, dir);
 	note_call(r, "dma_map_sg", n > 0 ? 0 : -EIO);
 	if (n <= 0)
 		return fail(r, DMAHIL_E_MAP, "dma_map_sg of %u entries failed (mask %u bits, swiotlb %s)",
-			    npages, dma_bits, edudma_swiotlb_in_use(dev) ? "active" : "inactive");
+			    b->sg_nents, dma_bits, edudma_swiotlb_in_use(dev) ? "active" : "inactive");
 	b->sg_mapped = true;
 	b->chunks = kcalloc(n, sizeof(*b->chunks), GFP_KERNEL);
 	if (!b->chunks)
@@ -380,11 +412,17 @@ static int map_sg(struct device *dev, struct edudma_buf *b, enum dma_data_direct
 		u32 len = sg_dma_len(sg);
 		struct edudma_chunk *last = b->nchunks ? &b->chunks[b->nchunks - 1] : NULL;
 
-		if (last && last->dev + last->len == a)
+		if (last && last->dev + last->len == a) {
 			last->len += len;
-		else
-			b->chunks[b->nchunks++] = (struct edudma_chunk){ .dev = a, .off = pos, .len = len, .map = -1 };
+			last->mapped += len;
+		} else {
+			b->chunks[b->nchunks++] = (struct edudma_chunk){ .dev = a, .off = pos, .len = len, .mapped = len, .map = -1 };
+		}
 		pos += len;
+	}
+	if (short_map && pos == first_page_bytes(b)) {
+		b->chunks[b->nchunks - 1].len += b->length - pos;
+		pos = b->length;
 	}
 	if (pos != b->length)
 		return fail(r, DMAHIL_E_MAP, "dma_map_sg mapped %u of %u bytes", pos, b->length);
@@ -396,7 +434,8 @@ static int chunk_coherent(struct edudma_buf *b, struct dmahil_result *r)
 	b->chunks = kcalloc(1, sizeof(*b->chunks), GFP_KERNEL);
 	if (!b->chunks)
 		return fail(r, DMAHIL_E_NOMEM, "no memory for a chunk record");
-	b->chunks[0] = (struct edudma_chunk){ .dev = b->coherent_dma + b->offset, .off = 0, .len = b->length, .map = -1 };
+	b->chunks[0] = (struct edudma_chunk){ .dev = b->coherent_dma + b->offset, .off = 0, .len = b->length,
+					      .mapped = b->length, .map = -1 };
 	b->nchunks = 1;
 	return 0;
 }
@@ -404,9 +443,11 @@ static int chunk_coherent(struct edudma_buf *b, struct dmahil_result *r)
 static int map_client(struct device *dev, const struct dmahil_scenario *s, struct edudma_buf *b,
 		      enum dma_data_direction dir, struct dmahil_result *r)
 {
+	bool short_map = s->fault == DMAHIL_FAULT_SHORT_MAPPING && b->role == DMAHIL_ROLE_DESTINATION;
+
 	if (s->method == DMAHIL_METHOD_SCATTER_GATHER)
-		return map_sg(dev, b, dir, r);
-	return map_streaming(dev, b, dir, r);
+		return map_sg(dev, b, dir, short_map, r);
+	return map_streaming(dev, b, dir, short_map ? first_page_bytes(b) : b->length, r);
 }
 
 static void sync_for_cpu(struct device *dev, struct edudma_buf *b, struct dmahil_result *r)
@@ -473,13 +514,30 @@ static void buf_free(struct device *dev, struct edudma_buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
-static void buf_note_bounced(const struct edudma_buf *b, struct dmahil_buffer *rb)
+/*
+ * bounced: the device reaches other pages than the CPU's. Behind a translating IOMMU (dom) every device
+ * address is an IOVA, so compare what each mapped page of it translates to, not the IOVA itself.
+ */
+static void buf_note_bounced(const struct edudma_buf *b, struct dmahil_buffer *rb, struct iommu_domain *dom)
 {
 	unsigned int i;
+	u32 x, step;
 
-	for (i = 0; i < b->nchunks; i++)
-		if (b->chunks[i].dev != buf_phys_at(b, b->chunks[i].off))
-			rb->bounced = 1;
+	rb->translated = dom ? 1 : 0;
+	for (i = 0; i < b->nchunks; i++) {
+		const struct edudma_chunk *c = &b->chunks[i];
+
+		if (!dom) {
+			if (c->dev != buf_phys_at(b, c->off))
+				rb->bounced = 1;
+			continue;
+		}
+		for (x = 0; x < c->mapped; x += step) {
+			step = min_t(u32, c->mapped - x, PAGE_SIZE - (b->offset + c->off + x) % PAGE_SIZE);
+			if (iommu_iova_to_phys(dom, c->dev + x) != buf_phys_at(b, c->off + x))
+				rb->bounced = 1;
+		}
+	}
 }
 
 /* ---- held scenarios ---- */
@@ -697,8 +755,8 @@ static int prepare_buffers(struct edudma_dev *d, struct edudma_held *h, const st
 		if (chunk_coherent(dst, r))
 			return -1;
 	}
-	buf_note_bounced(src, &r->buffers[0]);
-	buf_note_bounced(dst, &r->buffers[1]);
+	buf_note_bounced(src, &r->buffers[0], edudma_dma_domain(dev));
+	buf_note_bounced(dst, &r->buffers[1], edudma_dma_domain(dev));
 	return 0;
 }
 
@@ -800,6 +858,9 @@ static void edudma_go(struct edudma_dev *d, struct edudma_held *h, struct dmahil
 #ifdef EDUDMA_PLANTED
 	h->planted_race = planted_race_lost(&h->scenario, &h->buf[1]);
 #endif
+	/* The bug: the destination's mappings go before the device writes it; it still gets their addresses. */
+	if (h->scenario.fault == DMAHIL_FAULT_USE_AFTER_UNMAP)
+		unmap(h->dev, &h->buf[1], r);
 	if (!run_ops(d, h, &h->scenario, r))
 		hand_back(h->dev, h, &h->scenario, r);
 	r->total_ns = h->prepare_ns + (ktime_get_ns() - t_start);
@@ -826,7 +887,8 @@ static long do_info(void __user *arg)
 	info.dma_mask_bits = dma_bits;
 	info.faults_supported = BIT(DMAHIL_FAULT_NONE) | BIT(DMAHIL_FAULT_SKIP_SYNC) |
 				BIT(DMAHIL_FAULT_WRONG_DIRECTION) | BIT(DMAHIL_FAULT_READ_BEFORE_COMPLETION) |
-				BIT(DMAHIL_FAULT_ADDR_BEYOND_MASK);
+				BIT(DMAHIL_FAULT_ADDR_BEYOND_MASK) | BIT(DMAHIL_FAULT_USE_AFTER_UNMAP) |
+				BIT(DMAHIL_FAULT_SHORT_MAPPING);
 	info.methods_supported = BIT(DMAHIL_METHOD_STREAMING) | BIT(DMAHIL_METHOD_SCATTER_GATHER) |
 				 BIT(DMAHIL_METHOD_COMMON_BUFFER);
 	info.max_size = DMAHIL_MAX_SIZE;
@@ -1109,9 +1171,10 @@ static int edudma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		pci_free_irq_vectors(pdev);
 		return dev_err_probe(&pdev->dev, rc, "misc_register\n");
 	}
-	dev_info(&pdev->dev, "edu ready: %s irq %d, DMA mask %u bits, swiotlb %s, max mapping %zu bytes\n",
+	dev_info(&pdev->dev, "edu ready: %s irq %d, DMA mask %u bits, swiotlb %s, max mapping %zu bytes, IOMMU %s\n",
 		 pdev->msi_enabled ? "MSI" : "INTx", d->irq, dma_bits,
-		 edudma_swiotlb_in_use(&pdev->dev) ? "active" : "inactive", dma_max_mapping_size(&pdev->dev));
+		 edudma_swiotlb_in_use(&pdev->dev) ? "active" : "inactive", dma_max_mapping_size(&pdev->dev),
+		 edudma_dma_domain(&pdev->dev) ? "translating" : "none or passthrough");
 	return 0;
 }
 
