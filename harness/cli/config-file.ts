@@ -90,7 +90,7 @@ export function readConfig(file: string, label: string): Config {
     else options[key] = typeof v === 'number' ? String(v) : (v as string | boolean);
   }
   const variants = Object.entries((raw.variants ?? {}) as Record<string, VariantMachine & { description?: string }>).map(([id, v]) => {
-    if (id in VARIANTS) throw bad(`variants.${id}`, `variants.${id}: "${id}" is a built-in variant`, 'give your variant another name; the built-in direct and bounce cannot be redefined');
+    if (id in VARIANTS) throw bad(`variants.${id}`, `variants.${id}: "${id}" is a built-in variant`, `give your variant another name; the built-in ${Object.keys(VARIANTS).join(', ')} cannot be redefined`);
     if (!/^[a-z][a-z0-9-]{0,31}$/.test(id)) throw bad(`variants.${id}`, `variants: "${id}" is not a variant name`, 'name it with lower-case letters, digits and dashes, starting with a letter (it names artifact folders)');
     const { description, ...machine } = v;
     return { id, forceBounce: machine.swiotlb === 'force', description: description ?? describeMachine(machine), machine };
@@ -103,6 +103,7 @@ function describeMachine(m: VariantMachine): string {
   const parts = [`${m.memoryMiB ?? 256} MiB`, `${m.cpus ?? 1} CPU${(m.cpus ?? 1) > 1 ? 's' : ''}`];
   if (m.swiotlb && m.swiotlb !== 'default') parts.push(m.swiotlb === 'force' ? 'swiotlb=force' : 'swiotlb off');
   if (m.eduDmaMask) parts.push(`edu dma_mask ${m.eduDmaMask}`);
+  if (m.iommu) parts.push(`${m.iommu} (${m.iommuMode ?? 'strict'})`);
   return `declared in the config: ${parts.join(', ')}`;
 }
 

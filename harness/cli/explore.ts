@@ -3,7 +3,7 @@
 // scenario first, and a repro file for `dmahil run --repro`.
 import path from 'node:path';
 import { CONTRACT_VERSION } from '../contract/scenario.js';
-import { VARIANTS } from '../dma/catalog.js';
+import { EXPLORED_VARIANTS } from '../dma/catalog.js';
 import type { SuiteVerdict } from '../dma/run-suite.js';
 import { UsageError } from '../errors.js';
 import { describeConfirmation, type Confirmation } from '../explore/confirm.js';
@@ -49,7 +49,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   const progress = opts.onProgress ?? stderrProgress(true);
   const out = opts.out ?? process.stdout;
   // --grep that leaves out a variant (e.g. "bounce") spares its guest.
-  let variants = Object.keys(VARIANTS) as VariantId[];
+  let variants: VariantId[] = [...EXPLORED_VARIANTS];
   if (opts.grep) {
     const sample = exploredSequence(opts.seed, variants);
     const matching = Array.from({ length: 2000 }, (_, i) => sample.at(i)).filter((c) => opts.grep!.test(caseLabel(c)));

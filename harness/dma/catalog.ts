@@ -4,8 +4,11 @@ import { makeScenario, type Scenario } from '../contract/scenario.js';
 import type { VariantMachine } from '../guest/linux/variant-machine.js';
 import type { ScenarioCase } from './run-scenario.js';
 
-/** The two variants every guest profile has. */
-export type BuiltinVariantId = 'direct' | 'bounce';
+/** direct and bounce: every guest profile has them; the others are the reference guest's own machines. */
+export type BuiltinVariantId = 'direct' | 'bounce' | 'iommu' | 'iommu-lazy' | 'high-memory';
+
+/** The variants `dmahil explore` searches (a seed's sequence of scenarios is fixed on them). */
+export const EXPLORED_VARIANTS = ['direct', 'bounce'] as const;
 
 export interface GuestVariant {
   /** Short id used in names and artifact folders: a built-in one, or a variant declared in dmahil.config.json. */
@@ -23,7 +26,27 @@ export interface GuestVariant {
 export const VARIANTS: Record<BuiltinVariantId, GuestVariant> = {
   direct: { id: 'direct', forceBounce: false, description: 'device addresses are the CPU pages' },
   bounce: { id: 'bounce', forceBounce: true, description: 'every mapping bounced (swiotlb=force / map registers)' },
+  // Not with swiotlb=force: under an IOMMU Linux 6.1 ignores it (iommu-notes.md), so bounce stays untranslated.
+  iommu: {
+    id: 'iommu', forceBounce: false, description: 'intel-iommu, strict invalidation: device addresses are IOVAs',
+    machine: { iommu: 'intel-iommu', iommuMode: 'strict' },
+  },
+  'iommu-lazy': {
+    id: 'iommu-lazy', forceBounce: false, description: 'intel-iommu, lazy (batched) invalidation: device addresses are IOVAs',
+    machine: { iommu: 'intel-iommu', iommuMode: 'lazy' },
+  },
+  // 4.5 GiB: 2 GiB below the PCI hole, 2.5 GiB from 4 GiB up, where the kernel places the driver's buffers
+  // first. The edu reaches 32 bits, so those bounce through swiotlb (below 4 GiB) because of the mask.
+  'high-memory': {
+    id: 'high-memory', forceBounce: false, description: '4.5 GiB of RAM, the edu reaches 4 GiB: buffers above it bounce',
+    machine: { memoryMiB: 4608, eduDmaMask: '0xffffffff' },
+  },
 };
+
+/** Variants that set the reference guest's machine: a golden image (Windows) brings its own. */
+export function referenceOnly(variant: GuestVariant): boolean {
+  return variant.machine !== undefined;
+}
 
 export interface CatalogEntry extends ScenarioCase {
   variant: GuestVariant['id'];
@@ -70,6 +93,25 @@ export const CATALOG: CatalogEntry[] = [
   entry('bounce', false, 'control: skipped sync before the device read', { direction: 'to-device', size: 4096, seed: 52, fault: 'skip-sync' }, { expectFinding: 'stale-source-bounce' }),
   entry('bounce', false, 'control: destination mapped in the wrong direction', { size: 4096, seed: 53, fault: 'wrong-direction' }, { expectFinding: 'stale-client-buffer' }),
   entry('bounce', false, 'control: CPU read before completion', { direction: 'from-device', size: 4096, seed: 54, fault: 'read-before-completion' }, { expectFinding: 'stale-client-buffer' }),
+
+  // Through a vIOMMU (strict): correct drivers pass with IOVAs ...
+  entry('iommu', true, 'translated round-trip 4096 B', { size: 4096, seed: 61 }),
+  entry('iommu', false, 'translated round-trip 1 MiB', { size: 1024 * KiB, seed: 62 }),
+  entry('iommu', false, 'translated round-trip 8 KiB at offset 4095', { size: 8 * KiB, offset: 4095, seed: 63 }),
+  entry('iommu', false, 'translated scatter-gather round-trip 12 KiB', { method: 'scatter-gather', size: 12 * KiB, offset: 7, seed: 64 }),
+  entry('iommu', false, 'translated common-buffer round-trip 8 KiB', { method: 'common-buffer', size: 8 * KiB, seed: 65 }),
+  // ... and the mapping bugs only an IOMMU stops fault there, caught from QEMU's fault reports.
+  entry('iommu', true, 'control: device writes after the unmap', { direction: 'from-device', size: 4096, seed: 71, fault: 'use-after-unmap' }, { expectFinding: 'iommu-fault' }),
+  entry('iommu', false, 'control: mapping shorter than the transfer', { direction: 'from-device', size: 12 * KiB, seed: 72, fault: 'short-mapping' }, { expectFinding: 'iommu-fault' }),
+  entry('iommu', false, 'control: destination mapped read-only for the device', { size: 4096, seed: 73, fault: 'wrong-direction' }, { expectFinding: 'iommu-fault' }),
+  // Lazy invalidation: the same driver passes; an unmapped IOVA the device never used still faults.
+  entry('iommu-lazy', false, 'lazy-translated round-trip 64 KiB', { size: 64 * KiB, seed: 81 }),
+  entry('iommu-lazy', false, 'control: device writes after the unmap (lazy)', { direction: 'from-device', size: 4096, seed: 82, fault: 'use-after-unmap' }, { expectFinding: 'iommu-fault' }),
+
+  // RAM above 4 GiB and a 32-bit edu: the mask, not swiotlb=force, makes the bounce.
+  entry('high-memory', false, 'high-memory round-trip 64 KiB', { size: 64 * KiB, seed: 91 }),
+  entry('high-memory', false, 'high-memory from-device 5000 B at offset 3', { direction: 'from-device', size: 5000, offset: 3, seed: 92 }),
+  entry('high-memory', false, 'high-memory control: skipped sync after the device wrote', { direction: 'from-device', size: 4095, seed: 93, fault: 'skip-sync' }, { expectFinding: 'stale-client-buffer' }),
 ];
 
 export function selectCatalog(opts: { all: boolean; grep?: RegExp }): CatalogEntry[] {

@@ -69,8 +69,9 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
       return notRun(variant, c, cause);
     }
     opts.onProgress?.(`running "${c.name}"`);
-    // swiotlb=noforce: no mapping can bounce, so a bounced address in the report is a finding, as on direct.
-    const v = await runScenario(session, variant.machine?.swiotlb === 'off' ? { ...c, nothingBounces: true } : c);
+    // swiotlb=noforce, or a vIOMMU (Linux bounces only untrusted devices there): no mapping can bounce, so a
+    // bounced address in the report is a finding, as on direct.
+    const v = await runScenario(session, variant.machine?.swiotlb === 'off' || variant.machine?.iommu ? { ...c, nothingBounces: true } : c);
     record({ ...v, variant: variant.id, ...(c.rerun ? { rerun: c.rerun } : {}) });
     await opts.source.release(session, v);
   };

@@ -10,7 +10,7 @@ import { UsageError } from '../errors.js';
 const Ajv = AjvModule.default;
 const machineSchema = configSchema.properties.variants.additionalProperties;
 const validateMachine = new Ajv({ allErrors: false, strict: false }).compile(machineSchema);
-const FIX = 'a variant of your own is { id, forceBounce, description, machine: { memoryMiB, cpus, swiotlb, eduDmaMask } } (docs/config.md#guest-variants)';
+const FIX = 'a variant of your own is { id, forceBounce, description, machine: { memoryMiB, cpus, swiotlb, eduDmaMask, iommu, iommuMode } } (docs/config.md#guest-variants)';
 
 /** Throws a UsageError naming the variant, the setting and its range when the object is not one. */
 export function checkVariant(variant: GuestVariant): void {

@@ -119,7 +119,9 @@ export async function saveSnapshot(session: LinuxSession, opts: SaveOptions): Pr
       saveMs: Math.round(performance.now() - started),
     };
     const tmp = path.join(dir, `${FILES.manifest}.part`);
-    await fsp.writeFile(tmp, JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600 });
+    // The edu's dma_mask is a bigint, which JSON has no word for: written as hex, read back by loadSnapshot.
+    const json = JSON.stringify(manifest, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2);
+    await fsp.writeFile(tmp, json + '\n', { mode: 0o600 });
     await fsp.rename(tmp, path.join(dir, FILES.manifest));
     return snapshotFrom(dir, manifest);
   } catch (e) {
@@ -143,6 +145,8 @@ export async function loadSnapshot(dir: string, expect: { key: string }): Promis
     throw bad(`no readable manifest (${(e as Error).message}); an interrupted save leaves none`);
   }
   if (manifest.version !== MANIFEST_VERSION) throw bad(`manifest version ${manifest.version}, expected ${MANIFEST_VERSION}`);
+  const mask = manifest.config.edu.dmaMask as unknown;
+  if (typeof mask === 'string') manifest.config.edu = { ...manifest.config.edu, dmaMask: BigInt(mask) };
   if (manifest.key !== expect.key) throw bad(`it was saved for ${manifest.key}, not ${expect.key}`);
   const ramFile = path.join(dir, FILES.ram);
   const ramSize = fs.existsSync(ramFile) ? fs.statSync(ramFile).size : -1;

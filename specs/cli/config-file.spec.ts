@@ -129,7 +129,7 @@ describe('cli: dmahil.config.json and --config FILE', () => {
     ]);
     expect(runSelection(c).selected.map((e) => [e.name, e.variant])).to.deep.equal([['big', 'big-ram']]);
     // Without the config, the file names a variant there is not.
-    expect(() => runSelection({ ...c, variants: [] })).to.throw(UsageError, /variant "big-ram" is not one of direct, bounce$/);
+    expect(() => runSelection({ ...c, variants: [] })).to.throw(UsageError, /variant "big-ram" is not one of direct, bounce, iommu, iommu-lazy, high-memory$/);
     // A golden image brings its own machine.
     expect(() => runSelection({ ...c, image: '/img/win11.qcow2' })).to.throw(UsageError, /"big" runs on guest variant "big-ram", a reference-guest variant of the config, not one for \/img\/win11\.qcow2/);
     // Explore and shell have no use for them.
@@ -147,7 +147,7 @@ describe('cli: dmahil.config.json and --config FILE', () => {
     };
     expect(bad({ bounce: { cpus: 2 } })).to.match(/variants\.bounce: "bounce" is a built-in variant/);
     expect(bad({ 'Big RAM': { cpus: 2 } })).to.match(/variants: "Big RAM" is not a variant name — name it with lower-case letters/);
-    expect(bad({ big: { memoryMiB: 4096 } })).to.match(/\(line 4\): variants\.big\.memoryMiB 4096 is out of range: it must be from 128 to 2048/);
+    expect(bad({ big: { memoryMiB: 16384 } })).to.match(/\(line 4\): variants\.big\.memoryMiB 16384 is out of range: it must be from 128 to 8192/);
     expect(bad({ big: { memorymib: 512 } })).to.match(/unknown key "variants\.big\.memorymib" \(did you mean "memoryMiB"\?\)/);
     expect(bad({ big: { swiotlb: 'yes' } })).to.match(/variants\.big\.swiotlb "yes" is not one of "default", "force", "off"/);
     expect(bad({ big: { eduDmaMask: 'ffff' } })).to.match(/variants\.big\.eduDmaMask "ffff" is not in the form it takes — variants\.big\.eduDmaMask: the edu device's dma_mask in hex/);

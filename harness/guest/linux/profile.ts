@@ -10,7 +10,7 @@ import { DmahilError, DriverLoadError } from '../../errors.js';
 import { AGENT_PORT_NAME, createPrivateDir, Machine, removePrivateDir, type MachineConfig } from '../../machine/index.js';
 import type { IcountConfig } from '../../machine/config.js';
 import { openGuestMemory } from '../../memory/index.js';
-import { icountFits, swiotlbAppend, variantMachineConfig, type VariantMachine } from './variant-machine.js';
+import { driverParams, icountFits, iommuAppend, swiotlbAppend, variantMachineConfig, type VariantMachine } from './variant-machine.js';
 import { SshChannel, type SshTarget } from '../channel/ssh-channel.js';
 import { LineStream, type CommandStream } from '../channel/line-stream.js';
 import { toDeviceModelEvents } from '../device-events.js';
@@ -128,7 +128,7 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
     accel: accel.accel,
     kernel: image.kernel,
     initrd: keys.initrd,
-    append: [image.append, swiotlbAppend(opts.variant?.swiotlb, opts.forceBounce), opts.extraAppend ?? ''].filter(Boolean).join(' '),
+    append: [image.append, swiotlbAppend(opts.variant?.swiotlb, opts.forceBounce), iommuAppend(opts.variant), opts.extraAppend ?? ''].filter(Boolean).join(' '),
     ...variantMachineConfig(opts.variant, { memoryMiB: MEMORY_MIB, cpus: 1, edu: { enabled: true } }),
     nic: { model: 'virtio-net-pci', guestPort: 22 },
     pvpanic: true,
@@ -157,7 +157,8 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
       initrd: keys.initrd,
     });
     progress('loading edudma');
-    await session.installDriver(driver.module, driver.tool, opts.driverOverride?.moduleParams);
+    const params = [driverParams(opts.variant), opts.driverOverride?.moduleParams ?? ''].filter(Boolean).join(' ');
+    await session.installDriver(driver.module, driver.tool, params);
     return session;
   } catch (e) {
     await machine.shutdown();

@@ -1,7 +1,7 @@
 // A guest variant of the user's own (dmahil.config.json "variants"): how the reference guest's machine
 // differs from the built-in one (256 MiB, one CPU, the edu's 28-bit default mask, swiotlb as the kernel
 // chooses, or forced for the bounce variant). Pure: the profile merges it into its machine config.
-import type { MachineConfig } from '../../machine/config.js';
+import type { IommuModel, MachineConfig } from '../../machine/config.js';
 
 export interface VariantMachine {
   /** Guest RAM in MiB. More than 256 puts RAM above the edu's default 28-bit reach: the kernel bounces what the driver maps there, or fails to. */
@@ -11,7 +11,13 @@ export interface VariantMachine {
   swiotlb?: 'default' | 'force' | 'off';
   /** The edu's dma_mask property in hex, e.g. "0xffffffff" (QEMU's default is 0x0fffffff, 28 bits). */
   eduDmaMask?: string;
+  /** A vIOMMU between the edu and RAM: device addresses become IOVAs. */
+  iommu?: IommuModel;
+  /** How the guest invalidates unmapped IOVAs: at once (strict, the default) or batched later (lazy). */
+  iommuMode?: 'strict' | 'lazy';
 }
+
+const EDU_DEFAULT_BITS = 28;
 
 /**
  * Whether the guest may run with -icount. Measured (QEMU 7.2, TCG): with -icount (shift=3 or auto, sleep
@@ -30,11 +36,35 @@ export function swiotlbAppend(swiotlb: VariantMachine['swiotlb'] | undefined, fo
   return '';
 }
 
-/** The machine-config fields a variant overrides (memory, CPUs, the edu's mask). */
-export function variantMachineConfig(m: VariantMachine | undefined, base: Pick<MachineConfig, 'memoryMiB' | 'cpus' | 'edu'>): Pick<MachineConfig, 'memoryMiB' | 'cpus' | 'edu'> {
+/**
+ * The kernel command-line words for a vIOMMU: on (Debian's config leaves intel's off by default),
+ * translating (no passthrough), strict or lazy invalidation. Under it Linux 6.1 ignores swiotlb=force.
+ */
+export function iommuAppend(m: VariantMachine | undefined): string {
+  if (!m?.iommu) return '';
+  const on = m.iommu === 'intel-iommu' ? 'intel_iommu=on ' : '';
+  return `${on}iommu.passthrough=0 iommu.strict=${m.iommuMode === 'lazy' ? 0 : 1}`;
+}
+
+/** Bits of the edu's dma_mask (0xffffffff: 32); undefined up to 28, which edudma declares anyway. */
+export function eduDmaBits(m: VariantMachine | undefined): number | undefined {
+  if (m?.eduDmaMask === undefined) return undefined;
+  const bits = BigInt(m.eduDmaMask).toString(2).replace(/^0+/, '').length;
+  return bits <= EDU_DEFAULT_BITS ? undefined : bits;
+}
+
+/** edudma's parameters for the variant: the edu's DMA width when it is not the default. */
+export function driverParams(m: VariantMachine | undefined): string {
+  const bits = eduDmaBits(m);
+  return bits === undefined ? '' : `dma_bits=${bits}`;
+}
+
+/** The machine-config fields a variant overrides (memory, CPUs, the edu's mask, the vIOMMU). */
+export function variantMachineConfig(m: VariantMachine | undefined, base: Pick<MachineConfig, 'memoryMiB' | 'cpus' | 'edu'>): Pick<MachineConfig, 'memoryMiB' | 'cpus' | 'edu' | 'iommu'> {
   return {
     memoryMiB: m?.memoryMiB ?? base.memoryMiB,
     cpus: m?.cpus ?? base.cpus,
     edu: m?.eduDmaMask !== undefined ? { ...base.edu, dmaMask: BigInt(m.eduDmaMask) } : base.edu,
+    ...(m?.iommu ? { iommu: m.iommu } : {}),
   };
 }
