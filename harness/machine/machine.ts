@@ -244,9 +244,12 @@ export class Machine {
     return undefined;
   }
 
-  /** Messages seen so far, optionally only those read at or after `sinceMs` (a Date.now() value). */
+  /**
+   * Messages seen so far, optionally only those read at or after `sinceMs` (a Date.now() value). A burst
+   * of one kind keeps its first few; the entry after them counts the rest in `more` (messageCount sums).
+   */
   deviceModelMessages(sinceMs?: number): DeviceModelMessage[] {
-    return sinceMs === undefined ? [...this.proc.messages] : this.proc.messages.filter((m) => m.at >= sinceMs);
+    return sinceMs === undefined ? [...this.proc.messages] : this.proc.log.since(sinceMs);
   }
 
   /** Called for each new message as it is read. Returns the unsubscribe function. */

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
-import { LineSplitter, parseDeviceModelLine, type DeviceModelMessage, type OutputStream } from './device-messages.js';
+import { DeviceModelLog, LineSplitter, parseDeviceModelLine, type DeviceModelMessage, type OutputStream } from './device-messages.js';
 
 export interface QemuProcessOptions {
   setpriv: string;
@@ -31,7 +31,8 @@ const DRAIN_LIMIT_MS = 2000;
 
 export class QemuProcess {
   readonly pid: number;
-  readonly messages: DeviceModelMessage[] = [];
+  /** Bounded: a DMA the IOMMU refuses prints a line per 4 bytes. */
+  readonly log = new DeviceModelLog();
   readonly signalsSent: NodeJS.Signals[] = [];
   /** The first stderr lines, for "QEMU exited at start" errors. */
   readonly earlyStderr: string[] = [];
@@ -79,6 +80,11 @@ export class QemuProcess {
 
   static start(options: QemuProcessOptions): QemuProcess {
     return new QemuProcess(options);
+  }
+
+  /** The messages kept so far (bursts folded, see DeviceModelLog). */
+  get messages(): readonly DeviceModelMessage[] {
+    return this.log.entries;
   }
 
   get isRunning(): boolean {
@@ -133,7 +139,7 @@ export class QemuProcess {
     if (stream === 'stderr' && this.earlyStderr.length < KEPT_STDERR_LINES) this.earlyStderr.push(line);
     const message = parseDeviceModelLine(line, stream, Date.now());
     if (!message) return;
-    this.messages.push(message);
+    this.log.add(message);
     for (const listener of [...this.listeners]) listener(message);
   }
 }

@@ -2,8 +2,8 @@
 // from QEMU 7.2 (guest notes §8, facts §4.4). The real processes are exercised in machine.e2e.spec.
 
 import { expect } from 'chai';
-import { classifyExit, parseDeviceModelLine, type ExitEvidence } from '../../harness/machine/index.js';
-import { LineSplitter } from '../../harness/machine/device-messages.js';
+import { classifyExit, isUnassignedAccess, messageCount, parseDeviceModelLine, type ExitEvidence } from '../../harness/machine/index.js';
+import { BURST_GAP_MS, DeviceModelLog, KEPT_PER_BURST, LineSplitter, MAX_ENTRIES } from '../../harness/machine/device-messages.js';
 
 describe('machine/device-model messages', () => {
   it('parses the edu clamp line (stdout) with both addresses', () => {
@@ -76,6 +76,71 @@ describe('machine/device-model messages', () => {
     s.push('qemu: hardware error: EDU: DMA range 0x0000000000040000-0x0000000000040fff out of bounds (0x0000000000040000-0x0000000000040fff)!\n');
     expect(lines).to.have.length(3);
     expect(parseDeviceModelLine(lines[2]!, 'stderr', 1)).to.deep.include({ kind: 'hardware-error' });
+  });
+  // The lines of iommu-notes.md (QEMU 7.2, intel-iommu, a use after unmap and a wrong direction).
+  it('parses intel-iommu fault lines: the IOVA, read or write, and why', () => {
+    const slpte = 'qemu-system-x86_64: vtd_iova_to_slpte: detected slpte permission error (iova=0xfffe000, level=0x1, slpte=0x0, write=1, pasid=0xffffffff)';
+    expect(parseDeviceModelLine(slpte, 'stderr', 1)).to.deep.include({ kind: 'iommu-fault', source: 'vtd-slpte', iova: 0xfffe000n, access: 'write', reason: 'not mapped' });
+    const perm = 'qemu-system-x86_64: vtd_iova_to_slpte: detected slpte permission error (iova=0xffff000, level=0x1, slpte=0x66de001, write=1, pasid=0xffffffff)';
+    expect(parseDeviceModelLine(perm, 'stderr', 1)).to.deep.include({ kind: 'iommu-fault', iova: 0xffff000n, access: 'write', reason: 'no write permission' });
+    const translate = 'qemu-system-x86_64: vtd_iommu_translate: detected translation failure (dev=00:02:00, iova=0xfffe000)';
+    const t = parseDeviceModelLine(translate, 'stderr', 1);
+    expect(t).to.deep.include({ kind: 'iommu-fault', source: 'vtd-translate', iova: 0xfffe000n, reason: 'translation failure for 00:02:00' });
+    expect(t && 'access' in t).to.equal(false);
+    // -trace vtd_dmar_fault, as QEMU 7.2's log backend prints it, and with -msg timestamp=on's pid@time prefix.
+    expect(parseDeviceModelLine('vtd_dmar_fault sid 0x10 fault 5 addr 0xfffe000 write 1', 'stderr', 1))
+      .to.deep.include({ kind: 'iommu-fault', source: 'vtd-dmar-fault', iova: 0xfffe000n, access: 'write', reason: 'no write permission' });
+    expect(parseDeviceModelLine('8073@1796318758.270264:vtd_dmar_fault sid 0x10 fault 6 addr 0xffff000 write 0', 'stderr', 1))
+      .to.deep.include({ kind: 'iommu-fault', iova: 0xffff000n, access: 'read', reason: 'no read permission' });
+    expect(parseDeviceModelLine('vtd_dmar_fault sid 0x10 fault 12 addr 0x1000 write 0', 'stderr', 1)).to.deep.include({ reason: 'VT-d fault reason 12' });
+    // Still a plain QEMU error line, not a fault.
+    expect(parseDeviceModelLine('qemu-system-x86_64: New fault is not recorded due to compression of faults', 'stderr', 1)).to.deep.include({ kind: 'qemu-error' });
+  });
+  it("an access that nothing answered ('(null)', rejected) stays an invalid-access: a hole without an IOMMU, a refused IOVA behind one", () => {
+    const refused = parseDeviceModelLine("Invalid write at addr 0xFFFE000, size 4, region '(null)', reason: rejected", 'stderr', 1)!;
+    expect(refused).to.deep.include({ kind: 'invalid-access', access: 'write', addr: 0xfffe000n, size: 4 });
+    expect(isUnassignedAccess(refused)).to.equal(true);
+    const unaligned = parseDeviceModelLine("Invalid read at addr 0x1001, size 4, region 'edu-mmio', reason: unaligned", 'stderr', 1)!;
+    expect(unaligned).to.deep.include({ kind: 'invalid-access', region: 'edu-mmio', reason: 'unaligned' });
+    expect(isUnassignedAccess(unaligned)).to.equal(false);
+  });
+  it('300K fault lines (a 1 MiB use after unmap, twice over) are counted, and kept bounded, in little time', () => {
+    const log = new DeviceModelLog();
+    const s = new LineSplitter((l) => {
+      const m = parseDeviceModelLine(l, 'stderr', 1000);
+      if (m) log.add(m);
+    });
+    const started = performance.now();
+    s.push('qemu-system-x86_64: vtd_iova_to_slpte: detected slpte permission error (iova=0xfffe000, level=0x1, slpte=0x0, write=1, pasid=0xffffffff)\n');
+    // As a pipe delivers them: 64 KiB chunks cut mid-line.
+    const lines: string[] = [];
+    for (let i = 0; i < 300_000; i++) lines.push(`Invalid write at addr 0x${(0xfffe000 + 4 * i).toString(16).toUpperCase()}, size 4, region '(null)', reason: rejected\n`);
+    const text = lines.join('');
+    for (let at = 0; at < text.length; at += 65536) s.push(text.slice(at, at + 65536));
+    s.end();
+    const ms = performance.now() - started;
+    expect(log.total('invalid-access')).to.equal(300_000);
+    expect(log.entries.length).to.be.at.most(KEPT_PER_BURST + 2);
+    const invalid = log.entries.filter((m) => m.kind === 'invalid-access');
+    expect(messageCount(invalid)).to.equal(300_000);
+    expect(invalid[0]).to.deep.include({ addr: 0xfffe000n });
+    expect(invalid.at(-1)!.more).to.equal(300_000 - KEPT_PER_BURST - 1);
+    expect(ms, `${Math.round(ms)} ms`).to.be.below(5000);
+  });
+  it('a new burst after a pause keeps its own first messages; the entries stay bounded however many bursts come', () => {
+    const log = new DeviceModelLog();
+    const clamp = (at: number) => parseDeviceModelLine('EDU: clamping DMA 0x0000000010001000 to 0x0000000000001000!', 'stdout', at)!;
+    for (let i = 0; i < 20; i++) log.add(clamp(0));
+    const next = BURST_GAP_MS + 1;
+    for (let i = 0; i < 3; i++) log.add(clamp(next));
+    expect(messageCount(log.since(0))).to.equal(23);
+    expect(log.since(next).map((m) => m.more)).to.deep.equal([undefined, undefined, undefined]);
+    const many = new DeviceModelLog();
+    many.add(parseDeviceModelLine('KVM internal error. Suberror: 1', 'stderr', 0)!);
+    for (let i = 0; i < MAX_ENTRIES * 2; i++) many.add(clamp((i + 1) * (BURST_GAP_MS + 1)));
+    expect(many.entries.length).to.equal(MAX_ENTRIES);
+    expect(many.entries[0]!.kind, 'start-up messages stay').to.equal('kvm-internal-error');
+    expect(many.total('edu-clamp')).to.equal(MAX_ENTRIES * 2);
   });
   it("a KVM that cannot run the guest: QEMU's internal-error line", () => {
     expect(parseDeviceModelLine('KVM internal error. Suberror: 1', 'stderr', 1)).to.deep.include({ kind: 'kvm-internal-error', suberror: 1 });
