@@ -100,6 +100,37 @@ describe('contract: a run report must hold together before its bytes are judged'
     d.segments[0] = { ...d.segments[0]!, device: d.segments[0]!.device + 2 ** 28 };
     expect(checkReportConsistency(result([buffer('source', SRC, 7, 12 * 1024), d]), direct)).to.deep.equal([]);
   });
+
+  describe('translated buffers (device addresses are IOVAs)', () => {
+    // As the iommu guest reported them (iommu-notes.md): IOVAs top-down under the 28-bit mask.
+    const iova = (role: BufferReport['role'], pages: number[], at: number, bounced = false): BufferReport => ({ ...buffer(role, pages, 7, 12 * 1024, at), bounced, translated: true });
+    const translated = (): RunResult => result([iova('source', SRC, 0xfffc000), iova('destination', DST, 0xfff8000)]);
+
+    it('an IOVA that is not the CPU address is no lie, on a guest where nothing bounces', () => {
+      expect(checkReportConsistency(translated(), direct)).to.deep.equal([]);
+      // The same addresses untranslated are one.
+      const plain = result([buffer('source', SRC, 7, 12 * 1024), { ...iova('destination', DST, 0xfff8000), translated: false }]);
+      expect(rules(plain, direct)).to.include('device-address-is-not-the-cpu-address');
+    });
+
+    it("an IOVA equal to a client page's address is not that page (bounced behind the IOMMU)", () => {
+      const r = result([iova('source', SRC, 0xfffc000, true), iova('destination', DST, SRC[0]!, true)]);
+      expect(rules(r, bounce)).to.not.include('bounce-page-is-a-client-page');
+      const untranslated = result([buffer('source', SRC, 7, 12 * 1024, 0xfffc000), buffer('destination', DST, 7, 12 * 1024, SRC[0]!)]);
+      expect(rules(untranslated, bounce)).to.include('bounce-page-is-a-client-page');
+    });
+
+    it('two translated buffers with overlapping IOVAs are still a lie; an IOVA and a bounce address are in different spaces', () => {
+      expect(rules(result([iova('source', SRC, 0xfff8000, true), iova('destination', DST, 0xfff8000, true)]), bounce)).to.include('bounce-ranges-overlap');
+      expect(rules(result([iova('source', SRC, 0xfff8000, true), buffer('destination', DST, 7, 12 * 1024, 0xfff8000)]), bounce)).to.not.include('bounce-ranges-overlap');
+    });
+
+    it('an IOVA beyond the DMA mask is still left to the beyond-mask finding (edu clamps before it translates)', () => {
+      const d = iova('destination', DST, 0xfff8000);
+      d.segments[0] = { ...d.segments[0]!, device: d.segments[0]!.device + 2 ** 28 };
+      expect(checkReportConsistency(result([iova('source', SRC, 0xfffc000), d]), direct)).to.deep.equal([]);
+    });
+  });
 });
 
 function honestBounceWith(edit: (b: BufferReport[]) => void): RunResult {
