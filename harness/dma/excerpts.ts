@@ -1,6 +1,7 @@
 // Memory excerpts of a mismatch: for each differing range, the bytes around it as expected, as the
 // client buffer holds them, and at the device addresses (bounce or map-register pages) when they differ,
 // with the guest-physical address of each row. Written to the artifacts and shown by the HTML report.
+// A translated buffer's device addresses are IOVAs, not guest-physical: no row is read or labelled at them.
 import type { BufferReport } from '../contract/result.js';
 import type { ByteRange, Mismatch } from './compare.js';
 import { cpuAddress } from './guest-buffer.js';
@@ -48,6 +49,20 @@ export function deviceAddress(b: BufferReport, offset: number): number | null {
   return null;
 }
 
+/**
+ * "device addresses are IOVAs (destination 0xfffe000..0xfffefff, source ...)" for the translated buffers,
+ * or '' when none is: the addresses the device was given, which the host never reads.
+ */
+export function iovaNote(buffers: BufferReport[]): string {
+  const range = (b: BufferReport): string => {
+    const first = b.segments[0];
+    const last = b.segments.at(-1);
+    return first && last ? `${b.role} 0x${first.device.toString(16)}..0x${(last.device + last.length - 1).toString(16)}` : `${b.role} none reported`;
+  };
+  const translated = buffers.filter((b) => b.translated);
+  return translated.length ? `device addresses are IOVAs the IOMMU translates (${translated.map(range).join(', ')})` : '';
+}
+
 /** Windows of at most MAX_WINDOW bytes, 16-byte aligned, around the first differing ranges; overlapping windows merge. */
 export function excerptWindows(m: Mismatch): Array<{ start: number; end: number }> {
   const out: Array<{ start: number; end: number }> = [];
@@ -67,13 +82,13 @@ export function memoryExcerpts(x: ExcerptInputs): MemoryExcerpt[] {
       { label: 'expected', gpa: null, hex: x.expected.subarray(start, end).toString('hex') },
       { label: 'destination (client buffer)', gpa: cpuAddress(x.destination, start), hex: x.destinationCpu.subarray(start, end).toString('hex') },
     ];
-    if (x.destinationDevice) {
+    if (x.destinationDevice && !x.destination.translated) {
       rows.push({ label: `destination (${x.destination.bounced ? 'bounce / map-register page' : 'device address'})`, gpa: deviceAddress(x.destination, start), hex: x.destinationDevice.subarray(start, end).toString('hex') });
     }
     if (x.source && x.sourceCpu && start < x.sourceCpu.length) {
       rows.push({ label: 'source (client buffer)', gpa: cpuAddress(x.source, start), hex: x.sourceCpu.subarray(start, end).toString('hex') });
     }
-    if (x.source && x.sourceDevice && start < x.sourceDevice.length) {
+    if (x.source && x.sourceDevice && !x.source.translated && start < x.sourceDevice.length) {
       rows.push({ label: `source (${x.source.bounced ? 'bounce / map-register page' : 'device address'})`, gpa: deviceAddress(x.source, start), hex: x.sourceDevice.subarray(start, end).toString('hex') });
     }
     const differing = x.mismatch.ranges

@@ -6,6 +6,7 @@ import { PAGE_SIZE } from '../contract/scenario.js';
 import { FILL_BYTE, pattern, STALE_BYTE } from '../contract/pattern.js';
 import { allBytes, type Mismatch } from './compare.js';
 import { cpuAddress } from './guest-buffer.js';
+import type { IommuFaults } from './iommu-faults.js';
 
 export type FindingKind =
   | 'beyond-dma-mask'
@@ -38,6 +39,8 @@ export interface ClampMessage {
   from: number;
   to: number;
   line: string;
+  /** Further clamps this one stands for (QEMU's messages are kept bounded: see DeviceModelLog). */
+  more?: number;
 }
 
 /** What the host read between the armed line and "go": the device had not run yet. */
@@ -63,6 +66,8 @@ export interface Evidence {
   sourceCpu: Buffer | null;
   sourceDevice: Buffer | null;
   clamps: ClampMessage[];
+  /** Device accesses the IOMMU refused during the scenario (iommu-faults.ts). */
+  iommuFaults?: IommuFaults;
   dmaMaskBits: number;
 }
 
@@ -196,6 +201,44 @@ function explainWindow(e: Evidence, b: BeforeDma): Finding[] {
   return out;
 }
 
+/** The buffer, segment and data byte whose device address is iova, if any. */
+function atDeviceAddress(buffers: BufferReport[], iova: number): { b: BufferReport; byte: number } | null {
+  for (const b of buffers) {
+    const s = b.segments.find((x) => x.device <= iova && iova < x.device + x.length);
+    if (s) return { b, byte: s.offset + (iova - s.device) };
+  }
+  return null;
+}
+
+function deviceRange(b: BufferReport): string {
+  const first = b.segments[0];
+  const last = b.segments.at(-1);
+  return first && last ? `${h(first.device)}..${h(last.device + last.length - 1)}` : 'none reported';
+}
+
+function iommuFinding(e: Evidence, f: IommuFaults): Finding {
+  const n = f.accesses;
+  const what =
+    f.writes === n ? `device write${n > 1 ? 's' : ''}` : f.reads === n ? `device read${n > 1 ? 's' : ''}` : f.writes + f.reads === n ? `device accesses (${f.writes} writes, ${f.reads} reads)` : `device access${n > 1 ? 'es' : ''}`;
+  const why =
+    f.reason === 'not mapped' || f.reason?.startsWith('translation failure')
+      ? 'nothing was mapped there when the device used it (a use after unmap, or a mapping shorter than the transfer)'
+      : f.reason === 'no write permission'
+        ? 'the mapping does not let the device write (mapped for the wrong direction)'
+        : f.reason === 'no read permission'
+          ? 'the mapping does not let the device read (mapped for the wrong direction)'
+          : `the mapping did not allow it${f.reason ? ` (${f.reason})` : ''}`;
+  const at = atDeviceAddress(e.result.buffers, f.firstIova);
+  const where = at
+    ? `IOVA ${h(f.firstIova)} is the ${at.b.role}'s device address for data byte ${at.byte} of ${at.b.length}`
+    : `IOVA ${h(f.firstIova)} is in neither buffer's device addresses (${e.result.buffers.map((b) => `${b.role} ${deviceRange(b)}`).join(', ')})`;
+  const kept = allBytes(e.destinationCpu, FILL_BYTE) ? `; the destination kept its 0x${FILL_BYTE.toString(16)} fill` : '';
+  return {
+    kind: 'iommu-fault',
+    message: `the IOMMU blocked ${n} ${what} (first at IOVA ${h(f.firstIova)}, QEMU: "${f.line}"): ${where}; ${why}${kept}`,
+  };
+}
+
 export function explain(e: Evidence): Finding[] {
   const findings: Finding[] = [];
   const os = e.result.os;
@@ -212,16 +255,19 @@ export function explain(e: Evidence): Finding[] {
   }
   if (e.clamps.length > 0) {
     const c = e.clamps[0]!;
-    const more = e.clamps.length > 1 ? `, ${e.clamps.length} times in all` : '';
+    const times = e.clamps.reduce((n, x) => n + 1 + (x.more ?? 0), 0);
+    const more = times > 1 ? `, ${times} times in all` : '';
     findings.push({
       kind: 'device-model-clamp',
       message: `QEMU clamped a DMA address from ${h(c.from)} to ${h(c.to)} ("${c.line.trim()}"${more}): the device was given an address it cannot reach`,
     });
   }
+  if (e.iommuFaults) findings.push(iommuFinding(e, e.iommuFaults));
   const window = e.before ? explainWindow(e, e.before) : [];
   findings.push(...window);
-  // Pages that are not where the device wrote say nothing about syncs or seeds: stop there.
-  if (!e.mismatch || window.some((f) => f.kind === 'wrong-pages')) return findings;
+  // Pages that are not where the device wrote say nothing about syncs or seeds: stop there. Nor do bytes
+  // the IOMMU kept the device from writing (or reading): a destination that kept its fill is no stale bounce.
+  if (!e.mismatch || window.some((f) => f.kind === 'wrong-pages') || e.iommuFaults) return findings;
 
   const d = e.destination;
   const expected = pattern(e.expectSeed, d.length);

@@ -28,10 +28,12 @@ export async function readThroughCpu(memory: Pick<MemoryReader, 'read'>, b: Buff
 }
 
 /**
- * The data bytes at the device addresses, or null when any of them is not guest RAM
- * (an address beyond the device's reach, or an IOMMU address).
+ * The data bytes at the device addresses, or null when any of them is not guest RAM (an address beyond
+ * the device's reach) or they are IOVAs: an IOVA such as 0xffff000 is often a RAM address too, but of
+ * another page than the one the IOMMU translates it to.
  */
 export async function readThroughDevice(memory: MemoryReader, b: BufferReport): Promise<Buffer | null> {
+  if (b.translated) return null;
   if (!b.segments.every((s) => memory.contains(s.device, s.length))) return null;
   const parts = await Promise.all(b.segments.map((s) => memory.read(s.device, s.length)));
   return Buffer.concat(parts);

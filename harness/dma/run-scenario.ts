@@ -18,10 +18,12 @@ import { checkReportConsistency } from '../contract/report-consistency.js';
 import { DmahilError } from '../errors.js';
 import type { DebugTarget, GuestSession, HeldRun } from '../guest/session.js';
 import { captureScreen, dumpGuestMemory, serialTail, vmStatus, watchMachine, type DumpFormat, type MachineTrouble } from '../machine/evidence.js';
+import { parseDeviceModelLine, type DeviceModelMessage } from '../machine/device-messages.js';
 import { compareBytes, describeMismatch } from './compare.js';
-import { excerptText, memoryExcerpts, slug, type MemoryExcerpt } from './excerpts.js';
+import { excerptText, iovaNote, memoryExcerpts, slug, type MemoryExcerpt } from './excerpts.js';
 import { explain, type BeforeDma, type ClampMessage, type Evidence, type FindingKind } from './explain.js';
 import { readThroughCpu, readThroughDevice } from './guest-buffer.js';
+import { gatherIommuFaults, type IommuFaults } from './iommu-faults.js';
 import type { GuestTrouble, Verdict } from './verdict.js';
 
 export interface ScenarioCase {
@@ -37,6 +39,11 @@ export interface ScenarioCase {
   variant?: string;
   /** Nothing can bounce on that guest though it is not 'direct' (a declared variant with swiotlb off). */
   nothingBounces?: boolean;
+  /**
+   * The device sits behind an IOMMU (the variant's machine has one): an access nothing answered is then a
+   * refused IOVA. Without it, translated buffers or QEMU's own IOMMU lines in the scenario say so.
+   */
+  behindIommu?: boolean;
 }
 
 export interface RunScenarioOptions {
@@ -62,7 +69,16 @@ export function scenarioDeadlineMs(s: Scenario): number {
   return 60_000 + ops * 400;
 }
 
-async function gatherEvidence(session: GuestSession, r: RunResult, expectSeed: number, clamps: ClampMessage[], before: BeforeDma | undefined): Promise<Evidence> {
+/**
+ * The scenario's device-model messages: the machine's own when there is one (a burst folded, with its
+ * count in `more`, which DeviceModelEvent does not carry), else the session's events read again.
+ */
+function scenarioMessages(session: GuestSession, target: DebugTarget | undefined, since: number): DeviceModelMessage[] {
+  if (target) return target.machine.deviceModelMessages(since);
+  return session.deviceModelEvents(since).flatMap((e) => parseDeviceModelLine(e.line, 'stderr', e.atMs) ?? []);
+}
+
+async function gatherEvidence(session: GuestSession, r: RunResult, expectSeed: number, clamps: ClampMessage[], iommuFaults: IommuFaults | undefined, before: BeforeDma | undefined): Promise<Evidence> {
   const destination = r.buffers.find((b) => b.role === 'destination')!;
   const source = r.buffers.find((b) => b.role === 'source');
   const destinationCpu = await readThroughCpu(session.memory, destination);
@@ -80,6 +96,7 @@ async function gatherEvidence(session: GuestSession, r: RunResult, expectSeed: n
     sourceCpu: needsMore && source ? await readThroughCpu(session.memory, source) : null,
     sourceDevice: needsMore && source?.bounced ? await readThroughDevice(session.memory, source) : null,
     clamps,
+    ...(iommuFaults ? { iommuFaults } : {}),
     dmaMaskBits: r.driver.dmaMaskBits ?? EDU_DMA_BITS,
   };
 }
@@ -133,25 +150,31 @@ export async function runScenario(session: GuestSession, c: ScenarioCase, opts: 
       const status = err.code === UNSUPPORTED ? 'skip' : 'error';
       return done({ ...base, status, result: r, guestError: err, summary: `guest ${err.code}: ${err.message}` });
     }
-    const clamps = session
-      .deviceModelEvents(started)
-      .filter((m) => m.kind === 'edu-clamp')
-      .map((m) => ({ from: m.from ?? 0, to: m.to ?? 0, line: m.line }));
+    const messages = scenarioMessages(session, target, started);
+    const clamps = messages.flatMap((m) => (m.kind === 'edu-clamp' ? [{ from: Number(m.from), to: Number(m.to), line: m.line, ...(m.more ? { more: m.more } : {}) }] : []));
+    const iommuFaults = gatherIommuFaults(messages, c.behindIommu === true || r.buffers.some((b) => b.translated));
     // The report must hold together before its bytes mean anything: a page the source and the
     // destination share would let the CPU's pattern pass for the device's.
     const direct = c.variant === 'direct' || c.nothingBounces === true;
     const violations = checkReportConsistency(r, { direct, ...(c.variant ? { guest: c.variant } : {}), dmaMaskBits: r.driver.dmaMaskBits ?? EDU_DMA_BITS });
-    const evidence = await gatherEvidence(session, r, expectSeed, clamps, before);
+    const evidence = await gatherEvidence(session, r, expectSeed, clamps, iommuFaults, before);
     const findings = [...violations.map((v) => ({ kind: 'inconsistent-report' as const, message: `the guest's report does not hold together (${v.rule}): ${v.message}` })), ...explain(evidence)];
     if (!before) {
       const why = held.armed ? 'the host did not read the armed pages before go' : 'the run was never armed';
       findings.push({ kind: 'inconsistent-report', message: `${why}: nothing shows the device wrote the destination during the DMA` });
     }
     const status = findings.length === 0 ? 'pass' : 'fail';
+    // Translated buffers: the device addresses are IOVAs, and `bounced` compares what they translate to.
+    const iovas = iovaNote(r.buffers);
+    const through = evidence.destination.translated
+      ? ` (${iovas}${evidence.destination.bounced ? '; translated to a bounce buffer' : ''})`
+      : evidence.destination.bounced
+        ? ' (through a bounce buffer)'
+        : '';
     const summary =
       status === 'pass'
-        ? `${evidence.destination.length} bytes verified from guest RAM${evidence.destination.bounced ? ' (through a bounce buffer)' : ''}`
-        : [...findings.map((f) => f.message), evidence.mismatch ? describeMismatch(evidence.mismatch) : 'data intact'].join('; ');
+        ? `${evidence.destination.length} bytes verified from guest RAM${through}`
+        : [...findings.map((f) => f.message), evidence.mismatch ? describeMismatch(evidence.mismatch) : 'data intact', ...(iovas ? [iovas] : [])].join('; ');
     let excerpts: MemoryExcerpt[] | undefined;
     const artifacts: string[] = [];
     if (evidence.mismatch) {

@@ -71,7 +71,9 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
     opts.onProgress?.(`running "${c.name}"`);
     // swiotlb=noforce, or a vIOMMU (Linux bounces only untrusted devices there): no mapping can bounce, so a
     // bounced address in the report is a finding, as on direct.
-    const v = await runScenario(session, variant.machine?.swiotlb === 'off' || variant.machine?.iommu ? { ...c, nothingBounces: true } : c);
+    // Behind a vIOMMU, an access nothing answered is a refused IOVA (an iommu-fault), not a DMA into a hole.
+    const iommu = variant.machine?.iommu ? { behindIommu: true } : {};
+    const v = await runScenario(session, variant.machine?.swiotlb === 'off' || variant.machine?.iommu ? { ...c, ...iommu, nothingBounces: true } : c);
     record({ ...v, variant: variant.id, ...(c.rerun ? { rerun: c.rerun } : {}) });
     await opts.source.release(session, v);
   };

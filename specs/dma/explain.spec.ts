@@ -6,6 +6,10 @@ import type { BufferReport, RunResult } from '../../harness/contract/result.js';
 import { makeScenario } from '../../harness/contract/scenario.js';
 import { compareBytes, describeMismatch } from '../../harness/dma/compare.js';
 import { explain, type Evidence } from '../../harness/dma/explain.js';
+import { iovaNote, memoryExcerpts } from '../../harness/dma/excerpts.js';
+import { readThroughDevice } from '../../harness/dma/guest-buffer.js';
+import { gatherIommuFaults } from '../../harness/dma/iommu-faults.js';
+import { DeviceModelLog, parseDeviceModelLine } from '../../harness/machine/device-messages.js';
 
 const size = 4096;
 const buf = (role: 'source' | 'destination', cpu: number, device: number): BufferReport => ({
@@ -151,5 +155,89 @@ describe('dma: the evidence of the DMA window (armed, then go)', () => {
     const f = explain(windowEvidence({ destination: moved, armedDst: dst }));
     expect(f.map((x) => x.kind)).to.include('pages-changed');
     expect(f.find((x) => x.kind === 'pages-changed')!.message).to.match(/destination's page 1 was 0x201000 when armed, 0x300000 in the result/);
+  });
+});
+
+describe('dma: device accesses the IOMMU refused', () => {
+  // The use-after-unmap lines of iommu-notes.md (intel-iommu, QEMU 7.2): the destination's IOVA 0xfffe000.
+  const SLPTE = 'qemu-system-x86_64: vtd_iova_to_slpte: detected slpte permission error (iova=0xfffe000, level=0x1, slpte=0x0, write=1, pasid=0xffffffff)';
+  const TRANSLATE = 'qemu-system-x86_64: vtd_iommu_translate: detected translation failure (dev=00:02:00, iova=0xfffe000)';
+  const invalid = (a: number, access = 'write') => `Invalid ${access} at addr 0x${a.toString(16).toUpperCase()}, size 4, region '(null)', reason: rejected`;
+  const iovaBuf = (role: 'source' | 'destination', cpu: number, device: number): BufferReport => ({ ...buf(role, cpu, device), bounced: false, translated: true });
+  /** What a QEMU process kept of these lines (a 4 KiB refused write: 1024 lines, folded). */
+  function logged(lines: string[], at = 1000) {
+    const log = new DeviceModelLog();
+    for (const l of lines) log.add(parseDeviceModelLine(l, 'stderr', at)!);
+    return log.since(at);
+  }
+  const useAfterUnmap = () => logged([SLPTE, TRANSLATE, ...Array.from({ length: 1024 }, (_, i) => invalid(0xfffe000 + 4 * i))]);
+  const translatedEvidence = (over: Partial<Evidence> & { destinationCpu: Buffer }): Evidence =>
+    evidence({ source: iovaBuf('source', 0x66d6000, 0xffff000), destination: iovaBuf('destination', 0x66d9000, 0xfffe000), ...over });
+
+  it('counts the refused accesses from the per-access lines, quoting the first line QEMU printed', () => {
+    const f = gatherIommuFaults(useAfterUnmap(), false)!;
+    expect(f).to.deep.include({ accesses: 1024, writes: 1024, reads: 0, firstIova: 0xfffe000, line: SLPTE, reason: 'not mapped' });
+    // With -trace vtd_dmar_fault too, each access prints twice: counted once.
+    const traced = logged([SLPTE, ...Array.from({ length: 1024 }, (_, i) => [`vtd_dmar_fault sid 0x10 fault 5 addr 0x${(0xfffe000 + 4 * i).toString(16)} write 1`, invalid(0xfffe000 + 4 * i)]).flat()]);
+    expect(gatherIommuFaults(traced, false)).to.deep.include({ accesses: 1024, writes: 1024 });
+  });
+
+  it("an access nothing answered is an IOMMU fault only behind an IOMMU (without one it is a DMA into a hole)", () => {
+    const later = logged([invalid(0xfffe000), invalid(0xfffe004)]); // a second fault in the same QEMU: no vtd_* line again
+    expect(gatherIommuFaults(later, false)).to.equal(undefined);
+    expect(gatherIommuFaults(later, true)).to.deep.include({ accesses: 2, firstIova: 0xfffe000, line: invalid(0xfffe000) });
+    expect(gatherIommuFaults(logged(["Invalid read at addr 0x1001, size 4, region 'edu-mmio', reason: unaligned"]), true)).to.equal(undefined);
+  });
+
+  it('wins over the stale explanations: a destination that kept its fill because the IOMMU blocked the writes', () => {
+    const e = translatedEvidence({ destinationCpu: Buffer.alloc(size, FILL_BYTE), iommuFaults: gatherIommuFaults(useAfterUnmap(), true)! });
+    const findings = explain(e);
+    expect(findings.map((f) => f.kind)).to.deep.equal(['iommu-fault']);
+    expect(findings[0]!.message)
+      .to.contain('the IOMMU blocked 1024 device writes (first at IOVA 0xfffe000, QEMU: "qemu-system-x86_64: vtd_iova_to_slpte: detected slpte permission error')
+      .and.contain("IOVA 0xfffe000 is the destination's device address for data byte 0 of 4096")
+      .and.contain('a use after unmap, or a mapping shorter than the transfer')
+      .and.contain('kept its 0xa5 fill');
+    // The same bytes without the faults: never-written, as before.
+    expect(explain(translatedEvidence({ destinationCpu: Buffer.alloc(size, FILL_BYTE) })).map((f) => f.kind)).to.deep.equal(['never-written']);
+  });
+
+  it('a short mapping: names the byte of the data the refused write was for', () => {
+    const lines = ['qemu-system-x86_64: vtd_iova_to_slpte: detected slpte permission error (iova=0xffff000, level=0x1, slpte=0x0, write=1, pasid=0xffffffff)', invalid(0xffff000)];
+    const destination: BufferReport = { ...iovaBuf('destination', 0x66d9000, 0xfffe000), length: 8192, pages: [0x66d9000, 0x66da000], segments: [{ offset: 0, length: 4096, device: 0xfffe000 }, { offset: 4096, length: 4096, device: 0xffff000 }] };
+    const got = Buffer.concat([pattern(5, 8192).subarray(0, 4096), Buffer.alloc(4096, FILL_BYTE)]);
+    const e: Evidence = { ...translatedEvidence({ destinationCpu: Buffer.alloc(size, FILL_BYTE) }), destination, destinationCpu: got, mismatch: compareBytes(pattern(5, 8192), got), iommuFaults: gatherIommuFaults(logged(lines), true)! };
+    e.result = { ...e.result, buffers: [iovaBuf('source', 0x66d6000, 0xfff0000), destination] };
+    const [f, ...rest] = explain(e);
+    expect(rest).to.deep.equal([]);
+    expect(f!.message).to.contain('the IOMMU blocked 1 device write (first at IOVA 0xffff000').and.contain('data byte 4096 of 8192').and.not.contain('kept its');
+  });
+
+  it('the wrong direction: a mapping without write permission; an IOVA outside both buffers is said to be', () => {
+    const perm = 'qemu-system-x86_64: vtd_iova_to_slpte: detected slpte permission error (iova=0xffff000, level=0x1, slpte=0x66de001, write=1, pasid=0xffffffff)';
+    const e = translatedEvidence({ destinationCpu: Buffer.alloc(size, FILL_BYTE), iommuFaults: gatherIommuFaults(logged([perm, invalid(0xffff000)]), true)! });
+    expect(explain(e)[0]!.message).to.contain("the source's device address for data byte 0").and.contain('mapped for the wrong direction');
+    const elsewhere = translatedEvidence({ destinationCpu: Buffer.alloc(size, FILL_BYTE), iommuFaults: gatherIommuFaults(logged([invalid(0x8000000)]), true)! });
+    expect(explain(elsewhere)[0]!.message).to.contain("IOVA 0x8000000 is in neither buffer's device addresses (source 0xffff000..0xfffffff, destination 0xfffe000..0xfffefff)");
+  });
+
+  it('an IOMMU fault fails the run even when the data arrived', () => {
+    const e = translatedEvidence({ destinationCpu: pattern(5, size), iommuFaults: gatherIommuFaults(logged([invalid(0x8000000, 'read')]), true)! });
+    const findings = explain(e);
+    expect(findings.map((f) => f.kind)).to.deep.equal(['iommu-fault']);
+    expect(findings[0]!.message).to.match(/^the IOMMU blocked 1 device read \(first at IOVA 0x8000000/);
+  });
+
+  it('translated device addresses are never read as guest-physical, nor shown as such in excerpts', async () => {
+    const d = iovaBuf('destination', 0x66d9000, 0xfffe000);
+    const reads: number[] = [];
+    const memory = { read: async (gpa: number, n: number) => (reads.push(gpa), Buffer.alloc(n)), contains: () => true };
+    expect(await readThroughDevice(memory, d)).to.equal(null);
+    expect(reads).to.deep.equal([]);
+    const got = Buffer.alloc(size, FILL_BYTE);
+    const rows = memoryExcerpts({ mismatch: compareBytes(pattern(5, size), got)!, expected: pattern(5, size), destination: d, destinationCpu: got, destinationDevice: pattern(5, size), sourceCpu: null, sourceDevice: null })[0]!.rows;
+    expect(rows.map((r) => r.label)).to.deep.equal(['expected', 'destination (client buffer)']);
+    expect(iovaNote([iovaBuf('source', 0x66d6000, 0xffff000), d])).to.equal('device addresses are IOVAs the IOMMU translates (source 0xffff000..0xfffffff, destination 0xfffe000..0xfffefff)');
+    expect(iovaNote([buf('destination', 0x200000, 0x200000)])).to.equal('');
   });
 });
