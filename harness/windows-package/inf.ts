@@ -130,6 +130,8 @@ export interface InfCheckOptions {
   lineEndings?: 'crlf' | 'any';
   /** Check the Windows Driver rules this checker can (a subset of InfVerif /w; see windowsDriverChecks). */
   windowsDriver?: WindowsDriverRules;
+  /** Every install opts into DMA remapping, per device and per driver (see dmaRemappingProblems). */
+  dmaRemappingOptIn?: boolean;
 }
 
 export interface OsVersion {
@@ -226,6 +228,7 @@ export function checkInf(text: string, opts: InfCheckOptions): InfCheck[] {
   const copied = new Set<string>();
   const serviceBinaries: string[] = [];
   let msi: boolean | undefined;
+  const remapProblems: string[] = [];
   for (const inst of installs) {
     const ddi = section(inf, `${inst}.NT`) ? `${inst}.NT` : section(inf, inst) ? inst : undefined;
     if (!ddi) {
@@ -252,6 +255,7 @@ export function checkInf(text: string, opts: InfCheckOptions): InfCheck[] {
     }
     const svc = values(inf, `${ddi}.Services`, 'AddService');
     if (svc.length === 0) instProblems.push(`[${ddi}.Services] with AddService missing`);
+    if (opts.dmaRemappingOptIn) remapProblems.push(...dmaRemappingProblems(inf, ddi, svc.map((a) => a[2] ?? '')));
     for (const a of svc) {
       const flags = parseInt(a[1] ?? '0', 16);
       if (!(flags & 0x2)) instProblems.push(`AddService ${a[0]} lacks flag 0x2 (SPSVCINST_ASSOCSERVICE)`);
@@ -289,8 +293,39 @@ export function checkInf(text: string, opts: InfCheckOptions): InfCheck[] {
 
   if (opts.driverUsesMsi !== undefined)
     add('msi-consistent', (msi ?? false) === opts.driverUsesMsi ? [] : [`INF MSISupported=${msi ? 1 : 0} but the driver ${opts.driverUsesMsi ? 'connects' : 'does not connect'} message-signaled interrupts`], `MSISupported=${msi ? 1 : 0}, matches the driver`);
+  if (opts.dmaRemappingOptIn) add('dma-remapping-opt-in', remapProblems, 'every install opts into DMA remapping: "DMA Management" RemappingSupported=1 (per device) and Parameters DmaRemappingCompatible=1 (per driver)');
   if (opts.windowsDriver) checks.push(...windowsDriverChecks(inf, opts.windowsDriver));
   return checks;
+}
+
+/** An AddReg line of any of `lists`' sections: root, subkey, value name, REG_DWORD (0x00010001), data. */
+function hasDword(inf: Inf, lists: string[][], root: string, subkey: string, name: string, data: string): boolean {
+  return lists.some((list) =>
+    list.some((target) =>
+      (section(inf, target)?.lines ?? []).some((l) => {
+        const [r, k, n, type, d] = l.values.map((v) => v.trim());
+        return r?.toUpperCase() === root && k?.toLowerCase() === subkey.toLowerCase() && n?.toLowerCase() === name.toLowerCase() && parseInt(type ?? '', 16) === 0x10001 && d !== undefined && Number(d) === Number(data);
+      }),
+    ),
+  );
+}
+
+/**
+ * "Enabling DMA remapping for device drivers" (Microsoft Learn): per device, in the device's hardware key,
+ * HKR,"DMA Management",RemappingSupported,0x00010001,1 (Windows 11 24H2 and later; it overrides the
+ * other); per driver, in the service's AddReg, HKR,Parameters,DmaRemappingCompatible,0x00010001,1
+ * (Windows 10 1803 to 23H2). Both, so the opt-in holds on every Windows that reads one.
+ */
+function dmaRemappingProblems(inf: Inf, ddi: string, serviceSections: string[]): string[] {
+  const problems: string[] = [];
+  if (!hasDword(inf, values(inf, `${ddi}.HW`, 'AddReg'), 'HKR', 'DMA Management', 'RemappingSupported', '1')) {
+    problems.push(`[${ddi}.HW] AddReg lacks HKR,"DMA Management",RemappingSupported,0x00010001,1 (the per-device DMA remapping opt-in)`);
+  }
+  for (const s of serviceSections)
+    if (!hasDword(inf, values(inf, s, 'AddReg'), 'HKR', 'Parameters', 'DmaRemappingCompatible', '1')) {
+      problems.push(`service section [${s}] AddReg lacks HKR,Parameters,DmaRemappingCompatible,0x00010001,1 (the per-driver DMA remapping opt-in)`);
+    }
+  return problems;
 }
 
 const cmpOs = (a: OsVersion, b: OsVersion) => a.major - b.major || a.minor - b.minor || a.build - b.build;

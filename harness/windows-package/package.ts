@@ -14,6 +14,8 @@ export const EDUDMA_INF_OPTIONS: InfCheckOptions = {
   catalogFile: 'edudma.cat',
   driverFile: 'edudma.sys',
   windowsDriver: { enforceFromBuild: INFVERIF_WBUILD, downlevel: { major: 6, minor: 1, build: 7601 } },
+  // The Windows iommu variant relies on it (docs/windows.md, "Windows variants").
+  dmaRemappingOptIn: true,
 };
 
 export const PACKAGE_FILES = ['edudma.sys', 'edudma.inf', 'edudma.cat', 'edudma-test.cer', 'dmactl.exe', 'install.cmd'] as const;

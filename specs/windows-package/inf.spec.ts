@@ -26,7 +26,7 @@ describe('windows-package: INF checks of edudma.inf', function () {
   it('edudma.inf passes every check', function () {
     const checks = checkInf(INF, opts);
     expect(checks.filter((c) => !c.ok), JSON.stringify(checks.filter((c) => !c.ok))).to.deep.equal([]);
-    expect(checks.map((c) => c.id)).to.include.members(['version-catalog', 'strings-resolved', 'hardware-id', 'files', 'msi-consistent', 'no-classinstall32', 'system-class', 'driver-store', 'dirid-13-downlevel']);
+    expect(checks.map((c) => c.id)).to.include.members(['version-catalog', 'strings-resolved', 'hardware-id', 'files', 'msi-consistent', 'no-classinstall32', 'system-class', 'driver-store', 'dirid-13-downlevel', 'dma-remapping-opt-in']);
   });
 
   it('Windows picks the 1709+ (DIRID 13) models section from build 16299 on, the undecorated one before, none for ARM64', function () {
@@ -103,6 +103,13 @@ describe('windows-package: INF checks of edudma.inf', function () {
     ['DIRID 13 for Windows 7 to 10 1703', () => replace(/^EduDma_CopyFiles_Downlevel\s*=\s*12/m, 'EduDma_CopyFiles_Downlevel = 13'), 'dirid-13-downlevel'],
     ['DIRID 13 from 1703 (decorated 15063)', () => INF.replaceAll('10.0...16299', '10.0...15063'), 'dirid-13-downlevel'],
     ['no models section for Windows 7', () => replace('Standard,NTamd64,NTx86,NTamd64', 'Standard,NTamd64'), 'dirid-13-downlevel'],
+    // DMA remapping opt-in (the Windows iommu variant): per device and per driver, on every install
+    ['no per-device DMA remapping opt-in', () => replace(/^HKR,"DMA Management",RemappingSupported.*$/m, ''), 'dma-remapping-opt-in'],
+    ['per-device DMA remapping opted out (0)', () => replace('RemappingSupported,0x00010001,1', 'RemappingSupported,0x00010001,0'), 'dma-remapping-opt-in'],
+    ['no per-driver DMA remapping opt-in', () => replace(/^HKR,Parameters,DmaRemappingCompatible.*$/m, ''), 'dma-remapping-opt-in'],
+    ['per-driver opt-in only when verified (2)', () => replace('DmaRemappingCompatible,0x00010001,1', 'DmaRemappingCompatible,0x00010001,2'), 'dma-remapping-opt-in'],
+    ['per-driver opt-in as a string, not a DWORD', () => replace('DmaRemappingCompatible,0x00010001,1', 'DmaRemappingCompatible,0x00000000,1'), 'dma-remapping-opt-in'],
+    ['the downlevel service without the opt-in', () => replace('ServiceBinary = %12%\\edudma.sys\nAddReg        = EduDma_ServiceReg', 'ServiceBinary = %12%\\edudma.sys'), 'dma-remapping-opt-in'],
   ];
   for (const [name, make, id] of seeds) {
     it(`catches: ${name} -> ${id}`, function () {
