@@ -699,27 +699,12 @@ static bool skip_source_sync(const struct dmahil_scenario *s)
 	return s->fault == DMAHIL_FAULT_SKIP_SYNC && s->direction == DMAHIL_DIR_TO_DEVICE;
 }
 
-static int prepare_buffers(struct edudma_dev *d, struct edudma_held *h, const struct dmahil_scenario *s,
-			   struct dmahil_result *r)
+/* Source: stale bytes first, then the pattern written by the CPU; mapped or chunked for the device. */
+static int prepare_source(struct device *dev, const struct dmahil_scenario *s, struct edudma_buf *src,
+			  struct dmahil_result *r)
 {
-	struct device *dev = &d->pdev->dev;
-	struct edudma_buf *src = &h->buf[0], *dst = &h->buf[1];
-	bool common = s->method == DMAHIL_METHOD_COMMON_BUFFER;
-	u32 src_kind = s->direction == DMAHIL_DIR_FROM_DEVICE ? DMAHIL_KIND_STAGING :
-		       common ? DMAHIL_KIND_COMMON : DMAHIL_KIND_CLIENT;
-	u32 dst_kind = s->direction == DMAHIL_DIR_TO_DEVICE ? DMAHIL_KIND_READBACK :
-		       common ? DMAHIL_KIND_COMMON : DMAHIL_KIND_CLIENT;
-
-	if (buf_alloc(dev, src, DMAHIL_ROLE_SOURCE, src_kind, s, r, &r->buffers[0]))
-		return -1;
-	r->buffer_count = 1;
-	if (buf_alloc(dev, dst, DMAHIL_ROLE_DESTINATION, dst_kind, s, r, &r->buffers[1]))
-		return -1;
-	r->buffer_count = 2;
-
-	/* Source: stale bytes first, then the pattern written by the CPU. */
 	memset(src->cpu, DMAHIL_STALE_BYTE, src->alloc_size);
-	if (src_kind == DMAHIL_KIND_CLIENT) {
+	if (src->kind == DMAHIL_KIND_CLIENT) {
 		/* full: map, late CPU write, sync_for_device. skip-sync: the same without the sync. minimal: write, map. */
 		bool skip = skip_source_sync(s);
 		bool late = s->sync == DMAHIL_SYNC_FULL || skip;
@@ -733,26 +718,61 @@ static int prepare_buffers(struct edudma_dev *d, struct edudma_held *h, const st
 			if (!skip)
 				sync_for_device(dev, src, r);
 		}
-	} else {
-		dmahil_pattern_fill(buf_data(src), s->seed, 0, s->size);
-		wmb();
-		if (chunk_coherent(src, r))
-			return -1;
+		return 0;
 	}
+	dmahil_pattern_fill(buf_data(src), s->seed, 0, s->size);
+	wmb();
+	return chunk_coherent(src, r);
+}
 
-	/* Destination: the fill byte before the device writes. */
+/* Destination: the fill byte before the device writes; mapped or chunked for the device. */
+static int prepare_destination(struct device *dev, const struct dmahil_scenario *s, struct edudma_buf *dst,
+			       struct dmahil_result *r)
+{
 	memset(dst->cpu, DMAHIL_FILL_BYTE, dst->alloc_size);
 	/* Test build only (lies.c): the bug of a driver that copies with the CPU; the DMA still runs. */
 	if (s->test_flags & DMAHIL_TEST_PRECOPY)
 		dmahil_pattern_fill(buf_data(dst), s->seed, 0, s->size);
-	if (dst_kind == DMAHIL_KIND_CLIENT) {
+	if (dst->kind == DMAHIL_KIND_CLIENT) {
 		enum dma_data_direction dir = s->fault == DMAHIL_FAULT_WRONG_DIRECTION ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
 
-		if (map_client(dev, s, dst, dir, r))
+		return map_client(dev, s, dst, dir, r);
+	}
+	wmb();
+	return chunk_coherent(dst, r);
+}
+
+static int prepare_buffers(struct edudma_dev *d, struct edudma_held *h, const struct dmahil_scenario *s,
+			   struct dmahil_result *r)
+{
+	struct device *dev = &d->pdev->dev;
+	struct edudma_buf *src = &h->buf[0], *dst = &h->buf[1];
+	bool common = s->method == DMAHIL_METHOD_COMMON_BUFFER;
+	u32 src_kind = s->direction == DMAHIL_DIR_FROM_DEVICE ? DMAHIL_KIND_STAGING :
+		       common ? DMAHIL_KIND_COMMON : DMAHIL_KIND_CLIENT;
+	u32 dst_kind = s->direction == DMAHIL_DIR_TO_DEVICE ? DMAHIL_KIND_READBACK :
+		       common ? DMAHIL_KIND_COMMON : DMAHIL_KIND_CLIENT;
+
+	if (s->fault == DMAHIL_FAULT_SHORT_MAPPING && src_kind == DMAHIL_KIND_STAGING) {
+		/*
+		 * IOVAs are allocated top-down: a staging buffer allocated first would sit just above the short
+		 * mapping, where the device's overrun writes it unnoticed. Allocated after, it lies below.
+		 */
+		if (buf_alloc(dev, dst, DMAHIL_ROLE_DESTINATION, dst_kind, s, r, &r->buffers[1]) ||
+		    prepare_destination(dev, s, dst, r) ||
+		    buf_alloc(dev, src, DMAHIL_ROLE_SOURCE, src_kind, s, r, &r->buffers[0]))
+			return -1;
+		r->buffer_count = 2;
+		if (prepare_source(dev, s, src, r))
 			return -1;
 	} else {
-		wmb();
-		if (chunk_coherent(dst, r))
+		if (buf_alloc(dev, src, DMAHIL_ROLE_SOURCE, src_kind, s, r, &r->buffers[0]))
+			return -1;
+		r->buffer_count = 1;
+		if (buf_alloc(dev, dst, DMAHIL_ROLE_DESTINATION, dst_kind, s, r, &r->buffers[1]))
+			return -1;
+		r->buffer_count = 2;
+		if (prepare_source(dev, s, src, r) || prepare_destination(dev, s, dst, r))
 			return -1;
 	}
 	buf_note_bounced(src, &r->buffers[0], edudma_dma_domain(dev));
