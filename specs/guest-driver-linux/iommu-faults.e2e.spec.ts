@@ -111,6 +111,22 @@ describe('guest-driver/linux: edudma behind intel-iommu (the iommu variant)', fu
     return (await rejectedWrites()) - before;
   }
 
+  // First, while no IOVA has been freed: the allocator then places each mapping just below the previous one.
+  it('short-mapping, from-device on a fresh guest: the overrun is rejected and misses the staging buffer', async () => {
+    const before = await rejectedWrites();
+    const held = await session.run(makeScenario({ direction: 'from-device', size: 12288, seed: 5, fault: 'short-mapping' }));
+    try {
+      expect(held.result.ok, JSON.stringify(held.result.error)).to.equal(true);
+      const [staging, dst] = await Promise.all(held.result.buffers.map((b) => readThroughCpu(session.memory, b)));
+      expect(staging.equals(pattern(5, 12288)), 'the staging buffer was overwritten').to.equal(true);
+      expect(dst.subarray(0, 4096).equals(pattern(5, 4096))).to.equal(true);
+      expect(dst.subarray(4096).equals(Buffer.alloc(8192, 0xa5))).to.equal(true);
+    } finally {
+      await held.release();
+    }
+    expect(await rejectedSince(before)).to.be.greaterThan(0);
+  });
+
   it('every buffer is translated, none bounced, and the data arrives', async () => {
     for (const s of [{ size: 4096 }, { size: 8192, offset: 100, method: 'scatter-gather' as const }, { direction: 'from-device' as const, size: 5000, method: 'common-buffer' as const }]) {
       const { result, destination } = await runOn(session, s);
