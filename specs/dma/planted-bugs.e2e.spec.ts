@@ -100,7 +100,7 @@ describe('dma: the planted bugs of the test build are real (hand-written scenari
     expect((await verdict(bounce, 'bounce', { direction: 'from-device', size: 1 })).status).to.equal('fail');
   });
 
-  it('the fixed catalog (all 23 scenarios, as dmahil run --all --boot runs them) catches first-page, last-chunk and sg-last, and misses skip-64k and race', async () => {
+  it('the fixed catalog (its 23 direct and bounce scenarios, as dmahil run --all --boot runs them) catches first-page, last-chunk and sg-last, and misses skip-64k and race', async () => {
     const edu = await probeEduBehaviour(DEFAULT_QEMU_BINARY);
     // These guests, never closed by the suite (as --boot reuses its guests).
     const source: SessionSource = { acquire: async (v) => (v.forceBounce ? bounce : direct), release: async () => undefined, close: async () => undefined, notPristine: () => 'two booted guests reused' };
@@ -108,7 +108,8 @@ describe('dma: the planted bugs of the test build are real (hand-written scenari
     for (const bug of Object.keys(PLANTED_BUGS) as PlantedBug[]) {
       await plant(bounce, bug);
       await plant(direct, bug);
-      const verdicts = await runSuite(CATALOG, { source, notApplicable: (c) => notApplicable(c, edu) });
+      // The planted bugs are coherency bugs of these two guests; the IOMMU and high-memory ones need their own machines.
+      const verdicts = await runSuite(CATALOG.filter((e) => e.variant === 'direct' || e.variant === 'bounce'), { source, notApplicable: (c) => notApplicable(c, edu) });
       expect(verdicts).to.have.length(23);
       caught[bug] = verdicts.filter((v) => outcome(v) === 'not-ok').map((v) => `${v.variant} ${v.name}`);
     }
