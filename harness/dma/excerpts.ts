@@ -50,8 +50,8 @@ export function deviceAddress(b: BufferReport, offset: number): number | null {
 }
 
 /**
- * "device addresses are IOVAs (destination 0xfffe000..0xfffefff, source ...)" for the translated buffers,
- * or '' when none is: the addresses the device was given, which the host never reads.
+ * "device addresses are IOVAs the IOMMU translates: source ..., destination 0xfffe000..0xfffefff" for the
+ * translated buffers, or '' when none is: the addresses the device was given, which the host never reads.
  */
 export function iovaNote(buffers: BufferReport[]): string {
   const range = (b: BufferReport): string => {
@@ -60,7 +60,7 @@ export function iovaNote(buffers: BufferReport[]): string {
     return first && last ? `${b.role} 0x${first.device.toString(16)}..0x${(last.device + last.length - 1).toString(16)}` : `${b.role} none reported`;
   };
   const translated = buffers.filter((b) => b.translated);
-  return translated.length ? `device addresses are IOVAs the IOMMU translates (${translated.map(range).join(', ')})` : '';
+  return translated.length ? `device addresses are IOVAs the IOMMU translates: ${translated.map(range).join(', ')}` : '';
 }
 
 /** Windows of at most MAX_WINDOW bytes, 16-byte aligned, around the first differing ranges; overlapping windows merge. */

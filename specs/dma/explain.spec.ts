@@ -237,7 +237,7 @@ describe('dma: device accesses the IOMMU refused', () => {
     const got = Buffer.alloc(size, FILL_BYTE);
     const rows = memoryExcerpts({ mismatch: compareBytes(pattern(5, size), got)!, expected: pattern(5, size), destination: d, destinationCpu: got, destinationDevice: pattern(5, size), sourceCpu: null, sourceDevice: null })[0]!.rows;
     expect(rows.map((r) => r.label)).to.deep.equal(['expected', 'destination (client buffer)']);
-    expect(iovaNote([iovaBuf('source', 0x66d6000, 0xffff000), d])).to.equal('device addresses are IOVAs the IOMMU translates (source 0xffff000..0xfffffff, destination 0xfffe000..0xfffefff)');
+    expect(iovaNote([iovaBuf('source', 0x66d6000, 0xffff000), d])).to.equal('device addresses are IOVAs the IOMMU translates: source 0xffff000..0xfffffff, destination 0xfffe000..0xfffefff');
     expect(iovaNote([buf('destination', 0x200000, 0x200000)])).to.equal('');
   });
 });
