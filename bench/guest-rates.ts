@@ -8,7 +8,7 @@ import { restoreLinuxGuest, startLinuxGuest } from '../harness/guest/linux/profi
 import type { IcountConfig } from '../harness/machine/config.js';
 import { CHEAP_WAITS, saveSnapshot } from '../harness/snapshot/index.js';
 import { RESTORE_PROBE, SnapshotSessionSource } from '../harness/dma/snapshot-session-source.js';
-import { VARIANTS, type CatalogEntry } from '../harness/dma/catalog.js';
+import { VARIANTS, type CatalogEntry, type GuestVariant } from '../harness/dma/catalog.js';
 import { runSuite } from '../harness/dma/run-suite.js';
 import type { Verdict } from '../harness/dma/verdict.js';
 import { median } from './table.js';
@@ -19,15 +19,16 @@ export interface GuestBenchContext {
   log: (m: string) => void;
 }
 
-function boot(ctx: GuestBenchContext, name: string, icount?: IcountConfig, accel: 'auto' | 'kvm' | 'tcg' = 'auto') {
+function boot(ctx: GuestBenchContext, name: string, icount?: IcountConfig, accel: 'auto' | 'kvm' | 'tcg' = 'auto', variant: GuestVariant = VARIANTS.direct) {
   return startLinuxGuest({
     repoRoot: ctx.repoRoot,
     cacheDir: path.join(ctx.repoRoot, '.cache'),
     artifactsDir: path.join(ctx.artifacts, name),
-    forceBounce: false,
+    forceBounce: variant.forceBounce,
     accel,
     bootTimeoutMs: 180_000,
     icount,
+    ...(variant.machine ? { variant: variant.machine } : {}),
   });
 }
 
@@ -72,8 +73,8 @@ export async function restoreSamples(ctx: GuestBenchContext, n: number): Promise
 }
 
 /** Verified 4 KiB round trips per second, each judged from guest RAM like any scenario. */
-export async function roundTripRate(ctx: GuestBenchContext, label: string, icount: IcountConfig | undefined, n: number, accel: 'auto' | 'kvm' | 'tcg' = 'auto'): Promise<number> {
-  const session = await boot(ctx, `rate-${label}`, icount, accel);
+export async function roundTripRate(ctx: GuestBenchContext, label: string, icount: IcountConfig | undefined, n: number, accel: 'auto' | 'kvm' | 'tcg' = 'auto', variant?: GuestVariant): Promise<number> {
+  const session = await boot(ctx, `rate-${label}`, icount, accel, variant);
   try {
     const started = performance.now();
     for (let i = 0; i < n; i++) {

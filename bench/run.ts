@@ -16,6 +16,7 @@ import { requireSetpriv } from '../harness/machine/launch-checks.js';
 import { REFERENCE_AUTO_ACCEL } from '../harness/guest/linux/profile.js';
 import { benchTable, median, type Metric } from './table.js';
 import { catalogRun, exploreRun } from './explore-rates.js';
+import { VARIANTS } from '../harness/dma/catalog.js';
 import { buildPlantedDriver, PLANTED_BUGS, plantedParams, type PlantedBug } from '../guest-driver/linux/planted.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -147,6 +148,11 @@ async function main(): Promise<void> {
   const fastRate = await roundTripRate(ctx, 'cheap-waits', CHEAP_WAITS, ROUND_TRIPS);
   // Where KVM works, the reference guest's accelerator is chosen by this measurement, not assumed.
   const kvmRate = kvm.execution?.works ? await roundTripRate(ctx, 'kvm', undefined, KVM_ROUND_TRIPS, 'kvm') : undefined;
+  // The cost of bouncing and of remapping, each against direct measured just above.
+  const variantRates: Array<[string, number]> = [];
+  for (const v of [VARIANTS.bounce, VARIANTS.iommu, VARIANTS['iommu-lazy'], VARIANTS['high-memory']]) {
+    variantRates.push([v.id, await roundTripRate(ctx, `cheap-waits-${v.id}`, CHEAP_WAITS, ROUND_TRIPS, 'auto', v)]);
+  }
   const oneGuest = await parallelThroughput(ctx, 1, PARALLEL_SCENARIOS);
   const twoGuests = await parallelThroughput(ctx, 2, PARALLEL_SCENARIOS);
   const explore = await exploreMetrics(ctx, image.kernelVersion);
@@ -164,6 +170,10 @@ async function main(): Promise<void> {
       name: 'roundTrips4KiBPerS', unit: '/s', value: fastRate, samples: [fastRate], better: 'higher',
       baseline: { name: 'roundTrips4KiBPerSRealTimeWaits', value: slowRate, samples: [slowRate] }, goal: '>= 50/s',
     },
+    ...variantRates.map(([id, rate]) => ({
+      name: `roundTrips4KiBPerS${id.replace(/(^|-)(\w)/g, (_m, _d, c: string) => c.toUpperCase())}`, unit: '/s', value: rate, samples: [rate], better: 'higher' as const,
+      baseline: { name: 'roundTrips4KiBPerS (direct)', value: fastRate, samples: [fastRate] }, goal: `${VARIANTS[id as keyof typeof VARIANTS].description}`,
+    })),
     ...(kvmRate === undefined
       ? []
       : [{
