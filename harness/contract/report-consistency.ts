@@ -14,6 +14,7 @@ export type ConsistencyRule =
   | 'bounce-ranges-overlap'
   | 'bounced-on-a-direct-guest'
   | 'device-address-is-not-the-cpu-address'
+  | 'translated-without-an-iommu'
   | 'success-with-a-failed-call';
 
 export interface Violation {
@@ -29,6 +30,11 @@ export interface ConsistencyOptions {
   guest?: string;
   /** The device's DMA mask: a device address beyond it is judged by the beyond-mask finding instead. */
   dmaMaskBits: number;
+  /**
+   * Whether the host put the device behind an IOMMU; undefined when it cannot tell. Without one, a buffer
+   * that says translated would dodge the checks that compare device addresses with CPU pages.
+   */
+  iommu?: boolean;
 }
 
 const h = (n: number): string => `0x${n.toString(16)}`;
@@ -74,6 +80,7 @@ export function checkReportConsistency(r: RunResult, opts: ConsistencyOptions): 
   const bounceRanges: Array<{ b: BufferReport; start: number; end: number }> = [];
   const sameSpace = (a: BufferReport, b: BufferReport): boolean => a.translated === b.translated;
   for (const b of r.buffers) {
+    if (b.translated && opts.iommu === false) add('translated-without-an-iommu', `the ${name(b)} says its device addresses are IOVAs, but the host booted the guest without an IOMMU`);
     if (b.bounced && opts.direct) add('bounced-on-a-direct-guest', `the ${name(b)} reports bounced device addresses on the ${opts.guest ?? 'direct'} guest, where nothing bounces`);
     b.segments.forEach((s, i) => {
       if (s.device + s.length > limit) return; // the beyond-mask finding fails it

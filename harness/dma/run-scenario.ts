@@ -41,7 +41,7 @@ export interface ScenarioCase {
   nothingBounces?: boolean;
   /**
    * The device sits behind an IOMMU (the variant's machine has one): an access nothing answered is then a
-   * refused IOVA. Without it, translated buffers or QEMU's own IOMMU lines in the scenario say so.
+   * refused IOVA. Default: the session's machine config says; without a machine, translated buffers do.
    */
   behindIommu?: boolean;
 }
@@ -152,11 +152,13 @@ export async function runScenario(session: GuestSession, c: ScenarioCase, opts: 
     }
     const messages = scenarioMessages(session, target, started);
     const clamps = messages.flatMap((m) => (m.kind === 'edu-clamp' ? [{ from: Number(m.from), to: Number(m.to), line: m.line, ...(m.more ? { more: m.more } : {}) }] : []));
-    const iommuFaults = gatherIommuFaults(messages, c.behindIommu === true || r.buffers.some((b) => b.translated));
+    // The host's own machine says whether there is an IOMMU; only without one is the guest's word taken.
+    const iommu = c.behindIommu ?? (target ? target.machine.config.iommu !== undefined : undefined);
+    const iommuFaults = gatherIommuFaults(messages, iommu ?? r.buffers.some((b) => b.translated));
     // The report must hold together before its bytes mean anything: a page the source and the
     // destination share would let the CPU's pattern pass for the device's.
     const direct = c.variant === 'direct' || c.nothingBounces === true;
-    const violations = checkReportConsistency(r, { direct, ...(c.variant ? { guest: c.variant } : {}), dmaMaskBits: r.driver.dmaMaskBits ?? EDU_DMA_BITS });
+    const violations = checkReportConsistency(r, { direct, ...(c.variant ? { guest: c.variant } : {}), dmaMaskBits: r.driver.dmaMaskBits ?? EDU_DMA_BITS, ...(iommu !== undefined ? { iommu } : {}) });
     const evidence = await gatherEvidence(session, r, expectSeed, clamps, iommuFaults, before);
     const findings = [...violations.map((v) => ({ kind: 'inconsistent-report' as const, message: `the guest's report does not hold together (${v.rule}): ${v.message}` })), ...explain(evidence)];
     if (!before) {

@@ -125,6 +125,14 @@ describe('contract: a run report must hold together before its bytes are judged'
       expect(rules(result([iova('source', SRC, 0xfff8000, true), buffer('destination', DST, 7, 12 * 1024, 0xfff8000)]), bounce)).to.not.include('bounce-ranges-overlap');
     });
 
+    it('translated on a guest the host booted without an IOMMU: a lie that would dodge the address checks', () => {
+      expect(messages(translated(), { ...direct, iommu: false })).to.deep.equal([
+        'the source says its device addresses are IOVAs, but the host booted the guest without an IOMMU',
+        'the destination says its device addresses are IOVAs, but the host booted the guest without an IOMMU',
+      ]);
+      expect(checkReportConsistency(translated(), { ...direct, iommu: true })).to.deep.equal([]);
+    });
+
     it('an IOVA beyond the DMA mask is still left to the beyond-mask finding (edu clamps before it translates)', () => {
       const d = iova('destination', DST, 0xfff8000);
       d.segments[0] = { ...d.segments[0]!, device: d.segments[0]!.device + 2 ** 28 };
