@@ -2,10 +2,11 @@
 // A negative control names the finding the harness must report; it passes only when caught for that reason.
 import { makeScenario, type Scenario } from '../contract/scenario.js';
 import type { VariantMachine } from '../guest/linux/variant-machine.js';
+import type { WindowsVariantMachine } from '../guest/windows/variant.js';
 import type { ScenarioCase } from './run-scenario.js';
 
 /** direct and bounce: every guest profile has them; the others are the reference guest's own machines. */
-export type BuiltinVariantId = 'direct' | 'bounce' | 'iommu' | 'iommu-lazy' | 'high-memory';
+export type BuiltinVariantId = 'direct' | 'bounce' | 'iommu' | 'iommu-lazy' | 'high-memory' | 'verifier';
 
 /** The variants `dmahil explore` searches (a seed's sequence of scenarios is fixed on them). */
 export const EXPLORED_VARIANTS = ['direct', 'bounce'] as const;
@@ -21,6 +22,8 @@ export interface GuestVariant {
   description: string;
   /** A declared variant's reference-guest machine (memory, CPUs, swiotlb, the edu's mask). */
   machine?: VariantMachine;
+  /** What the variant is on a Windows golden image (docs/windows.md, "Windows variants"). */
+  windows?: WindowsVariantMachine;
 }
 
 export const VARIANTS: Record<BuiltinVariantId, GuestVariant> = {
@@ -30,6 +33,7 @@ export const VARIANTS: Record<BuiltinVariantId, GuestVariant> = {
   iommu: {
     id: 'iommu', forceBounce: false, description: 'intel-iommu, strict invalidation: device addresses are IOVAs',
     machine: { iommu: 'intel-iommu', iommuMode: 'strict' },
+    windows: { iommu: 'intel-iommu' },
   },
   'iommu-lazy': {
     id: 'iommu-lazy', forceBounce: false, description: 'intel-iommu, lazy (batched) invalidation: device addresses are IOVAs',
@@ -41,11 +45,21 @@ export const VARIANTS: Record<BuiltinVariantId, GuestVariant> = {
     id: 'high-memory', forceBounce: false, description: '4.5 GiB of RAM, the edu reaches 4 GiB: buffers above it bounce',
     machine: { memoryMiB: 4608, eduDmaMask: '0xffffffff' },
   },
+  // Windows only: bounce's 4 GiB (map registers) with Driver Verifier's DMA checking on edudma.sys.
+  verifier: {
+    id: 'verifier', forceBounce: true, description: 'Driver Verifier DMA checking on edudma.sys, map registers (Windows)',
+    windows: { verifier: true },
+  },
 };
 
 /** Variants that set the reference guest's machine: a golden image (Windows) brings its own. */
 export function referenceOnly(variant: GuestVariant): boolean {
-  return variant.machine !== undefined;
+  return variant.machine !== undefined && variant.windows === undefined;
+}
+
+/** Variants of a Windows golden image alone (Driver Verifier): the reference guest has no such thing. */
+export function windowsOnly(variant: GuestVariant): boolean {
+  return variant.windows !== undefined && variant.machine === undefined;
 }
 
 export interface CatalogEntry extends ScenarioCase {
@@ -112,6 +126,14 @@ export const CATALOG: CatalogEntry[] = [
   entry('high-memory', false, 'high-memory round-trip 64 KiB', { size: 64 * KiB, seed: 91 }),
   entry('high-memory', false, 'high-memory from-device 5000 B at offset 3', { direction: 'from-device', size: 5000, offset: 3, seed: 92 }),
   entry('high-memory', false, 'high-memory control: skipped sync after the device wrote', { direction: 'from-device', size: 4095, seed: 93, fault: 'skip-sync' }, { expectFinding: 'stale-client-buffer' }),
+
+  // Driver Verifier's DMA checking (Windows): every DMA path of a correct driver passes without bug check 0xE6.
+  entry('verifier', false, 'verified round-trip 4096 B', { size: 4096, seed: 101 }),
+  entry('verifier', false, 'verified round-trip 64 KiB, minimal sync', { size: 64 * KiB, sync: 'minimal', seed: 102 }),
+  entry('verifier', false, 'verified from-device 5000 B at offset 3', { direction: 'from-device', size: 5000, offset: 3, seed: 103 }),
+  entry('verifier', false, 'verified to-device 8 KiB at offset 4095', { direction: 'to-device', size: 8 * KiB, offset: 4095, seed: 104 }),
+  entry('verifier', false, 'verified scatter-gather 12 KiB', { method: 'scatter-gather', size: 12 * KiB, offset: 5, seed: 105 }),
+  entry('verifier', false, 'verified common-buffer round-trip 8 KiB', { method: 'common-buffer', size: 8 * KiB, seed: 106 }),
 ];
 
 export function selectCatalog(opts: { all: boolean; grep?: RegExp }): CatalogEntry[] {

@@ -1,5 +1,5 @@
 // Start a guest of a profile: the one way the CLI and library users boot a guest with the test driver.
-import { VARIANTS, type BuiltinVariantId, type GuestVariant } from '../dma/catalog.js';
+import { referenceOnly, VARIANTS, windowsOnly, type BuiltinVariantId, type GuestVariant } from '../dma/catalog.js';
 import { UsageError } from '../errors.js';
 import { startLinuxGuest, type LinuxGuestOptions } from '../guest/linux/profile.js';
 import type { GuestSession } from '../guest/session.js';
@@ -16,8 +16,10 @@ export interface StartGuestOptions {
    */
   profile: 'linux' | 'windows';
   /**
-   * 'direct' (default): device addresses are the CPU's pages; 'bounce': every DMA mapping bounces; or a
-   * variant of your own for the reference guest, with its `machine` (memory, CPUs, swiotlb, the edu's mask).
+   * 'direct' (default): device addresses are the CPU's pages; 'bounce': every DMA mapping bounces; another
+   * built-in one (VARIANTS: 'iommu' on both profiles, 'verifier' on Windows alone, the rest the reference
+   * guest's); or a variant of your own for the reference guest, with its `machine` (memory, CPUs, swiotlb,
+   * the edu's mask).
    */
   variant?: BuiltinVariantId | GuestVariant;
   /** For profile 'windows': the golden image's manifest (.json) or .qcow2 (default DMAHIL_WINDOWS_IMAGE). */
@@ -59,7 +61,8 @@ export async function startGuest(opts: StartGuestOptions): Promise<GuestSession>
   const variant = guestVariant(opts.variant);
   if (typeof opts.variant === 'object') checkVariant(variant);
   // A declared machine is the reference guest's: a golden image's memory and DMA width are its own.
-  if (variant.machine && opts.profile === 'windows') throw new UsageError(`guest variant "${variant.id}" sets the reference guest's machine, not a Windows golden image's`, { hint: 'run it with --image linux, or use the direct and bounce variants on Windows' });
+  if (referenceOnly(variant) && opts.profile === 'windows') throw new UsageError(`guest variant "${variant.id}" sets the reference guest's machine, not a Windows golden image's`, { hint: 'run it with --image linux, or use the direct, bounce, iommu and verifier variants on Windows' });
+  if (windowsOnly(variant) && opts.profile === 'linux') throw new UsageError(`guest variant "${variant.id}" is a Windows golden image's (${variant.description})`, { hint: 'run it with profile windows (dmahil run --image <golden image>)' });
   const common = {
     repoRoot: packageRoot,
     artifactsDir: opts.artifactsDir,
@@ -73,7 +76,7 @@ export async function startGuest(opts: StartGuestOptions): Promise<GuestSession>
     const image = opts.image ?? process.env.DMAHIL_WINDOWS_IMAGE;
     if (!image) throw new Error("profile 'windows' needs image (or DMAHIL_WINDOWS_IMAGE): a golden image's manifest .json or .qcow2");
     const driverDir = opts.driver !== undefined ? checkedWindowsDriver(opts.driver, image).dir : opts.windows?.driverDir;
-    return startWindowsGuest({ ...common, image, ...(driverDir ? { driverDir } : {}) });
+    return startWindowsGuest({ ...common, image, ...(driverDir ? { driverDir } : {}), ...(variant.windows ? { variant: variant.windows } : {}) });
   }
   const driver = opts.driver !== undefined ? await checkedLinuxDriver(opts.driver, opts.onProgress) : undefined;
   const linux = driver ? { ...opts.linux, driverOverride: { module: driver.module, tool: driver.tool } } : opts.linux;

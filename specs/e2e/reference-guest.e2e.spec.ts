@@ -2,7 +2,8 @@
 // reading guest RAM from the host. Negative controls must be caught for the reason they name.
 import { expect } from 'chai';
 import { pattern } from '../../harness/contract/pattern.js';
-import { CATALOG, VARIANTS } from '../../harness/dma/catalog.js';
+import { CATALOG, referenceOnly, VARIANTS, windowsOnly } from '../../harness/dma/catalog.js';
+import { notOnImage } from '../../harness/dma/applicability.js';
 import { readThroughCpu } from '../../harness/dma/guest-buffer.js';
 import { runScenario } from '../../harness/dma/run-scenario.js';
 import { outcome } from '../../harness/dma/verdict.js';
@@ -16,7 +17,7 @@ import { startWindowsGuest, type WindowsSession } from '../../harness/guest/wind
 import path from 'node:path';
 import os from 'node:os';
 
-for (const variant of Object.values(VARIANTS)) {
+for (const variant of Object.values(VARIANTS).filter((v) => !windowsOnly(v))) {
   describe(`e2e: reference guest, ${variant.id} (${variant.description})`, function () {
     let session: LinuxSession;
 
@@ -76,7 +77,7 @@ for (const variant of Object.values(VARIANTS)) {
 // The same catalog on a Windows guest, when a golden image is configured (make windows-image; then
 // DMAHIL_WINDOWS_IMAGE=path/to/windows.json). Without one, each variant is reported skipped with the reason.
 const WINDOWS_IMAGE = process.env.DMAHIL_WINDOWS_IMAGE;
-for (const variant of Object.values(VARIANTS)) {
+for (const variant of Object.values(VARIANTS).filter((v) => !referenceOnly(v))) {
   const reason = 'no Windows image configured: set DMAHIL_WINDOWS_IMAGE to the .json that "make windows-image" wrote';
   describe(`e2e: Windows guest, ${variant.id}${WINDOWS_IMAGE ? '' : ` (skipped: ${reason})`}`, function () {
     let session: WindowsSession;
@@ -88,7 +89,7 @@ for (const variant of Object.values(VARIANTS)) {
       }
       this.timeout(Number(process.env.DMAHIL_WINDOWS_BOOT_TIMEOUT_S ?? 1800) * 1000 + 300_000);
       session = await startWindowsGuest({
-        image: WINDOWS_IMAGE!, repoRoot, forceBounce: variant.forceBounce, accel: 'auto',
+        image: WINDOWS_IMAGE!, repoRoot, forceBounce: variant.forceBounce, accel: 'auto', ...(variant.windows ? { variant: variant.windows } : {}),
         artifactsDir: path.join(process.env.DMAHIL_E2E_ARTIFACTS ?? os.tmpdir(), `windows-${variant.id}-${Date.now()}`),
         bootTimeoutMs: Number(process.env.DMAHIL_WINDOWS_BOOT_TIMEOUT_S ?? 1800) * 1000,
       });
@@ -101,7 +102,7 @@ for (const variant of Object.values(VARIANTS)) {
       await session.close();
     });
 
-    for (const entry of CATALOG.filter((e) => e.variant === variant.id)) {
+    for (const entry of CATALOG.filter((e) => e.variant === variant.id && !notOnImage(e, 'windows'))) {
       it(entry.name, async function () {
         this.timeout(scenarioTimeoutMs(entry.scenario) * 4);
         const v = await runScenario(session, entry);

@@ -15,6 +15,7 @@ import { checkDriverPackage, GuestBugCheckError, GuestHangError, WindowsSession,
 import type { QmpEvent } from '../../harness/machine/qmp/index.js';
 import { makeScenario } from '../../harness/contract/scenario.js';
 import { UsageError } from '../../harness/errors.js';
+import { VerifierNotActiveError, type WindowsVariantMachine } from '../../harness/guest/windows/variant.js';
 
 const INFO = { contract: 1, ok: true, command: 'info', os: 'windows', driver: { name: 'edudma', version: '0.1.0', api: 'wdm-dma-v3', dmaMaskBits: 28, adapterVersion: 3, dmaOpsSize: 320, flushDmaBuffer: true, device: 'PCI\\VEN_1234&DEV_11E8' }, faults: ['none'], methods: ['streaming'], maxSize: 1048576, held: 0 };
 
@@ -31,6 +32,11 @@ interface GuestState {
   commands: string[];
   uploads: string[];
   downloads: string[];
+  /** Restarts so far (shutdown.exe /r), and logins that still reach the old boot before it goes down. */
+  reboots?: number;
+  staleLogins?: number;
+  /** What verifier.exe reports after a reboot (the verifier variant). */
+  verifierAfterReboot?: Record<string, unknown>;
 }
 
 /** dmactl.exe serve as a stream: a CRLF answer per line written. */
@@ -66,6 +72,17 @@ class FakeChannel implements WinChannel {
     if (script.includes('Win32_PnPEntity')) return JSON.stringify({ id: 'PCI\\VEN_1234&DEV_11E8\\3&1', name: 'EduDma', status: this.g.deviceCode ? 'Error' : 'OK', code: this.g.deviceCode, service: 'edudma' });
     if (script.includes('OSVersion')) return JSON.stringify(this.g.os);
     if (script.includes('Minidump')) return JSON.stringify([{ path: 'C:\\Windows\\Minidump\\112426-01.dmp', size: 65536 }]);
+    if (script.includes('verifier.exe /flags')) return JSON.stringify({ code: 0, output: 'The system reboot is required for the changes to take effect.' });
+    if (script.includes('shutdown.exe /r')) return (this.g.reboots = (this.g.reboots ?? 0) + 1, this.g.staleLogins = 1, '');
+    if (script.includes('LastBootUpTime')) {
+      if ((this.g.staleLogins ?? 0) > 0) return (this.g.staleLogins!--, `2026-12-03T10:00:0${(this.g.reboots ?? 0) - 1}.0000000Z`);
+      return `2026-12-03T10:00:0${this.g.reboots ?? 0}.0000000Z`;
+    }
+    if (script.includes('verifier.exe /querysettings')) {
+      const on = (this.g.reboots ?? 0) > 0;
+      return JSON.stringify({ verifyDrivers: 'edudma.sys', verifyDriverLevel: 0x80, settings: 'DMA checking: Enabled\r\nedudma.sys', query: on ? 'Verified drivers:\r\nName: edudma.sys, loads: 1' : 'No drivers are currently verified.', ...(on ? this.g.verifierAfterReboot : {}) });
+    }
+    if (script.includes('Get-PnpDeviceProperty')) return JSON.stringify({ instanceId: 'PCI\\VEN_1234&DEV_11E8\\3&1', properties: [{ key: 'DEVPKEY_Device_DmaRemappingPolicy', data: 2 }], remappingSupported: 1, dmaRemappingCompatible: 1 });
     return 'ok\r\n';
   }
   async exec(command: string, opts: { timeoutMs: number }): Promise<ExecResult> {
@@ -113,6 +130,7 @@ class FakeMachine implements WinMachine {
     execute: async <T>(command: string, args?: Record<string, unknown>): Promise<T> => {
       this.executed.push({ command, args });
       if (command === 'dump-guest-memory' && args?.format === 'win-dmp') throw new Error('win-dmp requires vmcoreinfo guest driver');
+      if (command === 'query-pci') return [{ bus: 0, devices: [{ bus: 0, slot: 4, function: 0, id: { vendor: 0x1234, device: 0x11e8 } }] }] as T;
       if (command === 'dump-guest-memory' || command === 'screendump') fs.writeFileSync(String(args?.protocol ?? args?.filename).replace(/^file:/, ''), 'x');
       return {} as T;
     },
@@ -137,10 +155,12 @@ describe('windows-guest/session (scripted guest)', () => {
   let driverDir: string;
   let overlay: string;
   const guest = (over: Partial<GuestState> = {}): GuestState => ({ testSigning: true, secureBoot: false, pnputilCode: 0, deviceCode: 0, os: { Major: 10, Minor: 0, Build: 26100 }, driver: {}, commands: [], uploads: [], downloads: [], ...over });
-  const session = (g: GuestState) => {
+  const session = (g: GuestState, variant?: WindowsVariantMachine) => {
     const machine = new FakeMachine(dir);
-    const s = new WindowsSession(machine, new FakeChannel(g), undefined, { artifactsDir: dir, overlay, driverDir, keepOverlay: false });
-    return { machine, s };
+    const logins: FakeChannel[] = [];
+    const reconnect = async () => (logins.push(new FakeChannel(g)), logins.at(-1)!);
+    const s = new WindowsSession(machine, new FakeChannel(g), undefined, { artifactsDir: dir, overlay, driverDir, keepOverlay: false, reconnect, ...(variant ? { variant } : {}) });
+    return { machine, s, logins };
   };
   async function rejection(p: Promise<unknown>): Promise<Error> {
     try {
@@ -260,6 +280,56 @@ describe('windows-guest/session (scripted guest)', () => {
     expect(g.commands.slice(-2)[0]).to.match(/^run --direction round-trip .*--size 4096 .*--hold$/);
     expect(g.commands.at(-1), 'the rejected run is released').to.equal('release');
     await s.close();
+  });
+
+  it('verifier variant: DMA checking set in the overlay, one reboot, a new login once the boot time changed, then proof and the device again', async function () {
+    this.timeout(20_000);
+    const g = guest();
+    const { s, logins } = session(g, { verifier: true });
+    await s.installDriver();
+    const state = await s.enableVerifier();
+    expect(state).to.include({ configured: true, dmaChecking: true, active: true });
+    expect(g.reboots).to.equal(1);
+    expect(logins, 'the first login after the restart reached the old boot: it logs in again').to.have.length(2);
+    const scripts = g.commands.map((c) => decodePowerShellCommand(c) ?? c);
+    const order = ['verifier.exe /flags 0x80', 'LastBootUpTime', 'shutdown.exe /r', 'LastBootUpTime', 'LastBootUpTime', 'verifier.exe /querysettings', 'Win32_PnPEntity', 'dmactl.exe serve', 'info'];
+    let at = scripts.findIndex((c) => c.includes('OSVersion'));
+    for (const step of order) {
+      const i = scripts.findIndex((c, k) => k > at && c.includes(step));
+      expect(i, `step "${step}" after step ${at}`).to.be.greaterThan(at);
+      at = i;
+    }
+    expect(scripts.filter((c) => c === 'C:\\dmahil\\dmactl.exe serve'), 'dmactl serve started again after the reboot').to.have.length(2);
+    const log = fs.readFileSync(path.join(dir, 'windows', 'verifier.txt'), 'utf8');
+    expect(log).to.match(/^verifier \/flags 0x80 \/driver edudma\.sys: exit 0\n/).and.match(/VerifyDriverLevel=128/).and.match(/Name: edudma\.sys/);
+    await s.close();
+    expect(fs.existsSync(overlay)).to.equal(false);
+  });
+
+  it('verifier variant: a reboot that did not apply the settings fails with the reason, the overlay kept', async function () {
+    this.timeout(20_000);
+    const g = guest({ verifierAfterReboot: { query: 'No drivers are currently verified.' } });
+    const { s } = session(g, { verifier: true });
+    await s.installDriver();
+    const e = await rejection(s.enableVerifier());
+    expect(e).to.be.instanceOf(VerifierNotActiveError);
+    expect(e.message).to.match(/running kernel does not verify it/);
+    await s.close();
+    expect(fs.existsSync(overlay)).to.equal(true);
+  });
+
+  it('iommu variant: remapping reported from QEMU\'s trace for the edu\'s slot, the guest\'s opt-ins beside it, never ON on the guest\'s word', async () => {
+    const g = guest();
+    const { s } = session(g, { iommu: 'intel-iommu' });
+    await s.installDriver();
+    fs.writeFileSync(path.join(dir, 'qemu-stderr.log'), 'vtd_switch_address_space Device 00:04.0 switching address space (iommu enabled=0)\n');
+    const off = await s.reportRemapping();
+    expect(off.remapped).to.equal(false);
+    expect(off.summary).to.match(/^DMA remapping OFF: Windows never turned VT-d translation on.*DmaRemappingPolicy 2$/);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'windows', 'dma-remapping.json'), 'utf8'))).to.include({ remapped: false, eduBdf: '00:04.0' });
+    fs.appendFileSync(path.join(dir, 'qemu-stderr.log'), 'vtd_dmar_enable enable 1\nvtd_switch_address_space Device 00:04.0 switching address space (iommu enabled=1)\n');
+    await s.close();
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'windows', 'dma-remapping.json'), 'utf8')), 'close() writes the whole run\'s view').to.include({ remapped: true });
   });
 
   it('checkDriverPackage names the missing files and make driver', async () => {

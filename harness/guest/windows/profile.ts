@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { ArmedReport, InfoResult } from '../../contract/result.js';
 import { EDU_DMA_BITS, type Scenario } from '../../contract/scenario.js';
 import { DmahilError, UsageError } from '../../errors.js';
-import { Machine, WINDOWS_TCG_CPU } from '../../machine/index.js';
+import { Machine } from '../../machine/index.js';
 import type { DeviceModelMessage } from '../../machine/device-messages.js';
 import type { QmpEvent } from '../../machine/qmp/index.js';
 import { openGuestMemory } from '../../memory/index.js';
@@ -32,6 +32,10 @@ import {
 } from './guest-commands.js';
 import { createOverlay } from './overlay.js';
 import { cmdToken, powershellCommand, sftpPath, winJoin } from './powershell.js';
+import {
+  bootTimeScript, eduBdfFromQueryPci, parseRemappingState, parseVerifierState, parseVtdTrace, rebootScript, remappingReport, remappingStateScript,
+  requireVerifierActive, verifierEnableScript, verifierStateScript, windowsMachineConfig, type RemappingReport, type VerifierState, type WindowsVariantMachine,
+} from './variant.js';
 
 /** The guest bug-checked (pvpanic GUEST_PANICKED / GUEST_CRASHLOADED). */
 export class GuestBugCheckError extends DmahilError {}
@@ -57,6 +61,8 @@ export interface WindowsGuestOptions extends GuestStartOptions {
   driverDir?: string;
   /** Keep the overlay disk after a run that went well too (it is always kept after a failure). */
   keepOverlay?: boolean;
+  /** A Windows variant: Driver Verifier's DMA checking, intel-iommu (harness/guest/windows/variant.ts). */
+  variant?: WindowsVariantMachine;
 }
 
 /** What the session needs of a machine (a Machine, or a fake in the specs). */
@@ -119,39 +125,33 @@ export async function startWindowsGuest(opts: WindowsGuestOptions): Promise<Wind
     firmware = { kind: 'ovmf', code, vars };
   }
 
-  progress(`booting Windows (${memoryMiB} MiB, ${opts.forceBounce ? 'bounce' : 'direct'})`);
+  const extras = [opts.variant?.iommu, opts.variant?.verifier ? 'verifier' : undefined].filter(Boolean);
+  progress(`booting Windows (${memoryMiB} MiB, ${opts.forceBounce ? 'bounce' : 'direct'}${extras.length ? `, ${extras.join(', ')}` : ''})`);
   const machine = await Machine.launch(
-    {
-      name: opts.forceBounce ? 'windows-bounce' : 'windows-direct',
+    windowsMachineConfig({
+      name: ['windows', opts.forceBounce ? 'bounce' : 'direct', ...extras].join('-'),
       memoryMiB,
       cpus: opts.cpus ?? 2,
       accel: opts.accel,
-      tcgCpuModel: WINDOWS_TCG_CPU, // 24H2 needs SSE4.2 and POPCNT; KVM keeps host
-      drives: [{ file: overlay, format: 'qcow2', interface: 'ahci' }],
-      edu: { enabled: true },
-      nic: { model: 'e1000e', guestPort: 22 },
-      pvpanic: true,
-      panicAction: 'pause',
-      vmcoreinfo: true,
-      display: 'std',
-      rtcLocalTime: true,
+      overlay,
       ...(firmware ? { firmware } : {}),
       ...(opts.qemuBinary ? { qemuBinary: opts.qemuBinary } : {}),
-    },
+      ...(opts.variant ? { variant: opts.variant } : {}),
+    }),
     { artifactsDir: opts.artifactsDir, onWarning: progress },
   );
   const watcher = new PanicWatcher(machine);
   const serialLog = path.join(opts.artifactsDir, 'serial.log');
   let channel: SshChannel | undefined;
+  const privateKey = await fs.readFile(image.privateKeyFile, 'utf8');
+  const login = (): Promise<SshChannel> =>
+    SshChannel.waitReady(
+      { host: '127.0.0.1', port: machine.sshPort, username: image.manifest.username, privateKey },
+      { timeoutMs: opts.bootTimeoutMs, deadReason: () => machine.deadReason() ?? (watcher.panicked ? 'the guest bug-checked' : undefined), logFile: serialLog },
+    );
   try {
     progress(`waiting for Windows' OpenSSH login (${machine.accel.toUpperCase()}; minutes under TCG)`);
-    channel = await Promise.race([
-      SshChannel.waitReady(
-        { host: '127.0.0.1', port: machine.sshPort, username: image.manifest.username, privateKey: await fs.readFile(image.privateKeyFile, 'utf8') },
-        { timeoutMs: opts.bootTimeoutMs, deadReason: () => machine.deadReason() ?? (watcher.panicked ? 'the guest bug-checked' : undefined), logFile: serialLog },
-      ),
-      watcher.whenPanicked.then((e) => Promise.reject(e)),
-    ]);
+    channel = await Promise.race([login(), watcher.whenPanicked.then((e) => Promise.reject(e))]);
   } catch (e) {
     const session = new WindowsSession(machine, undefined, undefined, { artifactsDir: opts.artifactsDir, overlay, driverDir, keepOverlay: true, watcher });
     await session.captureEvidence('boot').catch(() => undefined);
@@ -168,10 +168,16 @@ export async function startWindowsGuest(opts: WindowsGuestOptions): Promise<Wind
   }
   const memory = await openGuestMemory(machine);
   const debug: DebugTarget = { machine, ssh: { host: '127.0.0.1', port: machine.sshPort, user: image.manifest.username, privateKeyFile: image.privateKeyFile } };
-  const session = new WindowsSession(machine, channel, memory, { artifactsDir: opts.artifactsDir, overlay, driverDir, keepOverlay: opts.keepOverlay ?? false, watcher, debug });
+  const session = new WindowsSession(machine, channel, memory, { artifactsDir: opts.artifactsDir, overlay, driverDir, keepOverlay: opts.keepOverlay ?? false, watcher, debug, reconnect: login, ...(opts.variant ? { variant: opts.variant } : {}) });
   try {
     progress('installing edudma (pnputil)');
     await session.installDriver();
+    if (opts.variant?.verifier) {
+      progress('Driver Verifier: DMA checking on edudma.sys, then one reboot (the settings apply at boot)');
+      await session.enableVerifier();
+      progress('Driver Verifier verifies edudma.sys with DMA checking (a violation is bug check 0xE6)');
+    }
+    if (opts.variant?.iommu) progress((await session.reportRemapping()).summary);
     return session;
   } catch (e) {
     await session.collectLogs().catch(() => undefined);
@@ -219,6 +225,9 @@ export interface WindowsSessionOptions {
   watcher?: PanicWatcher;
   /** The real machine and SSH login, for dumps, --keep and `dmahil shell`. */
   debug?: DebugTarget;
+  /** A new SSH login, after the verifier variant's reboot. */
+  reconnect?: () => Promise<WinChannel>;
+  variant?: WindowsVariantMachine;
 }
 
 export class WindowsSession implements GuestSession {
@@ -232,7 +241,7 @@ export class WindowsSession implements GuestSession {
 
   constructor(
     readonly machine: WinMachine,
-    private readonly channel: WinChannel | undefined,
+    private channel: WinChannel | undefined,
     private readonly mem: SessionMemory | undefined,
     private readonly opts: WindowsSessionOptions,
   ) {
@@ -329,6 +338,71 @@ export class WindowsSession implements GuestSession {
     }
   }
 
+  /**
+   * The verifier variant: Driver Verifier's DMA checking on edudma.sys in this run's overlay (never the
+   * golden image), one reboot to apply it, then the proof that the running kernel verifies edudma.sys
+   * and that the device started again under it.
+   */
+  async enableVerifier(rebootTimeoutMs = 1_800_000): Promise<VerifierState> {
+    const dir = path.join(this.artifactsDir, 'windows');
+    const file = path.join(dir, 'verifier.txt');
+    await fs.mkdir(dir, { recursive: true });
+    const enable = JSON.parse(await this.ps(verifierEnableScript())) as { code: number; output: string };
+    await fs.writeFile(file, `verifier /flags 0x80 /driver edudma.sys: exit ${enable.code}\n${enable.output ?? ''}\n`);
+    const bootBefore = (await this.ps(bootTimeScript())).trim();
+    await this.server?.close();
+    this.server = undefined;
+    await this.reboot(bootBefore, rebootTimeoutMs);
+    const state = parseVerifierState(await this.ps(verifierStateScript()));
+    await fs.appendFile(file, `after the reboot: VerifyDrivers=${state.raw.verifyDrivers} VerifyDriverLevel=${state.raw.verifyDriverLevel ?? 'absent'}\n--- verifier /querysettings\n${state.raw.settings}\n--- verifier /query\n${state.raw.query}\n`);
+    try {
+      requireVerifierActive(state, file);
+      requireDriverStarted(parseDeviceStates(await this.ps(deviceStateScript())), path.join(dir, 'setupapi.dev.log'));
+    } catch (e) {
+      throw this.fail(e as Error);
+    }
+    const info = await this.info();
+    if (!info.ok) throw this.fail(new DriverStartError(`edudma started under Driver Verifier but dmactl info failed: ${info.error?.code}: ${info.error?.message}`, undefined, { logFile: file }));
+    return state;
+  }
+
+  /** Restart Windows in the same QEMU and log in again; done when the boot time has changed. */
+  private async reboot(bootBefore: string, timeoutMs: number): Promise<void> {
+    const reconnect = this.opts.reconnect;
+    if (!reconnect) throw this.fail(new DmahilError('this Windows session cannot log in again after a reboot'));
+    // shutdown.exe returns before Windows goes down; the session may also end under it.
+    await this.ch.exec(powershellCommand(rebootScript()), { timeoutMs: 30_000 }).catch(() => undefined);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.channel?.close();
+      this.channel = await this.guarded(reconnect(), 'the reboot');
+      const now = await this.channel.exec(powershellCommand(bootTimeScript()), { timeoutMs: 30_000 }).then((r) => (r.code === 0 ? r.stdout.trim() : undefined), () => undefined);
+      if (now !== undefined && now !== bootBefore) return;
+      if (Date.now() > deadline) {
+        throw this.fail(new GuestHangError(`Windows did not come back from its reboot within ${Math.round(timeoutMs / 1000)} s`, { hint: 'look at the screendump; boot the kept overlay by hand to see where it stops' }));
+      }
+      await new Promise((r) => setTimeout(r, 2000)); // still the old boot: the restart has not begun
+    }
+  }
+
+  /**
+   * The iommu variant: whether Windows remapped the edu's DMA. On only when QEMU's own trace shows VT-d
+   * translation on for the edu's slot; the guest's opt-in and policy are reported beside it, never as proof.
+   */
+  async reportRemapping(): Promise<RemappingReport> {
+    const pci = await this.machine.qmp.execute('query-pci', undefined, { timeoutMs: 10_000 }).catch(() => undefined);
+    const bdf = eduBdfFromQueryPci(pci);
+    const guest = await this.ch
+      .exec(powershellCommand(remappingStateScript()), { timeoutMs: COMMAND_TIMEOUT_MS })
+      .then((r) => (r.code === 0 ? parseRemappingState(r.stdout) : undefined))
+      .catch(() => undefined);
+    const stderr = await fs.readFile(path.join(this.machine.artifactsDir, 'qemu-stderr.log'), 'utf8').catch(() => '');
+    const report = remappingReport(bdf, parseVtdTrace(stderr, bdf ?? ''), guest);
+    await fs.mkdir(path.join(this.artifactsDir, 'windows'), { recursive: true });
+    await fs.writeFile(path.join(this.artifactsDir, 'windows', 'dma-remapping.json'), JSON.stringify(report, null, 2) + '\n');
+    return report;
+  }
+
   private dmactl(args: string[]): string {
     return [winJoin(GUEST_DIR, 'dmactl.exe'), ...args].map(cmdToken).join(' ');
   }
@@ -420,6 +494,8 @@ export class WindowsSession implements GuestSession {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // The whole run's view: Windows may switch the edu's translation after the install.
+    if (this.opts.variant?.iommu && this.channel?.isOpen && !this.watcher.panicked) await this.reportRemapping().catch(() => undefined);
     this.closed = true;
     await this.server?.close();
     this.channel?.close();
