@@ -19,6 +19,8 @@ export interface RunHost {
   guestKernel?: { version: string; root: string } | null;
   /** The guest variants the config declared (dmahil.config.json "variants"), with their machines. */
   variants?: Array<{ id: string; description: string; machine: object }>;
+  /** Every variant this run's scenarios ran on (a scenario's "guest"): its machine, e.g. which IOMMU in which mode. */
+  guests?: Array<{ id: string; description: string; forceBounce: boolean; machine: object | null }>;
 }
 
 export function resultsJson(verdicts: SuiteVerdict[], meta: { version: string; artifacts: string; host?: RunHost }) {
