@@ -129,6 +129,17 @@ describe('windows-guest/variant: the Windows variants (command lines, scripts, p
       expect(parseVtdTrace(out, '00:04.0')).to.deep.equal({ dmarEnabled: undefined, eduTranslated: false });
     });
 
+    it('a guest that turns translation on (measured: the reference guest under intel_iommu=on, edu at 00:03.0)', () => {
+      const measured = [
+        'vtd_switch_address_space Device 00:03.0 switching address space (iommu enabled=0)',
+        'vtd_dmar_enable enable 1',
+        'vtd_switch_address_space Device 00:03.0 switching address space (iommu enabled=1)',
+        'vtd_switch_address_space Device 00:02.0 switching address space (iommu enabled=1)',
+      ].join('\n');
+      expect(parseVtdTrace(measured, '00:03.0')).to.deep.equal({ dmarEnabled: true, eduTranslated: true });
+      expect(remappingReport('00:03.0', parseVtdTrace(measured, '00:03.0'), undefined).remapped).to.equal(true);
+    });
+
     it('the last switch of the edu\'s slot decides; other devices and -msg timestamp prefixes are handled', () => {
       const log = [
         'vtd_switch_address_space Device 00:04.0 switching address space (iommu enabled=0)',

@@ -174,7 +174,7 @@ export async function startWindowsGuest(opts: WindowsGuestOptions): Promise<Wind
     await session.installDriver();
     if (opts.variant?.verifier) {
       progress('Driver Verifier: DMA checking on edudma.sys, then one reboot (the settings apply at boot)');
-      await session.enableVerifier();
+      await session.enableVerifier(opts.bootTimeoutMs);
       progress('Driver Verifier verifies edudma.sys with DMA checking (a violation is bug check 0xE6)');
     }
     if (opts.variant?.iommu) progress((await session.reportRemapping()).summary);

@@ -188,9 +188,10 @@ export interface HostRemappingState {
 }
 
 /**
- * QEMU 7.2's log-backend lines (measured): "vtd_switch_address_space Device 00:03.0 switching address
- * space (iommu enabled=0)", and from hw/i386/trace-events "vtd_dmar_enable enable %d"; under
- * -msg timestamp=on a "<pid>@<sec>.<usec>:" comes first.
+ * QEMU 7.2's log-backend lines, measured with the reference guest under intel_iommu=on: "vtd_dmar_enable
+ * enable 1", then "vtd_switch_address_space Device 00:03.0 switching address space (iommu enabled=1)"
+ * for each device (enabled=0 at every reset; a restored snapshot switches without vtd_dmar_enable).
+ * Under -msg timestamp=on a "<pid>@<sec>.<usec>:" comes first.
  */
 export function parseVtdTrace(text: string, eduBdf: string): HostRemappingState {
   let dmarEnabled: boolean | undefined;
