@@ -69,11 +69,7 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
       return notRun(variant, c, cause);
     }
     opts.onProgress?.(`running "${c.name}"`);
-    // swiotlb=noforce, or a vIOMMU (Linux bounces only untrusted devices there): no mapping can bounce, so a
-    // bounced address in the report is a finding, as on direct.
-    // Behind a vIOMMU, an access nothing answered is a refused IOVA (an iommu-fault), not a DMA into a hole.
-    const iommu = variant.machine?.iommu ? { behindIommu: true } : {};
-    const v = await runScenario(session, variant.machine?.swiotlb === 'off' || variant.machine?.iommu ? { ...c, ...iommu, nothingBounces: true } : c);
+    const v = await runScenario(session, variantCase(variant, c, session.profile));
     record({ ...v, variant: variant.id, ...(c.rerun ? { rerun: c.rerun } : {}) });
     await opts.source.release(session, v);
   };
@@ -94,6 +90,20 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
   const index = new Map(entries.map((e) => [`${e.variant}\0${e.name}`, order.get(e)!]));
   const byCatalog = (v: SuiteVerdict): number => index.get(`${v.variant}\0${v.name}`) ?? 0;
   return verdicts.sort((a, b) => byCatalog(a) - byCatalog(b));
+}
+
+/**
+ * The case as the variant's machine qualifies it. On the reference guest, swiotlb=noforce or a vIOMMU
+ * (Linux bounces only untrusted devices there) means no mapping can bounce, so a bounced address in the
+ * report is a finding, as on direct. A Windows guest under intel-iommu may leave remapping off and use
+ * map registers, so bouncing stays allowed there. Behind a vIOMMU, an access nothing answered is a
+ * refused IOVA (an iommu-fault), not a DMA into a hole.
+ */
+export function variantCase(variant: GuestVariant, c: CatalogEntry, profile: string): CatalogEntry & { behindIommu?: boolean; nothingBounces?: boolean } {
+  const iommu = variant.machine?.iommu !== undefined || variant.windows?.iommu !== undefined;
+  const nothingBounces = profile !== 'windows' && (variant.machine?.swiotlb === 'off' || variant.machine?.iommu !== undefined);
+  if (!iommu && !nothingBounces) return c;
+  return { ...c, ...(iommu ? { behindIommu: true } : {}), ...(nothingBounces ? { nothingBounces: true } : {}) };
 }
 
 export interface Shard {

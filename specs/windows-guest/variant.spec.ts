@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { CATALOG, VARIANTS } from '../../harness/dma/catalog.js';
 import { notOnImage } from '../../harness/dma/applicability.js';
+import { variantCase } from '../../harness/dma/run-suite.js';
 import { UsageError } from '../../harness/errors.js';
 import { startGuest } from '../../harness/lib/guest.js';
 import { buildQemuCommand, DEFAULT_QEMU_BINARY } from '../../harness/machine/cmdline.js';
@@ -197,6 +198,14 @@ describe('windows-guest/variant: the Windows variants (command lines, scripts, p
       expect(v.length).to.be.greaterThan(0);
       for (const c of v) expect(notOnImage(c, 'linux'), c.name).to.match(/Windows golden image's.*--image <golden image> --all/);
       expect(CATALOG.filter((c) => c.variant !== 'verifier').every((c) => notOnImage(c, 'linux') === undefined)).to.equal(true);
+    });
+
+    it('Windows under intel-iommu may use map registers (remapping off): bouncing stays allowed there, never on the reference guest\'s iommu', () => {
+      const c = CATALOG.find((e) => e.name === 'translated round-trip 4096 B')!;
+      expect(variantCase(VARIANTS.iommu, c, 'windows')).to.include({ behindIommu: true }).and.not.have.property('nothingBounces');
+      expect(variantCase(VARIANTS.iommu, c, 'linux')).to.include({ behindIommu: true, nothingBounces: true });
+      const v = CATALOG.find((e) => e.variant === 'verifier')!;
+      expect(variantCase(VARIANTS.verifier, v, 'windows')).to.equal(v);
     });
 
     it('startGuest refuses a Windows-only variant on the reference guest and a reference machine on Windows, before anything starts', async () => {
