@@ -96,6 +96,9 @@ export function buildQemuCommand(inputs: QemuCommandInputs): QemuCommand {
   // irqchip under KVM, and MSI works without it (iommu-notes.md).
   if (c.iommu === 'intel-iommu') args.push('-device', 'intel-iommu,intremap=off');
   else if (c.iommu === 'amd-iommu') args.push('-device', 'amd-iommu');
+  // A PCI device itself: QEMU gives it the next free slot (00:01.0 on q35); ACPI's VIOT table names the
+  // devices behind it, every other one on the root bus.
+  else if (c.iommu === 'virtio-iommu') args.push('-device', 'virtio-iommu-pci');
 
   args.push('-chardev', `socket,id=qmp,path=${esc(qmpSocket)},server=on,wait=off`);
   args.push('-mon', 'chardev=qmp,mode=control');

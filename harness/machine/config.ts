@@ -110,12 +110,13 @@ export interface MachineConfig {
   incoming?: 'defer';
   /**
    * A vIOMMU in front of every PCI device (it must precede them on the command line). intel-iommu
-   * migrates, so snapshots work; amd-iommu blocks migration (iommu-notes.md).
+   * migrates, so snapshots work; amd-iommu blocks migration (iommu-notes.md). virtio-iommu (virtio-iommu-pci)
+   * translates only for a guest kernel with its driver (CONFIG_VIRTIO_IOMMU; Debian 13's 6.12, not 12's 6.1).
    */
   iommu?: IommuModel;
 }
 
-export const IOMMU_MODELS = ['intel-iommu', 'amd-iommu'] as const;
+export const IOMMU_MODELS = ['intel-iommu', 'amd-iommu', 'virtio-iommu'] as const;
 export type IommuModel = (typeof IOMMU_MODELS)[number];
 
 export interface IcountConfig {

@@ -166,6 +166,17 @@ describe('machine/cmdline: firmware, display and Windows options', () => {
     expect(a[a.indexOf('-vga') + 1]).to.equal('none');
     expect(a.join(' ')).not.to.match(/pflash|-action|vmcoreinfo|bootindex|-rtc/);
   });
+  it('a vIOMMU comes before every PCI device (QEMU translates only for devices realized after it)', () => {
+    for (const [iommu, device] of [['intel-iommu', 'intel-iommu,intremap=off'], ['amd-iommu', 'amd-iommu'], ['virtio-iommu', 'virtio-iommu-pci']] as const) {
+      const a = args({ iommu, agentPort: true });
+      const at = a.indexOf(device);
+      expect(at, iommu).to.be.greaterThan(a.indexOf('-machine'));
+      const pci = a.map((v, i) => (a[i - 1] === '-device' && /^(edu|e1000|virtio-net-pci|virtio-serial-pci)\b/.test(v) ? i : -1)).filter((i) => i >= 0);
+      expect(pci.length, iommu).to.be.greaterThan(0);
+      expect(Math.min(...pci), iommu).to.be.greaterThan(at);
+    }
+    expect(args({}).join(' ')).not.to.match(/iommu/);
+  });
   it('OVMF as two pflash drives, code read-only, paths escaped', () => {
     const a = args({ firmware: { kind: 'ovmf', code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/tmp/a,b/vars.fd' } });
     expect(a).to.include('if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd');
