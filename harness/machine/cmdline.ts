@@ -15,6 +15,8 @@ export interface QemuCommandInputs {
   artifactsDir: string;
   /** Host side of the TCP forward to nic.guestPort. */
   hostPort: number;
+  /** QEMU has the -d item invalid_mem (10.0 has it, 7.2 not): logGuestErrors asks for it too (launch-checks.ts). */
+  invalidMemLog?: boolean;
 }
 
 export interface QemuCommand {
@@ -141,7 +143,7 @@ export function buildQemuCommand(inputs: QemuCommandInputs): QemuCommand {
 
   if (c.icount && accel === 'tcg') args.push('-icount', `shift=${c.icount.shift},sleep=${c.icount.sleep ? 'on' : 'off'}`);
   if (c.incoming === 'defer') args.push('-incoming', 'defer');
-  if (c.logGuestErrors !== false) args.push('-d', 'guest_errors');
+  if (c.logGuestErrors !== false) args.push('-d', inputs.invalidMemLog ? 'guest_errors,invalid_mem' : 'guest_errors');
   args.push(...(c.extraArgs ?? []));
 
   return { binary: c.qemuBinary ?? DEFAULT_QEMU_BINARY, args, qmpSocket, ramFile, serialLog };

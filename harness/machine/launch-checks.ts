@@ -1,6 +1,7 @@
 // Checks that need the file system, done before spawning so the user gets one clear line instead of
 // a QEMU error buried in a log: tools present, images readable.
 
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { MachineConfig } from './config.js';
@@ -26,6 +27,24 @@ export function requireQemu(binary: string): string {
   throw new EnvironmentError(`QEMU binary ${binary} not found${binary.includes('/') ? '' : ' on PATH'}`, {
     hint: 'install the Debian package qemu-system-x86: apt-get install -y qemu-system-x86 (or set qemuBinary)',
   });
+}
+
+const invalidMemLog = new Map<string, boolean>();
+
+/**
+ * Does this QEMU have the -d item invalid_mem? On QEMU 10.0 (measured), "Invalid write … rejected" (an unbacked
+ * address, and every access an IOMMU refuses) is logged under it, no longer under guest_errors; 7.2 has
+ * no such item and refuses to start with it. Asked once per binary (`-d help`, a few ms).
+ */
+export function logsInvalidMem(binary: string): boolean {
+  let has = invalidMemLog.get(binary);
+  if (has === undefined) {
+    // `-d help` lists the items on stdout and exits 1 (7.2 and 10.0 alike).
+    const r = spawnSync(binary, ['-d', 'help'], { encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    has = /^invalid_mem\b/m.test(r.stdout ?? '');
+    invalidMemLog.set(binary, has);
+  }
+  return has;
 }
 
 export function requireSetpriv(): string {

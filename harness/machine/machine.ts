@@ -11,7 +11,7 @@ import { DEAD_RUN_STATES } from './kvm-probe.js';
 import { agentSocketPath, buildQemuCommand, DEFAULT_QEMU_BINARY, shellQuote, type QemuCommand } from './cmdline.js';
 import { chooseRunDirBase, createRamFile, createRunDir, removeRunDir, sweepStaleRunDirs } from './run-dir.js';
 import { HOSTFWD_FAILURE, pickFreePort, type PortPicker } from './ports.js';
-import { checkConfigFiles, requireQemu, requireSetpriv } from './launch-checks.js';
+import { checkConfigFiles, logsInvalidMem, requireQemu, requireSetpriv } from './launch-checks.js';
 import { QemuProcess, delay, type ProcessExit } from './qemu-process.js';
 import { classifyExit, type MachineExit } from './exit.js';
 import { registerMachine, unregisterMachine, type RegisteredMachine } from './registry.js';
@@ -174,7 +174,7 @@ export class Machine {
       const pickPort = options.pickPort ?? pickFreePort;
       for (let attempt = 1; ; attempt++) {
         const hostPort = await pickPort();
-        const cmd = buildQemuCommand({ config, accel, runDir, artifactsDir, hostPort });
+        const cmd = buildQemuCommand({ config, accel, runDir, artifactsDir, hostPort, invalidMemLog: config.logGuestErrors !== false && logsInvalidMem(binary) });
         if (cmd.ramFile && attempt === 1) {
           const ramFile = cmd.ramFile;
           const noRoom = (e: unknown): unknown => noRoomError(e, ramFile, `guest RAM needs up to ${config.memoryMiB} MiB in ${base}: free space there`) ?? e;

@@ -177,6 +177,12 @@ describe('machine/cmdline: firmware, display and Windows options', () => {
     }
     expect(args({}).join(' ')).not.to.match(/iommu/);
   });
+  it("-d guest_errors, with invalid_mem where QEMU has it (QEMU 10 logs an IOMMU's refused accesses there)", () => {
+    const d = (a: string[]) => a[a.indexOf('-d') + 1];
+    expect(d(args({}))).to.equal('guest_errors');
+    expect(d(buildQemuCommand({ config: baseConfig(), accel: 'tcg', runDir: '/r', artifactsDir: '/a', hostPort: 1, invalidMemLog: true }).args)).to.equal('guest_errors,invalid_mem');
+    expect(buildQemuCommand({ config: baseConfig({ logGuestErrors: false }), accel: 'tcg', runDir: '/r', artifactsDir: '/a', hostPort: 1, invalidMemLog: true }).args).not.to.include('-d');
+  });
   it('OVMF as two pflash drives, code read-only, paths escaped', () => {
     const a = args({ firmware: { kind: 'ovmf', code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/tmp/a,b/vars.fd' } });
     expect(a).to.include('if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd');
