@@ -22,7 +22,7 @@ interface MessageBase {
 }
 
 /** How an IOMMU fault was reported: error_report_once lines, or a -trace event. */
-export type IommuFaultSource = 'vtd-slpte' | 'vtd-translate' | 'vtd-dmar-fault' | 'amdvi-page-fault';
+export type IommuFaultSource = 'vtd-slpte' | 'vtd-translate' | 'vtd-dmar-fault' | 'amdvi-page-fault' | 'virtio-iommu';
 
 export type DeviceModelMessage =
   | (MessageBase & { kind: 'edu-clamp'; from: bigint; to: bigint })
@@ -59,6 +59,10 @@ const VTD_TRANSLATE = /vtd_iommu_translate: detected translation failure \(dev=(
 // -trace lines (QEMU 7.2's log backend; "<pid>@<sec>.<usec>:" in front under -msg timestamp=on), measured
 // from the binary's format strings and a run: "vtd_dmar_fault sid 0x%x fault %d addr 0x%lx write %d".
 const VTD_DMAR_FAULT = /^(?:\d+@\d+\.\d+:)?vtd_dmar_fault sid (0x[0-9a-fA-F]+) fault (\d+) addr (0x[0-9a-fA-F]+) write (\d)/;
+// virtio-iommu's error_report_once lines (hw/virtio/virtio-iommu.c, virtio_iommu_translate), once per QEMU
+// process like vtd_*; the per-access "Invalid write … rejected" lines follow under -d guest_errors.
+const VIRTIO_IOMMU_NO_MAPPING = /virtio_iommu_translate no mapping for (?:0x)?([0-9a-fA-F]+) for sid=(\d+)/;
+const VIRTIO_IOMMU_PERMISSION = /virtio_iommu_translate permission error on (?:0x)?([0-9a-fA-F]+)\((\d+)\): allowed=(\d+)/;
 const AMDVI_PAGE_FAULT = /^(?:\d+@\d+\.\d+:)?amdvi_page_fault error: page fault accessing guest physical address (0x[0-9a-fA-F]+)/;
 
 /** VT-d fault reasons (QEMU's VTDFaultReason, the VT-d spec's fault reason codes) the guest can cause. */
@@ -101,6 +105,12 @@ export function parseDeviceModelLine(line: string, stream: OutputStream, at: num
   }
   if ((m = VTD_TRANSLATE.exec(line))) {
     return { at, stream, line, kind: 'iommu-fault', source: 'vtd-translate', iova: BigInt(m[2]!), reason: `translation failure for ${m[1]}` };
+  }
+  if ((m = VIRTIO_IOMMU_NO_MAPPING.exec(line))) return { at, stream, line, kind: 'iommu-fault', source: 'virtio-iommu', iova: BigInt(`0x${m[1]!}`), reason: 'not mapped' };
+  if ((m = VIRTIO_IOMMU_PERMISSION.exec(line))) {
+    // The requested IOMMUAccessFlags: 1 read, 2 write (3 both; called a write here).
+    const access = Number(m[2]) & 2 ? 'write' : 'read';
+    return { at, stream, line, kind: 'iommu-fault', source: 'virtio-iommu', iova: BigInt(`0x${m[1]!}`), access, reason: `no ${access} permission` };
   }
   if ((m = AMDVI_PAGE_FAULT.exec(line))) return { at, stream, line, kind: 'iommu-fault', source: 'amdvi-page-fault', iova: BigInt(m[1]!), reason: 'page fault' };
   if ((m = TERMINATING.exec(line))) {

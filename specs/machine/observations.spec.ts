@@ -96,6 +96,13 @@ describe('machine/device-model messages', () => {
     // Still a plain QEMU error line, not a fault.
     expect(parseDeviceModelLine('qemu-system-x86_64: New fault is not recorded due to compression of faults', 'stderr', 1)).to.deep.include({ kind: 'qemu-error' });
   });
+  // virtio_iommu_translate's error_report_once formats (hw/virtio/virtio-iommu.c); flag 2 is IOMMU_WO.
+  it('parses virtio-iommu fault lines: not mapped, and a permission error with its access', () => {
+    expect(parseDeviceModelLine('qemu-system-x86_64: virtio_iommu_translate no mapping for 0xfffe000 for sid=24', 'stderr', 1))
+      .to.deep.include({ kind: 'iommu-fault', source: 'virtio-iommu', iova: 0xfffe000n, reason: 'not mapped' });
+    expect(parseDeviceModelLine('qemu-system-x86_64: virtio_iommu_translate permission error on 0xffff000(2): allowed=1', 'stderr', 1))
+      .to.deep.include({ kind: 'iommu-fault', source: 'virtio-iommu', iova: 0xffff000n, access: 'write', reason: 'no write permission' });
+  });
   it("an access that nothing answered ('(null)', rejected) stays an invalid-access: a hole without an IOMMU, a refused IOVA behind one", () => {
     const refused = parseDeviceModelLine("Invalid write at addr 0xFFFE000, size 4, region '(null)', reason: rejected", 'stderr', 1)!;
     expect(refused).to.deep.include({ kind: 'invalid-access', access: 'write', addr: 0xfffe000n, size: 4 });
