@@ -30,6 +30,15 @@ export interface ReferenceImage {
   /** Base kernel command line. */
   append: string;
   cacheKey: string;
+  /** Whether this kernel can drive QEMU's virtio-iommu-pci (the image carries and loads the module). */
+  virtioIommu: VirtioIommuSupport;
+}
+
+/** The guest kernel's virtio-iommu driver: built in, a module /init loads, or none (and the evidence). */
+export interface VirtioIommuSupport {
+  driver: 'builtin' | 'module' | 'absent';
+  /** What says so: the kernel config's CONFIG_VIRTIO_IOMMU line, or modprobe's answer. */
+  evidence: string;
 }
 
 export interface BuildReferenceImageOptions {
@@ -52,6 +61,11 @@ export const REFERENCE_APPEND = 'console=ttyS0 panic=-1 rdinit=/init';
  * virtio_console for the agent port (a channel that survives a snapshot restore).
  */
 const GUEST_MODULES = ['virtio_pci', 'virtio_net', 'e1000', 'pvpanic_mmio', 'virtio_console'];
+/**
+ * Loaded where the kernel has it, before the NIC drivers. Behind a virtio-iommu-pci every PCI driver's
+ * probe waits (-EPROBE_DEFER, ACPI VIOT) until this driver registers; without that device it does nothing.
+ */
+const VIRTIO_IOMMU_MODULE = 'virtio_iommu';
 /** The guest's dropbear looks for the SFTP server here (compiled into Debian's dropbear-bin). */
 const DROPBEAR_SFTP_PATH = '/usr/lib/sftp-server';
 const CACHE_FORMAT = 1;
@@ -188,8 +202,9 @@ async function sharedLibraries(binary: string): Promise<string[]> {
   return libs;
 }
 
-async function moduleChain(kernelVersion: string, modulesBase = '/'): Promise<string[]> {
-  const res = await execa('modprobe', ['-d', modulesBase, '-S', kernelVersion, '--show-depends', '-a', ...GUEST_MODULES], { reject: false });
+async function moduleChain(kernelVersion: string, modulesBase = '/', virtioIommu = false): Promise<string[]> {
+  const names = virtioIommu ? [GUEST_MODULES[0]!, VIRTIO_IOMMU_MODULE, ...GUEST_MODULES.slice(1)] : GUEST_MODULES;
+  const res = await execa('modprobe', ['-d', modulesBase, '-S', kernelVersion, '--show-depends', '-a', ...names], { reject: false });
   if (res.exitCode !== 0) {
     throw new EnvironmentError(
       `reference image: modprobe cannot resolve ${GUEST_MODULES.join(', ')} for kernel ${kernelVersion}: ${res.stderr.trim()}`,
@@ -202,6 +217,27 @@ async function moduleChain(kernelVersion: string, modulesBase = '/'): Promise<st
     if (m && !mods.includes(m[1])) mods.push(m[1]);
   }
   return mods;
+}
+
+/**
+ * Does the kernel have the virtio-iommu driver? modprobe answers "builtin virtio_iommu", an insmod line, or
+ * fails; the kernel config (boot/config-<ver> beside the vmlinuz, or in the modules folder) is quoted
+ * when there is one, e.g. Debian 12's "# CONFIG_VIRTIO_IOMMU is not set".
+ */
+export async function virtioIommuSupport(kernelVersion: string, vmlinuz: string, modulesBase = '/'): Promise<VirtioIommuSupport> {
+  const res = await execa('modprobe', ['-d', modulesBase, '-S', kernelVersion, '--show-depends', VIRTIO_IOMMU_MODULE], { reject: false });
+  const driver = res.exitCode !== 0 ? 'absent' : /^builtin /m.test(res.stdout) ? 'builtin' : /^insmod /m.test(res.stdout) ? 'module' : 'absent';
+  let configLine: string | undefined;
+  for (const config of [join(dirname(vmlinuz), `config-${kernelVersion}`), join(modulesBase, 'lib/modules', kernelVersion, 'config')]) {
+    const text = await readFile(config, 'utf8').catch(() => undefined);
+    const line = text?.split('\n').find((l) => /^(# )?CONFIG_VIRTIO_IOMMU[= ]/.test(l));
+    if (line) {
+      configLine = `${config}: ${line}`;
+      break;
+    }
+  }
+  const modprobe = driver === 'absent' ? `modprobe: no ${VIRTIO_IOMMU_MODULE} for ${kernelVersion}` : `modprobe: ${driver} ${VIRTIO_IOMMU_MODULE}`;
+  return { driver, evidence: configLine ?? modprobe };
 }
 
 async function readModule(path: string): Promise<Buffer> {
@@ -284,6 +320,7 @@ interface Inputs {
   busyboxApplets: string[];
   key: string;
   kernelKey: string;
+  virtioIommu: VirtioIommuSupport;
 }
 
 async function collectInputs(initScriptPath: string, kernelRoot?: KernelRoot): Promise<Inputs> {
@@ -297,7 +334,8 @@ async function collectInputs(initScriptPath: string, kernelRoot?: KernelRoot): P
 
   const kernelVersion = kernelRoot?.version ?? (await findKernelVersion());
   const bzImage = kernelRoot?.vmlinuz ?? `/boot/vmlinuz-${kernelVersion}`;
-  const modules = await moduleChain(kernelVersion, kernelRoot?.modulesBase);
+  const virtioIommu = await virtioIommuSupport(kernelVersion, bzImage, kernelRoot?.modulesBase);
+  const modules = await moduleChain(kernelVersion, kernelRoot?.modulesBase, virtioIommu.driver === 'module');
   const libraries = [
     ...new Set([
       ...(await sharedLibraries('/usr/sbin/dropbear')),
@@ -362,7 +400,7 @@ async function collectInputs(initScriptPath: string, kernelRoot?: KernelRoot): P
   ).slice(0, 24);
   return {
     kernelVersion, bzImage, kernelPackage, files, modules, libraries,
-    initScript: initScriptPath, initText, busyboxApplets: applets, key, kernelKey,
+    initScript: initScriptPath, initText, busyboxApplets: applets, key, kernelKey, virtioIommu,
   };
 }
 
@@ -426,7 +464,7 @@ export async function buildReferenceImage(opts: BuildReferenceImageOptions): Pro
   const initrd = join(imageDir, 'base.cpio');
   const manifestPath = join(imageDir, 'image.json');
   const image: ReferenceImage = {
-    kernel, initrd, kernelVersion: inp.kernelVersion, append: REFERENCE_APPEND, cacheKey: inp.key,
+    kernel, initrd, kernelVersion: inp.kernelVersion, append: REFERENCE_APPEND, cacheKey: inp.key, virtioIommu: inp.virtioIommu,
   };
 
   if (!opts.force && existsSync(kernel) && existsSync(initrd) && existsSync(manifestPath)) {

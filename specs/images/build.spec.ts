@@ -90,6 +90,18 @@ describe('images: reference Linux image build', function () {
     for (const p of list) expect(has(new RegExp(` ${escapeRegExp(p.slice(1))}$`)), p).to.equal(true);
   });
 
+  it('says whether the kernel has the virtio-iommu driver, as its config does, and loads a module before the NIC drivers', async () => {
+    const config = await readFile(`/boot/config-${first.kernelVersion}`, 'utf8').catch(() => '');
+    const line = config.split('\n').find((l) => /^(# )?CONFIG_VIRTIO_IOMMU[= ]/.test(l));
+    const names = (await extractFromArchive(await readFile(first.initrd), 'etc/dmahil/modules')).toString().trim().split('\n').map((p) => path.basename(p).replace(/^\d+-/, ''));
+    const at = names.findIndex((n) => /^virtio[-_]iommu\.ko$/.test(n));
+    // Debian 12's 6.1: "# CONFIG_VIRTIO_IOMMU is not set"; Debian 13's 6.12: =m.
+    expect(first.virtioIommu.driver).to.equal(line === 'CONFIG_VIRTIO_IOMMU=m' ? 'module' : line === 'CONFIG_VIRTIO_IOMMU=y' ? 'builtin' : 'absent');
+    if (line) expect(first.virtioIommu.evidence).to.contain(line);
+    expect(at >= 0).to.equal(first.virtioIommu.driver === 'module');
+    for (const nic of ['virtio_net.ko', 'e1000.ko']) if (at >= 0 && names.includes(nic)) expect(at, nic).to.be.lessThan(names.indexOf(nic));
+  });
+
   it('leaves the driver under test and dmactl out of the image', () => {
     expect(has(/edudma/)).to.equal(false);
     expect(has(/dmactl/)).to.equal(false);
