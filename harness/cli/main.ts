@@ -21,7 +21,7 @@ import { tally, verdictTable } from '../report/verdict-table.js';
 import { parseCommandLine, USAGE, type RunOptions, type ShellOptions } from './args.js';
 import { stderrProgress } from './progress.js';
 import { describeEdu, probeEduBehaviour } from '../machine/edu-behaviour.js';
-import { needsEduBehaviour, notApplicable, notOnImage } from '../dma/applicability.js';
+import { needsEduBehaviour, notApplicable, notOnGuestKernel, notOnImage } from '../dma/applicability.js';
 import { checkArtifactsRoom, checkQemuOption, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
 import { writeFilesSync } from './report-files.js';
 import { describeDriver, driverJson, driverSource } from './driver-option.js';
@@ -106,7 +106,10 @@ async function run(opts: RunOptions): Promise<number> {
       progress(`${v.status.padEnd(5)} ${v.name}: ${v.summary}`);
     },
     jobs: opts.jobs,
-    notApplicable: (c: CatalogEntry) => notOnImage(c, opts.image) ?? (edu ? notApplicable(c, edu) : undefined),
+    notApplicable: (c: CatalogEntry) =>
+      notOnImage(c, opts.image) ??
+      (reference ? notOnGuestKernel(c, reference.kernelVersion, reference.virtioIommu, [...Object.values(VARIANTS), ...(opts.variants ?? [])]) : undefined) ??
+      (edu ? notApplicable(c, edu) : undefined),
     // --until-fail: nothing new starts after the first scenario that did not verify.
     ...(opts.untilFail ? { stop: () => failedOnce } : {}),
     source: guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: opts.boot || opts.keep, keep, qemuBinary: qemu.binary, ...driverSource(driver), ...(opts.kernel ? { kernelRoot: opts.kernel } : {}) }),

@@ -1,7 +1,8 @@
 // Whether a catalog entry can mean anything on this QEMU. A negative control that the device model
 // cannot produce is reported skipped with the reason, never run into a pass or a silent miss.
 import type { EduBehaviour } from '../machine/edu-behaviour.js';
-import { referenceOnly, VARIANTS, windowsOnly, type CatalogEntry } from './catalog.js';
+import type { VirtioIommuSupport } from '../../images/linux/build.js';
+import { referenceOnly, VARIANTS, windowsOnly, type CatalogEntry, type GuestVariant } from './catalog.js';
 
 /** Does deciding this entry's applicability need the measured edu behaviour? */
 export function needsEduBehaviour(c: CatalogEntry): boolean {
@@ -15,6 +16,16 @@ export function notApplicable(c: CatalogEntry, edu: EduBehaviour): string | unde
     return `not applicable on QEMU ${edu.qemuVersion}: its edu ${what}, so there is no clamp for the harness to catch`;
   }
   return undefined;
+}
+
+/**
+ * Why the entry does not apply to the reference guest's kernel: a virtio-iommu variant on a kernel without
+ * the driver would run untranslated (the device bypasses; a use after unmap goes unnoticed), not fail.
+ */
+export function notOnGuestKernel(c: CatalogEntry, kernelVersion: string, virtioIommu: VirtioIommuSupport, variants: readonly GuestVariant[] = Object.values(VARIANTS)): string | undefined {
+  const variant = variants.find((v) => v.id === c.variant);
+  if (variant?.machine?.iommu !== 'virtio-iommu' || virtioIommu.driver !== 'absent') return undefined;
+  return `not applicable on guest kernel ${kernelVersion}: it has no virtio-iommu driver (${virtioIommu.evidence}), so the edu's DMA would bypass virtio-iommu-pci untranslated; a kernel with CONFIG_VIRTIO_IOMMU (Debian 13's 6.12) runs it`;
 }
 
 /** What the reference guest's own variants are on Windows, where it is another variant or none. */

@@ -129,7 +129,7 @@ describe('cli: dmahil.config.json and --config FILE', () => {
     ]);
     expect(runSelection(c).selected.map((e) => [e.name, e.variant])).to.deep.equal([['big', 'big-ram']]);
     // Without the config, the file names a variant there is not.
-    expect(() => runSelection({ ...c, variants: [] })).to.throw(UsageError, /variant "big-ram" is not one of direct, bounce, iommu, iommu-lazy, high-memory, verifier$/);
+    expect(() => runSelection({ ...c, variants: [] })).to.throw(UsageError, /variant "big-ram" is not one of direct, bounce, iommu, iommu-lazy, amd-iommu, virtio-iommu, high-memory, verifier$/);
     // A golden image brings its own machine.
     expect(() => runSelection({ ...c, image: '/img/win11.qcow2' })).to.throw(UsageError, /"big" runs on guest variant "big-ram", a reference-guest variant of the config, not one for \/img\/win11\.qcow2/);
     // Explore and shell have no use for them.

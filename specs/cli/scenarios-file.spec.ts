@@ -69,7 +69,7 @@ describe('cli: --scenarios FILE', () => {
     ['a wrong-seed control without another seed', '{"scenarios": [{"name": "x", "scenario": {"seed": 5}, "expect": "caught: wrong-seed"}]}', /"caught: wrong-seed" needs "expectSeed", a seed other than scenario\.seed \(5\) — add e\.g\. "expectSeed": 6/],
     ['a pass checked against another seed', '{"scenarios": [{"name": "x", "scenario": {"seed": 5}, "expect": "pass", "expectSeed": 6}]}', /expectSeed 6 differs from scenario\.seed 5/],
     ['two entries of one name', '{"scenarios": [\n{"name": "x", "scenario": {}, "expect": "pass"},\n{"name": "x", "scenario": {}, "expect": "pass"}]}', /scenarios\[1\] "x" \(line 3\): the name is also scenarios\[0\]'s/],
-    ['a guest variant there is not', '{"scenarios": [{"name": "x", "variant": "vtd", "scenario": {}, "expect": "pass"}]}', /variant "vtd" is not one of direct, bounce, iommu, iommu-lazy, high-memory/],
+    ['a guest variant there is not', '{"scenarios": [{"name": "x", "variant": "vtd", "scenario": {}, "expect": "pass"}]}', /variant "vtd" is not one of direct, bounce, iommu, iommu-lazy, amd-iommu, virtio-iommu, high-memory/],
     ['no scenarios', '{"scenarios": []}', /scenarios is empty/],
     ['a list instead of the object', '[{"name": "x"}]', /is not an object/],
     ['JSON with a trailing comma: its line', '{"scenarios": [\n {"name": "x", "scenario": {}, "expect": "pass"},\n]}', /not valid JSON \(line 3\)/],

@@ -39,7 +39,7 @@ describe('cli: --repro, --repeat, --until-fail and the explore options', () => {
     ['a JSON array', [GOOD_REPRO], /not a dmahil repro file/],
     ['another contract version', { ...GOOD_REPRO, contract: 2 }, /written for contract version 2; this dmahil speaks contract 1/],
     ['another repro format version', { ...GOOD_REPRO, version: 7 }, /repro format version 7; this dmahil reads version 1/],
-    ['an unknown guest variant', { ...GOOD_REPRO, variant: 'vtd' }, /guest variant "vtd" is not one of direct, bounce, iommu, iommu-lazy, high-memory/],
+    ['an unknown guest variant', { ...GOOD_REPRO, variant: 'vtd' }, /guest variant "vtd" is not one of direct, bounce, iommu, iommu-lazy, amd-iommu, virtio-iommu, high-memory/],
     ['a scenario out of range', { ...GOOD_REPRO, scenario: { ...GOOD_REPRO.scenario, size: 0 } }, /scenario size 0 must be an integer from 1 to 1048576/],
     ['a scenario without a field', { ...GOOD_REPRO, scenario: { ...GOOD_REPRO.scenario, offset: undefined } }, /its scenario lacks offset/],
   ] as const) {
