@@ -89,6 +89,14 @@ describe("library options: startGuest's driver, useGuest's restore", function ()
     expect(await refused(variant('Big RAM', {}))).to.match(/^variant "Big RAM": the id is not a variant name/);
   });
 
+  it('virtio-iommu on a guest kernel without its driver: refused before QEMU starts, with the kernel config line', async function () {
+    const image = await buildReferenceImage({ cacheDir: path.join(cacheDir(repoRoot), 'images') });
+    if (image.virtioIommu.driver !== 'absent') this.skip(); // Debian 13's 6.12 has it: nothing to refuse
+    const e = await refusal(startGuest({ profile: 'linux', variant: 'virtio-iommu', artifactsDir: path.join(scratch, 'artifacts') }));
+    expect(e.message).to.equal(`guest kernel ${kver} has no virtio-iommu driver (${image.virtioIommu.evidence}): a virtio-iommu guest would not translate`);
+    expect(e.hint).to.match(/CONFIG_VIRTIO_IOMMU/);
+  });
+
   it("restore 'per-test' on a Windows golden image: refused when useGuest is called, naming why (no snapshots of a golden image)", () => {
     expect(() => useGuest({ profile: 'windows', image: '/nonexistent/golden.json', restore: 'per-test' }))
       .to.throw(UsageError, /restore 'per-test' needs a snapshot of the booted guest, and only the reference guest \(profile 'linux'\) has snapshots, not a Windows golden image/);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { parseDmactlOutput, parseInfoResult, type ArmedReport, type InfoResult } from '../../contract/result.js';
 import type { Scenario } from '../../contract/scenario.js';
-import { DmahilError, DriverLoadError } from '../../errors.js';
+import { DmahilError, DriverLoadError, UsageError } from '../../errors.js';
 import { AGENT_PORT_NAME, createPrivateDir, Machine, removePrivateDir, type MachineConfig } from '../../machine/index.js';
 import type { IcountConfig } from '../../machine/config.js';
 import { openGuestMemory } from '../../memory/index.js';
@@ -111,6 +111,12 @@ export async function startLinuxGuest(opts: LinuxGuestOptions): Promise<LinuxSes
   const progress = opts.onProgress ?? (() => undefined);
   progress('building the reference guest image (cached after the first build)');
   const image = await buildReferenceImage({ cacheDir: path.join(opts.cacheDir, 'images'), onProgress: progress, ...(opts.kernelRoot ? { kernelRoot: opts.kernelRoot } : {}) });
+  // Without the driver the edu would bypass virtio-iommu-pci: a guest that looks translated and is not.
+  if (opts.variant?.iommu === 'virtio-iommu' && image.virtioIommu.driver === 'absent') {
+    throw new UsageError(`guest kernel ${image.kernelVersion} has no virtio-iommu driver (${image.virtioIommu.evidence}): a virtio-iommu guest would not translate`, {
+      hint: 'use a kernel with CONFIG_VIRTIO_IOMMU (Debian 13\'s 6.12, or --kernel DIR), or intel-iommu',
+    });
+  }
   const driver = await driverFiles(opts, image.kernelVersion, progress);
   await fs.mkdir(opts.artifactsDir, { recursive: true });
   // Per-run keys and the 7 MB initrd that carries them: private, and gone with the session.
