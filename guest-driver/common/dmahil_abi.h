@@ -69,8 +69,9 @@ enum dmahil_fault {
 	DMAHIL_FAULT_ADDR_BEYOND_MASK = 5,       /* device given the destination address with bit 28 set */
 	DMAHIL_FAULT_USE_AFTER_UNMAP = 6,        /* Linux only: destination unmapped before the device writes it */
 	DMAHIL_FAULT_SHORT_MAPPING = 7,          /* Linux only: destination mapped for its first page only; the device writes it all */
+	DMAHIL_FAULT_OTHER_MAPPING = 8,          /* Linux only: the device writes the destination's data to the source's device addresses */
 };
-#define DMAHIL_FAULT_COUNT 8u
+#define DMAHIL_FAULT_COUNT 9u
 
 enum dmahil_buffer_role {
 	DMAHIL_ROLE_SOURCE = 1,      /* the device read from it */

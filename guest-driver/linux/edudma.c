@@ -156,7 +156,7 @@ static u32 edudma_next_handle = 1;
 
 static const char *const fault_names[DMAHIL_FAULT_COUNT] = {
 	"none", "skip-sync", "skip-flush-dma-buffer", "wrong-direction",
-	"read-before-completion", "addr-beyond-mask", "use-after-unmap", "short-mapping",
+	"read-before-completion", "addr-beyond-mask", "use-after-unmap", "short-mapping", "other-mapping",
 };
 
 static void note_call(struct dmahil_result *r, const char *name, int status)
@@ -234,6 +234,9 @@ static int validate(const struct dmahil_scenario *s, struct dmahil_result *r)
 	     s->fault == DMAHIL_FAULT_USE_AFTER_UNMAP || s->fault == DMAHIL_FAULT_SHORT_MAPPING))
 		return fail(r, DMAHIL_E_UNSUPPORTED, "fault %s concerns the client destination; to-device has none",
 			    fault_names[s->fault]);
+	if (s->fault == DMAHIL_FAULT_OTHER_MAPPING &&
+	    (s->direction != DMAHIL_DIR_ROUND_TRIP || s->method == DMAHIL_METHOD_COMMON_BUFFER))
+		return fail(r, DMAHIL_E_UNSUPPORTED, "other-mapping needs a round trip through streaming or scatter-gather buffers: the device is sent to the client source's mapping");
 	if (s->fault == DMAHIL_FAULT_SHORT_MAPPING && s->offset + s->size <= PAGE_SIZE)
 		return fail(r, DMAHIL_E_UNSUPPORTED, "short-mapping needs data beyond its first page (offset %u + size %u <= %lu): nothing would be short",
 			    s->offset, s->size, PAGE_SIZE);
@@ -631,7 +634,9 @@ static int run_ops(struct edudma_dev *d, struct edudma_held *h, const struct dma
 		u32 s_in = pos - sc->off, d_in = pos - dc->off;
 		u32 cnt = min3((u32)DMAHIL_EDU_MAX_OP, sc->len - s_in, dc->len - d_in);
 		u64 sdev = sc->dev + s_in, ddev = dc->dev + d_in;
-		u64 dprog = s->fault == DMAHIL_FAULT_ADDR_BEYOND_MASK ? ddev | EDU_BEYOND_MASK_BIT : ddev;
+		/* other-mapping: the bug sends the device to the source's mapping, which it may only read. */
+		u64 dprog = s->fault == DMAHIL_FAULT_ADDR_BEYOND_MASK ? ddev | EDU_BEYOND_MASK_BIT :
+			    s->fault == DMAHIL_FAULT_OTHER_MAPPING ? sdev : ddev;
 		u64 t0;
 
 		if (fatal_signal_pending(current))
@@ -908,7 +913,7 @@ static long do_info(void __user *arg)
 	info.faults_supported = BIT(DMAHIL_FAULT_NONE) | BIT(DMAHIL_FAULT_SKIP_SYNC) |
 				BIT(DMAHIL_FAULT_WRONG_DIRECTION) | BIT(DMAHIL_FAULT_READ_BEFORE_COMPLETION) |
 				BIT(DMAHIL_FAULT_ADDR_BEYOND_MASK) | BIT(DMAHIL_FAULT_USE_AFTER_UNMAP) |
-				BIT(DMAHIL_FAULT_SHORT_MAPPING);
+				BIT(DMAHIL_FAULT_SHORT_MAPPING) | BIT(DMAHIL_FAULT_OTHER_MAPPING);
 	info.methods_supported = BIT(DMAHIL_METHOD_STREAMING) | BIT(DMAHIL_METHOD_SCATTER_GATHER) |
 				 BIT(DMAHIL_METHOD_COMMON_BUFFER);
 	info.max_size = DMAHIL_MAX_SIZE;

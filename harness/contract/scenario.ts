@@ -14,6 +14,7 @@ export const FAULTS = [
   'addr-beyond-mask',
   'use-after-unmap',
   'short-mapping',
+  'other-mapping',
 ] as const;
 
 export type Direction = (typeof DIRECTIONS)[number];

@@ -49,7 +49,7 @@ export function notOnImage(c: CatalogEntry, image: string): string | undefined {
     const why = ON_WINDOWS[variant.id] ?? 'a golden image brings its own';
     return `not applicable on ${image}: the ${variant.id} variant is a machine of the reference guest's (${variant.description}); ${why} (docs/windows.md)`;
   }
-  if (variant.windows && (c.scenario.fault === 'use-after-unmap' || c.scenario.fault === 'short-mapping')) {
+  if (variant.windows && (c.scenario.fault === 'use-after-unmap' || c.scenario.fault === 'short-mapping' || c.scenario.fault === 'other-mapping')) {
     return `not applicable on ${image}: edudma.sys refuses the ${c.scenario.fault} fault as unsupported (the Linux module's alone; docs/windows.md)`;
   }
   if (variant.windows?.iommu && c.expectFinding === 'iommu-fault') {

@@ -127,6 +127,7 @@ export const CATALOG: CatalogEntry[] = [
   // ... and the mapping bugs only an IOMMU stops fault there, caught from QEMU's fault reports.
   entry('iommu', true, 'control: device writes after the unmap', { direction: 'from-device', size: 4096, seed: 71, fault: 'use-after-unmap' }, { expectFinding: 'iommu-fault' }),
   entry('iommu', false, 'control: mapping shorter than the transfer', { direction: 'from-device', size: 12 * KiB, seed: 72, fault: 'short-mapping' }, { expectFinding: 'iommu-fault' }),
+  entry('iommu', false, 'control: device given the address of another mapping', { size: 8 * KiB, seed: 74, fault: 'other-mapping' }, { expectFinding: 'iommu-fault' }),
   entry('iommu', false, 'control: destination mapped read-only for the device', { size: 4096, seed: 73, fault: 'wrong-direction' }, { expectFinding: 'iommu-fault' }),
   // Lazy invalidation: the same driver passes; an unmapped IOVA the device never used still faults.
   entry('iommu-lazy', false, 'lazy-translated round-trip 64 KiB', { size: 64 * KiB, seed: 81 }),

@@ -43,7 +43,8 @@ static const char *const direction_names[] = { NULL, "to-device", "from-device",
 static const char *const method_names[] = { NULL, "streaming", "scatter-gather", "common-buffer" };
 static const char *const sync_names[] = { NULL, "full", "minimal" };
 static const char *const fault_names[] = { "none", "skip-sync", "skip-flush-dma-buffer", "wrong-direction",
-					   "read-before-completion", "addr-beyond-mask", "use-after-unmap", "short-mapping" };
+					   "read-before-completion", "addr-beyond-mask", "use-after-unmap", "short-mapping",
+					   "other-mapping" };
 static const char *const role_names[] = { NULL, "source", "destination" };
 static const char *const kind_names[] = { NULL, "client", "staging", "readback", "common" };
 

@@ -294,6 +294,7 @@ NTSTATUS EduRunCreate(PEDU_DEVICE Dev, const struct dmahil_scenario *S, PFILE_OB
 		break;
 	case DMAHIL_FAULT_USE_AFTER_UNMAP:
 	case DMAHIL_FAULT_SHORT_MAPPING:
+	case DMAHIL_FAULT_OTHER_MAPPING:
 		/* Linux only for now: the IOMMU variants that make them visible are Linux guests (docs/contract.md). */
 		EduRunFail(run, DMAHIL_E_UNSUPPORTED, "this fault is implemented by the Linux driver only");
 		break;
