@@ -1,6 +1,7 @@
 // A guest variant of the user's own (dmahil.config.json "variants"): how the reference guest's machine
 // differs from the built-in one (256 MiB, one CPU, the edu's 28-bit default mask, swiotlb as the kernel
 // chooses, or forced for the bounce variant). Pure: the profile merges it into its machine config.
+import { EDU_DMA_BITS } from '../../contract/scenario.js';
 import type { IommuModel, MachineConfig } from '../../machine/config.js';
 
 export interface VariantMachine {
@@ -16,8 +17,6 @@ export interface VariantMachine {
   /** How the guest invalidates unmapped IOVAs: at once (strict, the default) or batched later (lazy). */
   iommuMode?: 'strict' | 'lazy';
 }
-
-const EDU_DEFAULT_BITS = 28;
 
 /**
  * Whether the guest may run with -icount. Measured (QEMU 7.2, TCG): with -icount (shift=3 or auto, sleep
@@ -50,7 +49,7 @@ export function iommuAppend(m: VariantMachine | undefined): string {
 export function eduDmaBits(m: VariantMachine | undefined): number | undefined {
   if (m?.eduDmaMask === undefined) return undefined;
   const bits = BigInt(m.eduDmaMask).toString(2).replace(/^0+/, '').length;
-  return bits <= EDU_DEFAULT_BITS ? undefined : bits;
+  return bits <= EDU_DMA_BITS ? undefined : bits;
 }
 
 /** edudma's parameters for the variant: the edu's DMA width when it is not the default. */
