@@ -208,7 +208,10 @@ export class SshChannel {
         const err = e as Error;
         if (!NOT_STARTED.test(err.message) || attempt === OPEN_ATTEMPTS || this.closed) {
           const tries = attempt > 1 ? ` (asked ${attempt} times)` : '';
-          throw new GuestConnectionError(`${what}: ${err.message}${tries}`, { cause: err });
+          const hint = NOT_STARTED.test(err.message)
+            ? "the guest's SSH server refused or dropped the request every time: read the serial console for an out-of-memory or a dead sshd"
+            : undefined;
+          throw new GuestConnectionError(`${what}: ${err.message}${tries}`, { cause: err, ...(hint ? { hint } : {}) });
         }
         await sleep(50 * attempt);
       }
