@@ -1,7 +1,8 @@
 // dropbear before 2024.86, the reference guest's server on Debian 12, can close a new session channel before
 // it reads the exec or SFTP request and then drops the request unanswered (dropbear 71521d1b, its GitHub #321):
 // nothing ran, and ssh2 says "Unable to exec". CI met it on a bookworm runner. The harness asks again on a
-// new channel, a bounded number of times. A server in another process drops requests exactly so; the real
+// new channel, a bounded number of times. When the request ran on the closed channel, that dropbear ends the
+// whole connection on an assertion: the harness logs in again and asks there. A server in another process drops requests exactly so; the real
 // dropbear is covered by every guest spec.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,7 +25,30 @@ describe('guest-channel: a request the server dropped unanswered (dropbear 2022)
 
   it('exec: a server that keeps dropping gets a clear error after a bounded number of tries', async () => {
     const err = await server!.channel.exec('drop 99 then exit 0', { timeoutMs: 5000 }).then(() => undefined, (e: unknown) => e as Error);
-    expect(err?.message).to.equal('could not start "drop 99 then exit 0" in the guest: Unable to exec (asked 4 times)');
+    expect(err?.message).to.equal('could not start "drop 99 then exit 0" in the guest: Unable to exec (asked 6 times)');
+  });
+
+  it('exec: a server that ended the connection with the request unanswered (dropbear 2022) gets it on a new login', async () => {
+    const r = await server!.channel.exec('die 2 then exit 7', { timeoutMs: 5000 });
+    expect(r.code).to.equal(7);
+    expect(server!.channel.isOpen).to.equal(true);
+    expect((await server!.channel.exec('exit 0', { timeoutMs: 5000 })).code).to.equal(0);
+  });
+
+  it('exec: a server that ends every connection gets a clear error after a bounded number of logins', async () => {
+    const err = await server!.channel.exec('die 99 then exit 0', { timeoutMs: 5000 }).then(() => undefined, (e: unknown) => e as Error);
+    expect(err?.message).to.equal('could not start "die 99 then exit 0" in the guest: the SSH connection to the guest is closed (logged in 4 times again)');
+    expect((err as Error & { hint?: string }).hint).to.match(/ended the connection at every request: read the serial console/);
+    // The channel logs in again for the next command: the server is still there.
+    expect((await server!.channel.exec('exit 0', { timeoutMs: 5000 })).code).to.equal(0);
+  });
+
+  it('a channel the host closed is not logged in again', async () => {
+    const spare = await startScriptedServer();
+    spare.channel.close();
+    const err = await spare.channel.exec('exit 0', { timeoutMs: 5000 }).then(() => undefined, (e: unknown) => e as Error);
+    spare.stop();
+    expect(err?.message).to.equal('could not start "exit 0" in the guest: the SSH connection to the guest is closed');
   });
 
   it('a line stream is opened again the same way', async () => {

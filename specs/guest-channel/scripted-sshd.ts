@@ -2,6 +2,8 @@
 // as a child process so it can answer while a spec holds its own event loop. Prints its port on stdout.
 //  - exec "drop K then exit N": the first K requests with this text are dropped as dropbear 2022 drops them
 //    (the channel is closed, the request never answered, nothing runs); later ones exit with N at once.
+//  - exec "die K then exit N": the first K requests with this text end the whole connection unanswered, as
+//    dropbear 2022 does when it ran the request on a channel it had closed (its assertion exit).
 //  - any other exec is answered 100 ms late, all at once: success, the exit status ("exit N" gives N,
 //    "killed" a SIGTERM), EOF and close.
 //  - SFTP: the first subsystem request of each connection is dropped the same way; later ones get a
@@ -49,14 +51,17 @@ const server = new ssh2.Server({ hostKeys: [ssh2.utils.generateKeyPairSync('ed25
   client.on('session', (acceptSession) => {
     const session = acceptSession();
     session.on('exec', (acceptExec, _reject, info) => {
-      const scripted = /^drop (\d+) then exit (\d+)$/.exec(info.command);
+      const scripted = /^(drop|die) (\d+) then exit (\d+)$/.exec(info.command);
       if (scripted) {
         const seen = drops.get(info.command) ?? 0;
         drops.set(info.command, seen + 1);
-        if (seen < Number(scripted[1])) drop(client, session);
+        if (seen < Number(scripted[2])) {
+          if (scripted[1] === 'drop') drop(client, session);
+          else client.end();
+        }
         else {
           const stream = acceptExec();
-          stream.exit(Number(scripted[2]));
+          stream.exit(Number(scripted[3]));
           stream.end();
         }
         return;

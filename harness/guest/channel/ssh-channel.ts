@@ -12,7 +12,9 @@ const { Client } = ssh2;
 
 /** ssh2's words for a channel request the server refused or dropped: the command never started. */
 const NOT_STARTED = /^Unable to (exec|start subsystem)\b/;
-const OPEN_ATTEMPTS = 4;
+const OPEN_ATTEMPTS = 6;
+/** How long a login again after a dropped connection may take (a login under TCG takes ~1 s). */
+const RELOGIN_TIMEOUT_MS = 20_000;
 
 export interface SshTarget {
   host: string;
@@ -53,7 +55,11 @@ function hostKeyMatches(expected: string | undefined): ((key: Buffer) => boolean
 
 export class SshChannel {
   private closed = false;
+  /** close() was called: the connection is not to be made again. */
+  private ended = false;
   private lastError?: Error;
+  /** A login again after the server dropped the connection, shared by every command waiting on it. */
+  private relogin?: Promise<void>;
 
   private constructor(
     private client: InstanceType<typeof Client>,
@@ -78,6 +84,10 @@ export class SshChannel {
    */
   async reconnect(readyTimeoutMs: number): Promise<void> {
     const fresh = await SshChannel.connect(this.target, readyTimeoutMs);
+    if (this.ended) {
+      fresh.close();
+      throw new GuestConnectionError('the SSH channel was closed by the host during the login again');
+    }
     const old = this.client;
     this.client = fresh.client;
     this.closed = false;
@@ -192,29 +202,52 @@ export class SshChannel {
   }
 
   /**
-   * Open a session channel and make its request (exec, subsystem). A request the server never ran is made
-   * again on a new channel: dropbear before 2024.86 (Debian 12 has 2022.83) can close a new session
-   * channel before it reads the request, when its loop wakes in between (a child exits); it then drops the
-   * request unanswered (dropbear 71521d1b, its GitHub #321). ssh2 calls that "Unable to exec".
+   * Open a session channel and make its request (exec, subsystem), asking again when the server did not run
+   * it. Dropbear before 2024.86 (Debian 12 has 2022.83) closes a new session channel at once when a child of
+   * the same connection exits in the loop turn that opens it (dropbear 71521d1b, its GitHub #173 and #321).
+   * It then either drops the request (ssh2: "Unable to exec") or runs it on the closed channel and exits
+   * on an assertion as soon as the command's output ends, taking the connection with it (ssh2: "No response
+   * from server", then close). Both are made again: the first on a new channel, the second on a new login.
+   * The command may then have run twice; the harness's guest commands are safe to repeat.
    */
   private async openChannel<T>(what: string, open: (cb: (err: Error | undefined, value: T) => void) => void): Promise<T> {
+    let logins = 0;
     for (let attempt = 1; ; attempt++) {
-      if (this.closed) {
-        throw new GuestConnectionError(`${what}: the SSH connection to the guest is closed${this.lastError ? `: ${this.lastError.message}` : ''}`);
-      }
+      if (this.closed) await this.loginAgain(what, attempt === OPEN_ATTEMPTS, logins++);
       try {
         return await new Promise<T>((resolve, reject) => open((err, value) => (err ? reject(err) : resolve(value))));
       } catch (e) {
         const err = e as Error;
-        if (!NOT_STARTED.test(err.message) || attempt === OPEN_ATTEMPTS || this.closed) {
+        const dropped = this.closed && !this.ended;
+        if ((!NOT_STARTED.test(err.message) && !dropped) || attempt === OPEN_ATTEMPTS || this.ended) {
           const tries = attempt > 1 ? ` (asked ${attempt} times)` : '';
-          const hint = NOT_STARTED.test(err.message)
+          const hint = NOT_STARTED.test(err.message) || dropped
             ? "the guest's SSH server refused or dropped the request every time: read the serial console for an out-of-memory or a dead sshd"
             : undefined;
           throw new GuestConnectionError(`${what}: ${err.message}${tries}`, { cause: err, ...(hint ? { hint } : {}) });
         }
-        await sleep(50 * attempt);
+        if (!dropped) await sleep(25 * attempt + Math.random() * 50); // apart from the other commands racing it
       }
+    }
+  }
+
+  /** The server dropped the connection before a request ran: log in again (once for all who wait). */
+  private async loginAgain(what: string, last: boolean, logins: number): Promise<void> {
+    const lost = `${what}: the SSH connection to the guest is closed${this.lastError ? `: ${this.lastError.message}` : ''}`;
+    if (this.ended) throw new GuestConnectionError(lost);
+    if (last) {
+      throw new GuestConnectionError(`${lost} (logged in ${logins} times again)`, {
+        hint: "the guest's SSH server ended the connection at every request: read the serial console for an out-of-memory or a dead sshd",
+      });
+    }
+    this.relogin ??= this.reconnect(RELOGIN_TIMEOUT_MS).finally(() => (this.relogin = undefined));
+    try {
+      await this.relogin;
+    } catch (e) {
+      throw new GuestConnectionError(`${lost}, and logging in again failed: ${(e as Error).message}`, {
+        cause: e as Error,
+        hint: "the guest's SSH server is gone or the guest hangs: read the serial console",
+      });
     }
   }
 
@@ -305,6 +338,7 @@ export class SshChannel {
   }
 
   close(): void {
+    this.ended = true;
     if (!this.closed) this.client.end();
     this.closed = true;
   }
