@@ -83,7 +83,11 @@ export class SshChannel {
    * still running on the old connection fail with GuestConnectionError.
    */
   async reconnect(readyTimeoutMs: number): Promise<void> {
-    const fresh = await SshChannel.connect(this.target, readyTimeoutMs);
+    this.adopt(await SshChannel.connect(this.target, readyTimeoutMs));
+  }
+
+  /** Carry on over another channel's connection (this one's is gone or going). */
+  private adopt(fresh: SshChannel): void {
     if (this.ended) {
       fresh.close();
       throw new GuestConnectionError('the SSH channel was closed by the host during the login again');
@@ -240,7 +244,10 @@ export class SshChannel {
         hint: "the guest's SSH server ended the connection at every request: read the serial console for an out-of-memory or a dead sshd",
       });
     }
-    this.relogin ??= this.reconnect(RELOGIN_TIMEOUT_MS).finally(() => (this.relogin = undefined));
+    // login, not connect: a loaded guest's dropbear can hang up mid-login (its auth timer); login tries again.
+    this.relogin ??= SshChannel.login(this.target, { timeoutMs: RELOGIN_TIMEOUT_MS })
+      .then((fresh) => this.adopt(fresh))
+      .finally(() => (this.relogin = undefined));
     try {
       await this.relogin;
     } catch (e) {
