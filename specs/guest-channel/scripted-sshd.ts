@@ -58,8 +58,7 @@ const server = new ssh2.Server({ hostKeys: [ssh2.utils.generateKeyPairSync('ed25
         if (seen < Number(scripted[2])) {
           if (scripted[1] === 'drop') drop(client, session);
           else client.end();
-        }
-        else {
+        } else {
           const stream = acceptExec();
           stream.exit(Number(scripted[3]));
           stream.end();
