@@ -58,6 +58,12 @@ export class NtModelSession implements GuestSession {
   readonly profile = 'windows-nt-model';
   readonly bugchecks: ModelBugcheck[] = [];
   private readonly events: DeviceModelEvent[] = [];
+  /**
+   * The first event of the current run. A run starts only after the last one's GO marker was read, so every
+   * event before this index is an earlier run's, even one read in the millisecond the next run started
+   * (a run here takes a few ms: a time filter alone blamed a control's clamp on the next scenario in CI).
+   */
+  private runFrom = 0;
   private readonly stderrLog: string[] = [];
   /** Handles whose GO the model finished, by its stderr: what the edu printed for them is in. */
   private readonly goDone = new Set<number>();
@@ -162,6 +168,7 @@ export class NtModelSession implements GuestSession {
    * handed over only once its messages are in, and a late one cannot land on the next scenario.
    */
   async run(scenario: Scenario, onArmed?: (armed: ArmedReport) => Promise<void>): Promise<HeldRun> {
+    this.runFrom = this.events.length;
     const held = await this.dmactl.run(scenario, onArmed);
     const handle = held.armed?.handle;
     // Without the marker the run's device messages may still be in the pipe: judging it now could miss a
@@ -187,7 +194,7 @@ export class NtModelSession implements GuestSession {
   }
 
   deviceModelEvents(sinceMs: number): DeviceModelEvent[] {
-    return this.events.filter((e) => e.atMs >= sinceMs);
+    return this.events.slice(this.runFrom).filter((e) => e.atMs >= sinceMs);
   }
 
   isHealthy(): boolean {
