@@ -23,7 +23,7 @@ export const NT_MODEL_WORLDS: Record<NtModelWorldId, NtModelWorld> = {
   },
   direct: {
     id: 'direct',
-    description: 'DMA v3, all memory below 256 MiB: device addresses are the CPU pages, no map registers',
+    description: 'DMA v3, 28-bit device (the driver always declares 28 bits), all memory below 256 MiB: device addresses are the CPU pages, no map registers',
     catalogVariant: 'direct',
     eduDmaBits: 28,
   },
