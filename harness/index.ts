@@ -3,7 +3,7 @@
 
 /** Boot a guest of a profile (reference Linux, Windows golden image) with the test driver loaded. */
 export { startGuest, type StartGuestOptions } from './lib/guest.js';
-/** Mocha fixtures: one boot per spec file, shared or restored pristine per test (`restore: 'per-test'`); logs attached to failures. */
+/** Mocha fixtures: one boot per spec file, shared or restored pristine per test (`restore: 'per-test'`) and on demand (`guest.restore()`); logs attached to failures. */
 export { useGuest, type UseGuestOptions, type GuestFixture } from './lib/mocha.js';
 /** The package's root (its guest driver sources and image recipes) and the image cache it uses. */
 export { packageRoot, cacheDir } from './lib/paths.js';

@@ -26,13 +26,23 @@ export interface GuestFixture {
   readonly session: GuestSession;
   /** Where the guests' logs go; a test's own guest logs to a folder under it (session.artifactsDir). */
   readonly artifactsDir: string;
+  /**
+   * Restore the guest to its saved state within a test (restore 'per-test' only): this test's guest is
+   * closed and `session` becomes another one restored from the saved boot, checked as every restore is
+   * (the edu re-attached, a verified 64-byte round trip). No boot: a restore takes well under a second
+   * under TCG. When the snapshot could not be made or restored it is the reused booted guest again, with
+   * the note `useGuest: this test's guest is not a pristine restore: <why>` on stderr. With restore
+   * 'per-file' (nothing saved) it throws a UsageError.
+   */
+  restore(): Promise<GuestSession>;
 }
 
 /**
  * Boot one guest for the spec file (or `describe` block) it is called in: mocha `before` starts it,
  * `after` closes it, and after each failed test the guest's logs (driver log, dmesg, serial log) are
  * collected and its artifacts folder is named in the test's error. Call it at the top of a `describe`.
- * With `restore: 'per-test'` (reference guest) each test gets a pristine guest restored from the boot.
+ * With `restore: 'per-test'` (reference guest) each test gets a pristine guest restored from the boot,
+ * and `guest.restore()` restores it again within a test.
  *
  * @example
  * describe('my driver', function () {
@@ -105,5 +115,19 @@ export function useGuest(opts: UseGuestOptions): GuestFixture {
       return session;
     },
     artifactsDir,
+    async restore(): Promise<GuestSession> {
+      if (restore !== 'per-test') {
+        throw new UsageError("useGuest: guest.restore() needs a saved guest, and restore 'per-file' saves none", { hint: "use useGuest({ ..., restore: 'per-test' }) (the reference guest): one boot, saved, and a restore per test and per guest.restore()" });
+      }
+      if (!pristine || !session) throw new Error('useGuest: no guest to restore here (call guest.restore() inside a test, after the before hook booted it)');
+      const used = session;
+      session = undefined;
+      await pristine.done(used, 'guest.restore()', false);
+      const next = await pristine.next();
+      session = next;
+      const why = pristine.notPristine(next);
+      if (why) process.stderr.write(`      useGuest: this test's guest is not a pristine restore: ${why}\n`);
+      return next;
+    },
   };
 }

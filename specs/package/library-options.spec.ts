@@ -1,7 +1,8 @@
 // The library's own options beside the CLI's (issue 14): startGuest's `driver` is judged by the same checks
 // as `dmahil run --driver` (harness/driver/), with the same one-line errors, before any guest boots; a
 // variant object of the user's own by the config's rules for "variants" (config.schema.json); and
-// useGuest's restore 'per-test' is refused for a Windows golden image when the spec file loads. No guest
+// useGuest's restore 'per-test' is refused for a Windows golden image when the spec file loads, and
+// guest.restore() on a fixture that saved nothing (restore 'per-file') is a UsageError. No guest
 // boots here: every case is refused before QEMU starts. The passing driver and
 // per-test restore boot in specs/package/pack.e2e.spec.ts.
 import fs from 'node:fs/promises';
@@ -10,7 +11,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { UsageError } from '../../harness/errors.js';
 import { startGuest } from '../../harness/lib/guest.js';
-import { useGuest } from '../../harness/lib/mocha.js';
+import { useGuest, type GuestFixture } from '../../harness/lib/mocha.js';
 import { cacheDir } from '../../harness/lib/paths.js';
 import { buildReferenceImage } from '../../images/linux/build.js';
 import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
@@ -95,6 +96,18 @@ describe("library options: startGuest's driver, useGuest's restore", function ()
     const e = await refusal(startGuest({ profile: 'linux', variant: 'virtio-iommu', artifactsDir: path.join(scratch, 'artifacts') }));
     expect(e.message).to.equal(`guest kernel ${kver} has no virtio-iommu driver (${image.virtioIommu.evidence}): a virtio-iommu guest would not translate`);
     expect(e.hint).to.match(/CONFIG_VIRTIO_IOMMU/);
+  });
+
+  // A per-file fixture that never boots: mocha runs no hooks for a block without tests.
+  let perFile: GuestFixture | undefined;
+  describe('(a per-file fixture, never booted: its block has no tests)', () => {
+    perFile = useGuest({ profile: 'linux' });
+  });
+
+  it("guest.restore() on a fixture with restore 'per-file': a UsageError naming the option that saves the guest", async () => {
+    const e = await perFile!.restore().then(() => undefined, (err: unknown) => err);
+    expect(e, 'restore() did not refuse').to.be.instanceOf(UsageError);
+    expect((e as UsageError).describe()).to.match(/^useGuest: guest\.restore\(\) needs a saved guest, and restore 'per-file' saves none — use useGuest\(\{ \.\.\., restore: 'per-test' \}\)/);
   });
 
   it("restore 'per-test' on a Windows golden image: refused when useGuest is called, naming why (no snapshots of a golden image)", () => {
