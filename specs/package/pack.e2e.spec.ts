@@ -1,8 +1,10 @@
 // dmahil as a dependency (issue 14): `npm pack`, install the tarball into a fresh project with its own
-// package.json, and run there a mocha spec written only against the library's public surface: the
-// useGuest fixture boots the reference guest once and gives each test a pristine restored guest
-// (restore 'per-test'): a round trip verifies, and on the next test's guest its marker is gone and a
-// negative control (wrong seed) is caught; the guest loads a driver build given as `driver`. Also `npx dmahil --version` and `npx dmahil setup` in that project. The reference image comes from the
+// package.json, and run there the example spec the package ships (examples/dma.spec.mjs, copied from the
+// installed package), written only against the library's public surface: the useGuest fixture boots the
+// reference guest once and gives each test a pristine restored guest (restore 'per-test'): a round trip
+// verifies, a negative control (wrong seed) is caught, and after guest.restore() within a test the round
+// trip's bytes are gone from guest RAM; the guest loads a driver build given as DRIVER_DIR. Also
+// `npx dmahil --version` and `npx dmahil setup` in that project. The reference image comes from the
 // repo's cache (DMAHIL_CACHE), the npm packages from npm's cache when it has them (--prefer-offline).
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -13,48 +15,6 @@ import { cacheDir } from '../../harness/lib/paths.js';
 import { buildReferenceImage } from '../../images/linux/build.js';
 import { buildLinuxDriver } from '../../guest-driver/linux/build.js';
 import { BOOT_TIMEOUT_MS, repoRoot } from '../e2e/support.js';
-
-const CONSUMER_SPEC = `// A user's spec: only what 'dmahil' exports. One boot for the file, a pristine restored guest per test.
-import { expect } from 'chai';
-import { CATALOG, makeScenario, outcome, runScenario, useGuest } from 'dmahil';
-
-describe('my driver on the reference guest', function () {
-  this.timeout(600000);
-  // The team's driver build (MY_DRIVER: edudma.ko and dmactl), loaded instead of the one dmahil builds.
-  const progress = [];
-  const guest = useGuest({ profile: 'linux', variant: 'direct', restore: 'per-test', driver: process.env.MY_DRIVER, onProgress: (m) => progress.push(m) });
-  let first; // the first test's guest, and the bytes its round trip left in guest RAM
-
-  it('round trip of 4096 bytes verifies', async () => {
-    const v = await runScenario(guest.session, { name: 'round trip', scenario: makeScenario({ direction: 'round-trip', size: 4096, seed: 7 }) });
-    expect(outcome(v), v.summary).to.equal('ok');
-    expect(v.status).to.equal('pass');
-    // The marker: the destination page keeps the pattern after the buffers are freed (the kernel does not clear it).
-    const gpa = v.result.buffers.find((b) => b.role === 'destination').pages[0];
-    const marker = await guest.session.memory.read(gpa, 256);
-    expect(new Set(marker).size, 'the round trip left its pattern in the destination page').to.be.above(16);
-    first = { session: guest.session, dir: guest.session.artifactsDir, gpa, marker };
-  });
-
-  it("the wrong-seed control is caught, on a pristine guest: the first test's marker is gone", async () => {
-    expect(guest.session).to.not.equal(first.session);
-    expect(guest.session.artifactsDir).to.not.equal(first.dir);
-    const now = await guest.session.memory.read(first.gpa, 256);
-    expect(now.equals(first.marker), "the page still holds the first test's round trip").to.equal(false);
-    const control = CATALOG.find((c) => c.name === 'control: wrong seed');
-    const v = await runScenario(guest.session, control);
-    expect(v.status, v.summary).to.equal('fail');
-    expect(outcome(v), v.summary).to.equal('ok');
-    expect(v.findings.map((f) => f.kind)).to.include('wrong-seed');
-  });
-
-  it('reads guest memory; the guest runs the driver it was given', async () => {
-    expect(progress.join('\\n')).to.match(/loading edudma/).and.not.match(/building the edudma module/);
-    expect(guest.session.memory.contains(0x100000, 16)).to.equal(true);
-    expect((await guest.session.memory.read(0x100000, 16)).length).to.equal(16);
-  });
-});
-`;
 
 // A failing test on a restored guest: the fixture must name that test's own guest's artifacts, with its logs there.
 const FAILING_SPEC = `import { expect } from 'chai';
@@ -103,9 +63,9 @@ describe('package: the packed tarball in a fresh project', function () {
     await fs.rm(scratch, { recursive: true, force: true });
   });
 
-  it('carries the library with its types, the CLI, the driver sources and the image recipe', async () => {
+  it('carries the library with its types, the CLI, the driver sources, the image recipe and the example spec', async () => {
     const installed = path.join(project, 'node_modules', 'dmahil');
-    for (const f of ['dist/harness/index.js', 'dist/harness/index.d.ts', 'dist/harness/cli/main.js', 'guest-driver/linux/edudma.c', 'guest-driver/linux/Makefile', 'images/linux/init.sh', 'LICENSE']) {
+    for (const f of ['dist/harness/index.js', 'dist/harness/index.d.ts', 'dist/harness/cli/main.js', 'guest-driver/linux/edudma.c', 'guest-driver/linux/Makefile', 'images/linux/init.sh', 'examples/dma.spec.mjs', 'LICENSE']) {
       await fs.access(path.join(installed, f));
     }
     const r = await execa('npx', ['--no-install', 'dmahil', '--version'], { cwd: project, reject: false });
@@ -138,12 +98,14 @@ describe('package: the packed tarball in a fresh project', function () {
   it('its declarations type a TypeScript spec (and catch a misuse)', async () => {
     const tsc = path.join(repoRoot, 'node_modules', '.bin', 'tsc');
     const flags = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck'];
-    const good = `import { makeScenario, outcome, runScenario, startGuest, type GuestSession, type UseGuestOptions, type VariantMachine, type Verdict } from 'dmahil';
+    const good = `import { makeScenario, outcome, runScenario, startGuest, type GuestFixture, type GuestSession, type UseGuestOptions, type VariantMachine, type Verdict } from 'dmahil';
 export async function once(s: GuestSession): Promise<'ok' | 'not-ok' | 'skipped'> {
   const v: Verdict = await runScenario(s, { name: 'x', scenario: makeScenario({ size: 16 }) });
   return outcome(v);
 }
 export const start = () => startGuest({ profile: 'linux', artifactsDir: '/tmp/x' });
+// Back to the saved state within a test: the fixture's restore() gives the restored guest.
+export const again = (guest: GuestFixture): Promise<GuestSession> => guest.restore();
 // A pristine guest per test, the user's driver build and a variant of their own.
 const wide: VariantMachine = { memoryMiB: 192, eduDmaMask: '0xffffffff' };
 export const fixture: UseGuestOptions = { profile: 'linux', restore: 'per-test', driver: 'my-edudma/build/linux', variant: { id: 'wide-edu', forceBounce: false, description: 'a wider edu', machine: wide } };
@@ -159,16 +121,26 @@ export const s = startGuest({ profile: 'solaris', artifactsDir: '/tmp/x' });
     expect(bad.all).to.match(/misuse\.ts.*'"solaris"' is not assignable/);
   });
 
-  it("a spec written with the library and its fixture passes under the project's own mocha", async () => {
-    await fs.writeFile(path.join(project, 'driver.spec.mjs'), CONSUMER_SPEC);
-    const r = await execa(path.join(project, 'node_modules', '.bin', 'mocha'), ['--timeout', '600000', 'driver.spec.mjs'], {
+  it("the example spec the package ships, copied into the project, passes under its own mocha on the driver build it is given", async () => {
+    await fs.copyFile(path.join(project, 'node_modules', 'dmahil', 'examples', 'dma.spec.mjs'), path.join(project, 'dma.spec.mjs'));
+    const artifacts = path.join(scratch, 'artifacts');
+    const r = await execa(path.join(project, 'node_modules', '.bin', 'mocha'), ['--timeout', '600000', 'dma.spec.mjs'], {
       cwd: project,
       reject: false,
       all: true,
-      env: { DMAHIL_CACHE: cacheDir(repoRoot), DMAHIL_ARTIFACTS: path.join(scratch, 'artifacts'), MY_DRIVER: myDriver },
+      env: { DMAHIL_CACHE: cacheDir(repoRoot), DMAHIL_ARTIFACTS: artifacts, DRIVER_DIR: myDriver },
     });
     expect(r.exitCode, r.all).to.equal(0);
     expect(r.all).to.match(/3 passing/).and.not.match(/failing/);
+    // The guest ran the driver it was given (its progress lines), and every test's guest was a pristine restore.
+    expect(r.all).to.match(/dmahil: loading edudma/).and.not.match(/building the edudma module/);
+    expect(r.all).to.not.match(/not a pristine restore/);
+    // One boot for the file; a restore for each of the 3 tests and one for guest.restore().
+    const [dir, ...others] = await fs.readdir(artifacts);
+    expect(others, 'one fixture, one artifacts folder').to.deep.equal([]);
+    const entries = await fs.readdir(path.join(artifacts, dir!));
+    expect(entries.filter((e) => e.startsWith('boot')), entries.join(' ')).to.deep.equal(['boot']);
+    expect(entries.filter((e) => /^restore-\d+$/.test(e)).length, entries.join(' ')).to.be.at.least(4);
   });
 
   it("the fixture names the guest's artifacts in a failed test, with the guest's logs there", async () => {
