@@ -33,6 +33,7 @@ static int env_u64(const char *name, uint64_t def, uint64_t min, uint64_t max, u
 int mk_config_read(char *err, size_t errlen)
 {
 	const char *w = os_getenv("DMAHIL_MODEL_WORLD"), *irq = os_getenv("DMAHIL_MODEL_INTERRUPT");
+	const char *flush = os_getenv("DMAHIL_MODEL_V3_FLUSH");
 	uint64_t v;
 
 	memset(&mk_cfg, 0, sizeof(mk_cfg));
@@ -92,6 +93,20 @@ int mk_config_read(char *err, size_t errlen)
 		    errlen))
 		return -1;
 	mk_cfg.count_map_registers = (int)v;
+	if (flush == NULL || strcmp(flush, "present") == 0)
+		mk_cfg.v3_flush = MK_V3_FLUSH_PRESENT;
+	else if (strcmp(flush, "null") == 0)
+		mk_cfg.v3_flush = MK_V3_FLUSH_NULL;
+	else if (strcmp(flush, "short") == 0)
+		mk_cfg.v3_flush = MK_V3_FLUSH_SHORT;
+	else {
+		snprintf(err, errlen, "DMAHIL_MODEL_V3_FLUSH=%s: want present, null or short", flush);
+		return -1;
+	}
+	if (mk_cfg.v3_flush != MK_V3_FLUSH_PRESENT && mk_cfg.world == MK_WORLD_V2_NULL_FLUSH) {
+		snprintf(err, errlen, "DMAHIL_MODEL_V3_FLUSH=%s: the v2-null-flush world grants no v3 adapter", flush);
+		return -1;
+	}
 	mk_cfg.log_path = os_getenv("DMAHIL_MODEL_LOG");
 	if (env_u64("DMAHIL_MODEL_TRACE", 0, 0, 1, &v, err, errlen))
 		return -1;

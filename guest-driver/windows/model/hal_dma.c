@@ -24,7 +24,8 @@
  *
  * Worlds (config.c): map-registers (28-bit v3 adapter, pool beyond 256 MiB:
  * every mapping bounces), direct (no bouncing), v2-null-flush (v3 refused, v2
- * granted, DmaOperations->Size covers FlushDmaBuffer but it is NULL).
+ * granted, DmaOperations->Size covers FlushDmaBuffer but it is NULL). In the v3
+ * worlds DMAHIL_MODEL_V3_FLUSH=null or short offers a v3 table without it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -821,10 +822,26 @@ UNMODELLED(FreeCommonBufferFromVector)
 UNMODELLED(FreeCommonBufferVector)
 UNMODELLED(CreateCommonBufferFromMdl)
 
+/*
+ * DMAHIL_MODEL_V3_FLUSH=short: the v3 table ends before FlushDmaBuffer, at CancelMappedTransfer (Size 0xE8:
+ * the members Windows 8 brought with DMA v3; AllocateDomainCommonBuffer and FlushDmaBuffer came with
+ * Windows 10). What lies past Size is not the driver's to call: each slot there is this trap.
+ */
+#define V3_SHORT_SIZE 0xE8
+_Static_assert(offsetof(struct mk_dma_ops, v3[13]) == V3_SHORT_SIZE, "the short table ends after CancelMappedTransfer");
+static VOID NTAPI beyond_size(VOID)
+{
+	MK_DDI("DmaOperations-past-Size");
+	mk_bugcheck("dma-ops-beyond-size", "a DmaOperations member at or past DmaOperations->Size (0x%x) was called: "
+		    "the table ends before it", V3_SHORT_SIZE);
+}
+
 #define FN(x) ((PVOID)(ULONG_PTR)(x))
 
 static void fill_ops(struct mk_dma_ops *o, int v3, int flush_present)
 {
+	unsigned i;
+
 	o->v2.Size = v3 || mk_cfg.world == MK_WORLD_V2_NULL_FLUSH ? sizeof(*o) : sizeof(DMA_OPERATIONS);
 	o->v2.PutDmaAdapter = PutDmaAdapter;
 	o->v2.AllocateCommonBuffer = AllocateCommonBuffer;
@@ -867,6 +884,11 @@ static void fill_ops(struct mk_dma_ops *o, int v3, int flush_present)
 	o->v3[21] = FN(unmodelled_FreeCommonBufferFromVector);
 	o->v3[22] = FN(unmodelled_FreeCommonBufferVector);
 	o->v3[23] = FN(unmodelled_CreateCommonBufferFromMdl);
+	if (v3 && mk_cfg.v3_flush == MK_V3_FLUSH_SHORT) {
+		o->v2.Size = V3_SHORT_SIZE;
+		for (i = (V3_SHORT_SIZE - sizeof(DMA_OPERATIONS)) / sizeof(PVOID); i < 24; i++)
+			o->v3[i] = FN(beyond_size);
+	}
 }
 
 /* ---- IoGetDmaAdapter ---- */
@@ -914,7 +936,7 @@ PDMA_ADAPTER mk_get_dma_adapter_impl(PDEVICE_OBJECT pdo, PDEVICE_DESCRIPTION dd,
 	ad->nregs = ad->bounce && want > mk_cfg.map_registers ? mk_cfg.map_registers : want;
 	ad->live = 1;
 	ad->caller = mk_ddi_caller();
-	fill_ops(&ad->ops, dd->Version == 3, mk_cfg.world != MK_WORLD_V2_NULL_FLUSH);
+	fill_ops(&ad->ops, dd->Version == 3, mk_cfg.world != MK_WORLD_V2_NULL_FLUSH && mk_cfg.v3_flush == MK_V3_FLUSH_PRESENT);
 	ad->next = adapters;
 	adapters = ad;
 	*nregs = ad->nregs;

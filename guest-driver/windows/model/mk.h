@@ -22,6 +22,9 @@
 /* ---- configuration (config.c) ---- */
 
 enum mk_world { MK_WORLD_MAP_REGISTERS, MK_WORLD_DIRECT, MK_WORLD_V2_NULL_FLUSH };
+/* A v3 DmaOperations table's FlushDmaBuffer (DMAHIL_MODEL_V3_FLUSH): present, NULL with a Size that
+ * covers it, or a Size that ends before it (a table older than the member). */
+enum mk_v3_flush { MK_V3_FLUSH_PRESENT, MK_V3_FLUSH_NULL, MK_V3_FLUSH_SHORT };
 
 struct mk_config {
 	enum mk_world world;
@@ -36,6 +39,7 @@ struct mk_config {
 	int msi;                       /* DMAHIL_MODEL_INTERRUPT=msi|line */
 	int bus_master_on;             /* DMAHIL_MODEL_BUS_MASTER=1: pci.sys left Bus Master Enable set */
 	int count_map_registers;       /* map-register rules on in every world (DMAHIL_MODEL_STRICT_MAP_REGISTERS) */
+	enum mk_v3_flush v3_flush;     /* DMAHIL_MODEL_V3_FLUSH=present|null|short (v3 adapters) */
 	const char *log_path;          /* DMAHIL_MODEL_LOG: the driver's log and the model's trace */
 	int trace;                     /* DMAHIL_MODEL_TRACE=1: every DDI call in the log */
 	/* the physical layout of this world */
