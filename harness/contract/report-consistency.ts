@@ -35,6 +35,13 @@ export interface ConsistencyOptions {
    * that says translated would dodge the checks that compare device addresses with CPU pages.
    */
   iommu?: boolean;
+  /**
+   * How long the guest's bounce mappings live (GuestSession.bounceMappings): 'concurrent' (Linux swiotlb,
+   * the default: all of a run's at once) or 'per-window' (Windows map registers: a transfer larger than
+   * the registers granted runs window by window, each window reusing them). Per window, only segments of
+   * the same data bytes are live together, so only those must not overlap the other buffer's.
+   */
+  bounceMappings?: 'concurrent' | 'per-window';
 }
 
 const h = (n: number): string => `0x${n.toString(16)}`;
@@ -77,7 +84,9 @@ export function checkReportConsistency(r: RunResult, opts: ConsistencyOptions): 
 
   const limit = 2 ** opts.dmaMaskBits;
   // Bounce ranges are compared by byte: swiotlb's slots are 2 KiB, so two mappings may share a page.
-  const bounceRanges: Array<{ b: BufferReport; start: number; end: number }> = [];
+  const bounceRanges: Array<{ b: BufferReport; start: number; end: number; data: number; dataEnd: number }> = [];
+  const together = (data: number, dataEnd: number, o: { data: number; dataEnd: number }): boolean =>
+    opts.bounceMappings !== 'per-window' || (data < o.dataEnd && o.data < dataEnd);
   const sameSpace = (a: BufferReport, b: BufferReport): boolean => a.translated === b.translated;
   for (const b of r.buffers) {
     if (b.translated && opts.iommu === false) add('translated-without-an-iommu', `the ${name(b)} says its device addresses are IOVAs, but the host booted the guest without an IOMMU`);
@@ -92,9 +101,9 @@ export function checkReportConsistency(r: RunResult, opts: ConsistencyOptions): 
         const start = s.device;
         const end = s.device + s.length;
         for (const o of bounceRanges) {
-          if (o.b !== b && sameSpace(o.b, b) && start < o.end && o.start < end) add('bounce-ranges-overlap', `the ${name(b)}'s bounce bytes ${h(start)}..${h(end - 1)} overlap the ${name(o.b)}'s at ${h(Math.max(start, o.start))}`);
+          if (o.b !== b && sameSpace(o.b, b) && start < o.end && o.start < end && together(s.offset, s.offset + s.length, o)) add('bounce-ranges-overlap', `the ${name(b)}'s bounce bytes ${h(start)}..${h(end - 1)} overlap the ${name(o.b)}'s at ${h(Math.max(start, o.start))}`);
         }
-        bounceRanges.push({ b, start, end });
+        bounceRanges.push({ b, start, end, data: s.offset, dataEnd: s.offset + s.length });
         return;
       }
       // Not bounced: the device must be given the CPU address of each byte the segment claims (an IOVA is

@@ -158,7 +158,7 @@ export async function runScenario(session: GuestSession, c: ScenarioCase, opts: 
     // The report must hold together before its bytes mean anything: a page the source and the
     // destination share would let the CPU's pattern pass for the device's.
     const direct = c.variant === 'direct' || c.nothingBounces === true;
-    const violations = checkReportConsistency(r, { direct, ...(c.variant ? { guest: c.variant } : {}), dmaMaskBits: r.driver.dmaMaskBits ?? EDU_DMA_BITS, ...(iommu !== undefined ? { iommu } : {}) });
+    const violations = checkReportConsistency(r, { direct, ...(c.variant ? { guest: c.variant } : {}), dmaMaskBits: r.driver.dmaMaskBits ?? EDU_DMA_BITS, ...(iommu !== undefined ? { iommu } : {}), ...(session.bounceMappings ? { bounceMappings: session.bounceMappings } : {}) });
     const evidence = await gatherEvidence(session, r, expectSeed, clamps, iommuFaults, before);
     const findings = [...violations.map((v) => ({ kind: 'inconsistent-report' as const, message: `the guest's report does not hold together (${v.rule}): ${v.message}` })), ...explain(evidence)];
     if (!before) {

@@ -49,6 +49,11 @@ export interface GuestSession {
    * the device has not run): the host reads the buffers there.
    */
   run(scenario: Scenario, onArmed?: (armed: ArmedReport) => Promise<void>): Promise<HeldRun>;
+  /**
+   * 'per-window' where the driver maps a transfer window by window and each window reuses the bounce
+   * pages (Windows map registers); absent: every bounce mapping of a run is live at once (Linux swiotlb).
+   */
+  readonly bounceMappings?: 'per-window';
   /** Device-model messages since a time (Date.now() based). */
   deviceModelEvents(sinceMs: number): DeviceModelEvent[];
   /** False once the machine or the connection to the guest is gone: never reuse it then. */

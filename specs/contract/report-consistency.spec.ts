@@ -101,6 +101,30 @@ describe('contract: a run report must hold together before its bytes are judged'
     expect(checkReportConsistency(result([buffer('source', SRC, 7, 12 * 1024), d]), direct)).to.deep.equal([]);
   });
 
+  describe('map registers reused window by window (Windows edudma: bounceMappings per-window)', () => {
+    // What `dmahil explore` found on the NT model: a 61442-byte round trip at offset 4095 needs 17 + 17
+    // map registers of 32; the second window maps each buffer's last byte into registers the first
+    // window's source used. The same report from a driver whose mappings are all live at once is a lie.
+    const windowed = (): RunResult => {
+      const src = buffer('source', SRC, 7, 12 * 1024, 0x100000);
+      const dst = buffer('destination', DST, 7, 12 * 1024, 0x110000);
+      const last = dst.segments.length - 1;
+      dst.segments[last] = { ...dst.segments[last]!, device: 0x100000 + 7 }; // the source's first bytes' register
+      return result([src, dst]);
+    };
+    const perWindow: ConsistencyOptions = { ...bounce, bounceMappings: 'per-window' };
+
+    it('across windows (other data bytes), reused registers are no overlap', () => {
+      expect(checkReportConsistency(windowed(), perWindow)).to.deep.equal([]);
+      expect(rules(windowed(), bounce)).to.include('bounce-ranges-overlap');
+    });
+
+    it('within a window (the same data bytes), both buffers in the same registers is still a lie', () => {
+      const r = result([buffer('source', SRC, 7, 12 * 1024, 0x100000), buffer('destination', DST, 7, 12 * 1024, 0x100000)]);
+      expect(rules(r, perWindow)).to.include('bounce-ranges-overlap');
+    });
+  });
+
   describe('translated buffers (device addresses are IOVAs)', () => {
     // As the iommu guest reported them (iommu-notes.md): IOVAs top-down under the 28-bit mask.
     const iova = (role: BufferReport['role'], pages: number[], at: number, bounced = false): BufferReport => ({ ...buffer(role, pages, 7, 12 * 1024, at), bounced, translated: true });

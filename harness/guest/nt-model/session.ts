@@ -56,6 +56,8 @@ export function winePath(file: string): string {
 
 export class NtModelSession implements GuestSession {
   readonly profile = 'windows-nt-model';
+  /** edudma.sys runs a transfer larger than its map registers window by window, reusing them. */
+  readonly bounceMappings = 'per-window' as const;
   readonly bugchecks: ModelBugcheck[] = [];
   private readonly events: DeviceModelEvent[] = [];
   /**

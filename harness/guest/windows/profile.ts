@@ -232,6 +232,8 @@ export interface WindowsSessionOptions {
 
 export class WindowsSession implements GuestSession {
   readonly profile = 'windows';
+  /** edudma.sys runs a transfer larger than its map registers window by window, reusing them. */
+  readonly bounceMappings = 'per-window' as const;
   private failed = false;
   private closed = false;
   private evidenceTaken = new Set<string>();
