@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import type { GuestVariant } from '../dma/catalog.js';
 import { UsageError } from '../errors.js';
 import { applyConfig, optionsGiven } from './config-file.js';
+import { exploredVariants } from '../explore/variants.js';
 import { driverOption } from './driver-option.js';
 import { kernelRootOption } from './kernel-option.js';
 import type { KernelRoot } from '../kernel/kernel-root.js';
@@ -59,6 +60,8 @@ Options for explore (and --image, --grep, --json, --accel, --artifacts, --boot-t
   --budget <time>     how long to explore, e.g. 60s, 10m, 1h (default: 10m; the guests' boot is not counted)
   --runs <n>          stop after n scenarios (with --budget: whichever comes first)
   --seed <n>          the sequence of scenarios (default: random, printed); the same seed explores the same way
+  --variants <ids>    the guest variants to explore, comma-separated (default: direct,bounce); any built-in
+                      variant of the image, e.g. high-memory or iommu, or one declared in dmahil.config.json
   --version           print the version
   -h, --help          show this text
 
@@ -114,6 +117,8 @@ export interface ExploreCliOptions extends GuestSelectionOptions {
   seed: number;
   /** True when --seed was given (else the seed is random and printed). */
   seedGiven: boolean;
+  /** --variants: the guest variants explored, in order (default direct and bounce). */
+  variants: GuestVariant[];
 }
 
 export interface ShellOptions {
@@ -244,6 +249,7 @@ export function parseCommandLine(argv: string[]): Command {
         budget: { type: 'string' },
         runs: { type: 'string' },
         seed: { type: 'string' },
+        variants: { type: 'string' },
         qemu: { type: 'string' },
         driver: { type: 'string' },
         kernel: { type: 'string' },
@@ -307,9 +313,10 @@ export function parseCommandLine(argv: string[]): Command {
       runs: values.runs !== undefined ? positiveInt('--runs', values.runs, 100_000_000) : undefined,
       seed: values.seed !== undefined ? parseSeed(values.seed) : Math.floor(Math.random() * 0x80000000),
       seedGiven: values.seed !== undefined,
+      variants: exploredVariants(values.variants, image, fromConfig.variants),
     };
   }
-  refuse(values, ['budget', 'runs', 'seed'], 'run', 'they are options of dmahil explore');
+  refuse(values, ['budget', 'runs', 'seed', 'variants'], 'run', 'they are options of dmahil explore');
   if (values.repro !== undefined) refuse(values, ['all', 'grep', 'shard', 'scenarios'], 'run --repro', 'a repro file names one scenario: drop the selection options');
   if (values.scenarios !== undefined && values.all) {
     throw new UsageError('--all and --scenarios both say what runs (the whole catalog, or the file\'s scenarios)', { hint: 'drop one of them; --grep selects among the file\'s scenarios' });

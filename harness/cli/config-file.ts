@@ -42,7 +42,7 @@ export const CONFIG_KEYS: Record<string, ConfigKey> = {
   scenarios: { option: 'scenarios', commands: ['run'], path: 'file' },
   json: { option: 'json', commands: ['run', 'explore', 'doctor'] },
   boot: { option: 'boot', commands: ['run'] },
-  variants: { commands: ['run'] },
+  variants: { commands: ['run', 'explore'] },
 };
 
 const validate = compileSchema(schema);

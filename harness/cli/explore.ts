@@ -3,7 +3,8 @@
 // scenario first, and a repro file for `dmahil run --repro`.
 import path from 'node:path';
 import { CONTRACT_VERSION } from '../contract/scenario.js';
-import { EXPLORED_VARIANTS } from '../dma/catalog.js';
+import { VARIANTS } from '../dma/catalog.js';
+import { variantNotOnGuestKernel } from '../dma/applicability.js';
 import type { SuiteVerdict } from '../dma/run-suite.js';
 import { UsageError } from '../errors.js';
 import { describeConfirmation, type Confirmation } from '../explore/confirm.js';
@@ -49,7 +50,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   const progress = opts.onProgress ?? stderrProgress(true);
   const out = opts.out ?? process.stdout;
   // --grep that leaves out a variant (e.g. "bounce") spares its guest.
-  let variants: VariantId[] = [...EXPLORED_VARIANTS];
+  let variants: VariantId[] = opts.variants.map((v) => v.id);
   if (opts.grep) {
     const sample = exploredSequence(opts.seed, variants);
     const matching = Array.from({ length: 2000 }, (_, i) => sample.at(i)).filter((c) => opts.grep!.test(caseLabel(c)));
@@ -60,11 +61,16 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   checkArtifactsRoom(artifacts);
   const { qemu, reference, driver } = await preflight(opts.accel, opts.image, progress, opts.qemu, opts.driver, opts.kernel);
   if (reference) progress(describeGuestKernel(reference.kernelVersion, opts.kernel));
+  // A variant this guest kernel cannot run would explore untranslated DMA and find nothing: refuse it.
+  for (const v of opts.variants.filter((x) => variants.includes(x.id))) {
+    const why = reference ? variantNotOnGuestKernel(v, reference.kernelVersion, reference.virtioIommu) : undefined;
+    if (why) throw new UsageError(`--variants: ${v.id} is ${why}`, { hint: 'explore another variant, or give --kernel a kernel with the driver' });
+  }
   if (driver) progress(describeDriver(driver));
   const ver = await version();
   const qemuText = `${qemu.version}${qemu.package ? ` (${qemu.package})` : ''}`;
   const source = guestSource({ image: opts.image, accel: opts.accel, bootTimeoutMs: opts.bootTimeoutMs, artifacts, progress, reuse: false, qemuBinary: qemu.binary, ...driverSource(driver), ...(opts.kernel ? { kernelRoot: opts.kernel } : {}), ...(opts.driverOverride ? { driverOverride: opts.driverOverride } : {}) });
-  const guests = new ExploreGuests(source, opts.jobs);
+  const guests = new ExploreGuests(source, opts.jobs, opts.variants.filter((v) => !(v.id in VARIANTS)));
   const limits = [opts.budgetMs !== undefined ? `budget ${seconds(opts.budgetMs)}` : '', opts.runs !== undefined ? `at most ${opts.runs} scenarios` : ''].filter(Boolean).join(', ');
   progress(`exploring with seed ${opts.seed}${opts.seedGiven ? '' : ` (random; --seed ${opts.seed} explores the same way)`}, ${limits}; artifacts in ${artifacts}`);
 
@@ -107,7 +113,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
       image: opts.image,
       verdict: { status: v.status, findings: v.findings.map((x) => x.kind), summary: v.summary },
       confirmation: confirmationJson(f.minimalConfirmation),
-      explore: { seed: result.seed, index: f.index + 1, shrinkSteps: f.steps.length },
+      explore: { seed: result.seed, index: f.index + 1, shrinkSteps: f.steps.length, variants },
       versions: { dmahil: ver, qemu: qemuText, guestKernel: reference?.kernelVersion ?? null, driver: v.result ? `${v.result.driver.name} ${v.result.driver.version}` : null },
       createdAt: new Date().toISOString(),
     };
@@ -117,7 +123,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   const report = {
     ...resultsJson(verdicts, { version: ver, artifacts, host: { qemu: qemuText, qemuBinary: qemu.binary, edu: null, accel: opts.accel, driver: driver ? driverJson(driver) : null, guestKernel: reference ? { version: reference.kernelVersion, root: opts.kernel?.root ?? '/' } : null } }),
     ok,
-    explore: exploreJson(result, reproFile),
+    explore: exploreJson(result, reproFile, variants),
   };
   if (opts.json) out.write(JSON.stringify(report) + '\n');
   else {
@@ -158,11 +164,12 @@ function summaryLines(r: ExploreResult, ver: string, reproFile: string | undefin
   return lines;
 }
 
-function exploreJson(r: ExploreResult, reproFile: string | undefined) {
+function exploreJson(r: ExploreResult, reproFile: string | undefined, variants: readonly VariantId[]) {
   const f = r.failure;
   const kase = (c: ExploreCase) => ({ variant: c.variant, name: caseName(c), scenario: c.scenario });
   return {
     seed: r.seed,
+    variants,
     runs: r.runs,
     exploreMs: Math.round(r.exploreMs),
     scenariosPerS: Number(r.scenariosPerS.toFixed(2)),

@@ -16,7 +16,7 @@ export const UNTIL_FAIL_MAX_REPEATS = 1000;
  */
 export function runSelection(opts: { repro?: string; scenarios?: string; all: boolean; grep?: RegExp; variants?: readonly GuestVariant[]; image?: string }): { selected: CatalogEntry[]; repro?: { entry: CatalogEntry; repro: Repro } } {
   if (opts.repro) {
-    const repro = reproEntry(opts.repro);
+    const repro = reproEntry(opts.repro, (opts.variants ?? []).map((v) => v.id));
     return { selected: [repro.entry], repro };
   }
   if (opts.scenarios) {
@@ -34,8 +34,8 @@ export function runSelection(opts: { repro?: string; scenarios?: string; all: bo
 }
 
 /** The repro file's scenario as a catalog entry of its own; re-run alone is the same --repro. */
-export function reproEntry(file: string): { entry: CatalogEntry; repro: Repro } {
-  const repro = readRepro(file);
+export function reproEntry(file: string, declared: readonly string[] = []): { entry: CatalogEntry; repro: Repro } {
+  const repro = readRepro(file, declared);
   const entry: CatalogEntry = {
     variant: repro.variant,
     quick: true,

@@ -24,7 +24,12 @@ export function notApplicable(c: CatalogEntry, edu: EduBehaviour): string | unde
  */
 export function notOnGuestKernel(c: CatalogEntry, kernelVersion: string, virtioIommu: VirtioIommuSupport, variants: readonly GuestVariant[] = Object.values(VARIANTS)): string | undefined {
   const variant = variants.find((v) => v.id === c.variant);
-  if (variant?.machine?.iommu !== 'virtio-iommu' || virtioIommu.driver !== 'absent') return undefined;
+  return variant ? variantNotOnGuestKernel(variant, kernelVersion, virtioIommu) : undefined;
+}
+
+/** Why a guest variant cannot run on the reference guest's kernel, or undefined when it can. */
+export function variantNotOnGuestKernel(variant: GuestVariant, kernelVersion: string, virtioIommu: VirtioIommuSupport): string | undefined {
+  if (variant.machine?.iommu !== 'virtio-iommu' || virtioIommu.driver !== 'absent') return undefined;
   return `not applicable on guest kernel ${kernelVersion}: it has no virtio-iommu driver (${virtioIommu.evidence}), so the edu's DMA would bypass virtio-iommu-pci untranslated; a kernel with CONFIG_VIRTIO_IOMMU (Debian 13's 6.12) runs it`;
 }
 

@@ -3,7 +3,7 @@
 // gets a guest of its own from the source, which for the reference guest is a pristine restore. A
 // variant's live guest is let go first, so a source that has one guest per variant never waits on itself.
 import { DEFAULT_SCENARIO } from '../contract/scenario.js';
-import { VARIANTS } from '../dma/catalog.js';
+import { VARIANTS, type GuestVariant } from '../dma/catalog.js';
 import { runScenario } from '../dma/run-scenario.js';
 import { isConcurrentSource, type SuiteVerdict } from '../dma/run-suite.js';
 import type { SessionSource } from '../dma/session-source.js';
@@ -33,7 +33,15 @@ export class ExploreGuests {
     private readonly source: SessionSource,
     /** Live guests per variant at most (--jobs). */
     private readonly perVariant = 1,
+    /** The variants beyond the built-in ones that cases may name (declared in dmahil.config.json). */
+    private readonly declared: readonly GuestVariant[] = [],
   ) {}
+
+  private variant(id: VariantId): GuestVariant {
+    const v = (VARIANTS as Record<string, GuestVariant>)[id] ?? this.declared.find((d) => d.id === id);
+    if (!v) throw new Error(`no guest variant "${id}" among the built-in and declared ones`);
+    return v;
+  }
 
   /** Run one case on a live guest of its variant, starting one when none is free. */
   async run(c: ExploreCase, name = caseName(c)): Promise<SuiteVerdict> {
@@ -55,7 +63,7 @@ export class ExploreGuests {
    */
   async onFreshGuest(c: ExploreCase, repeats: number, stop: (v: SuiteVerdict) => boolean, name = caseName(c)): Promise<FreshGuestRuns> {
     for (const g of [...(this.live.get(c.variant) ?? [])]) await this.drop(c.variant, g, g.last);
-    const session = await this.source.acquire(VARIANTS[c.variant]);
+    const session = await this.source.acquire(this.variant(c.variant));
     const notPristine = this.source.notPristine(session);
     const out: SuiteVerdict[] = [];
     try {
@@ -94,7 +102,7 @@ export class ExploreGuests {
       if (broken) await this.drop(variant, broken, broken.last);
     }
     if (!g) {
-      g = { session: await this.source.acquire(VARIANTS[variant]), busy: false };
+      g = { session: await this.source.acquire(this.variant(variant)), busy: false };
       list.push(g);
     }
     g.busy = true;

@@ -23,7 +23,7 @@ export interface Repro {
   verdict: { status: string; findings: string[]; summary: string };
   confirmation: { failed: number; repeats: number; kind: string; pristine: boolean; notPristine?: string };
   /** How to explore to it again: `dmahil explore --seed <seed>` found it at <index> (1-based) and shrank it in <shrinkSteps>. */
-  explore: { seed: number; index: number; shrinkSteps: number };
+  explore: { seed: number; index: number; shrinkSteps: number; variants?: string[] };
   versions: { dmahil: string; qemu: string; guestKernel: string | null; driver: string | null };
   createdAt: string;
 }
@@ -35,8 +35,11 @@ export function writeRepro(file: string, repro: Repro): void {
   fs.renameSync(`${file}.part`, file);
 }
 
-/** Read and check a repro file; every problem is a UsageError naming the file. */
-export function readRepro(file: string): Repro {
+/**
+ * Read and check a repro file; every problem is a UsageError naming the file. `declared`: the ids of the
+ * guest variants dmahil.config.json declares, which a repro found on one of them names.
+ */
+export function readRepro(file: string, declared: readonly string[] = []): Repro {
   const bad = (what: string, hint?: string): UsageError =>
     new UsageError(`--repro ${file}: ${what}`, { hint: hint ?? 'pass a repro.json written by dmahil explore' });
   let text: string;
@@ -58,7 +61,10 @@ export function readRepro(file: string): Repro {
   if (r.contract !== CONTRACT_VERSION) {
     throw bad(`written for contract version ${JSON.stringify(r.contract)}; this dmahil speaks contract ${CONTRACT_VERSION}`, 'replay it with the dmahil that wrote it, or explore again with this one');
   }
-  if (typeof r.variant !== 'string' || !(r.variant in VARIANTS)) throw bad(`guest variant ${JSON.stringify(r.variant)} is not one of ${Object.keys(VARIANTS).join(', ')}`);
+  const known = [...Object.keys(VARIANTS), ...declared];
+  if (typeof r.variant !== 'string' || !known.includes(r.variant)) {
+    throw bad(`guest variant ${JSON.stringify(r.variant)} is not one of ${known.join(', ')}`, 'a variant of your own must be declared under "variants" in dmahil.config.json, as when it was explored');
+  }
   const s = r.scenario as Record<string, unknown> | undefined;
   if (typeof s !== 'object' || s === null) throw bad('it has no scenario');
   const missing = SCENARIO_FIELDS.filter((k) => !(k in s));

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { parseCommandLine, type RunOptions } from '../../harness/cli/args.js';
+import type { GuestVariant } from '../../harness/dma/catalog.js';
 import { CONFIG_KEYS, readConfig } from '../../harness/cli/config-file.js';
 import schema from '../../harness/cli/config.schema.json' with { type: 'json' };
 import { readScenariosFile } from '../../harness/cli/scenarios-file.js';
@@ -132,8 +133,11 @@ describe('cli: dmahil.config.json and --config FILE', () => {
     expect(() => runSelection({ ...c, variants: [] })).to.throw(UsageError, /variant "big-ram" is not one of direct, bounce, iommu, iommu-lazy, amd-iommu, virtio-iommu, high-memory, verifier$/);
     // A golden image brings its own machine.
     expect(() => runSelection({ ...c, image: '/img/win11.qcow2' })).to.throw(UsageError, /"big" runs on guest variant "big-ram", a reference-guest variant of the config, not one for \/img\/win11\.qcow2/);
-    // Explore and shell have no use for them.
-    expect(parseCommandLine(['explore', '--config', f, '--runs', '1'])).to.not.have.property('variants');
+    // Explore searches them when --variants names them; its default stays direct and bounce. Shell has no use for them.
+    const ids = (argv: string[]) => (parseCommandLine(argv) as { variants: GuestVariant[] }).variants.map((v) => v.id);
+    expect(ids(['explore', '--config', f, '--runs', '1'])).to.deep.equal(['direct', 'bounce']);
+    expect(ids(['explore', '--config', f, '--runs', '1', '--variants', 'smp,bounce'])).to.deep.equal(['smp', 'bounce']);
+    expect(() => parseCommandLine(['explore', '--runs', '1', '--variants', 'smp'])).to.throw(UsageError, /"smp" is not a guest variant/);
   });
 
   it('refuses a variant that is built in, badly named or set out of range, naming the key', () => {

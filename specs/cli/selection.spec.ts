@@ -11,6 +11,7 @@ import type { CatalogEntry } from '../../harness/dma/catalog.js';
 import { runSuite } from '../../harness/dma/run-suite.js';
 import { ReusingSessionSource } from '../../harness/dma/session-source.js';
 import { readRepro, writeRepro } from '../../harness/explore/repro.js';
+import { exploredVariants } from '../../harness/explore/variants.js';
 import { GOOD_REPRO } from '../explore/repro-fixture.js';
 import { UsageError } from '../../harness/errors.js';
 import type { GuestSession } from '../../harness/guest/session.js';
@@ -98,6 +99,44 @@ describe('cli: --repro, --repeat, --until-fail and the explore options', () => {
     expect([c.budgetMs, c.seedGiven]).to.deep.equal([600_000, false]);
     expect(Number.isInteger(c.seed)).to.equal(true);
     expect(() => parseCommandLine(['explore', '--keep'])).to.throw(UsageError, /--keep is not an option of dmahil explore/);
+  });
+
+  it('--variants: direct and bounce by default; any built-in variant of the image or a declared one, in the order given', () => {
+    const ids = (argv: string[]) => (parseCommandLine(argv) as { variants: Array<{ id: string }> }).variants.map((v) => v.id);
+    expect(ids(['explore'])).to.deep.equal(['direct', 'bounce']);
+    expect(ids(['explore', '--variants', 'high-memory,bounce,high-memory'])).to.deep.equal(['high-memory', 'bounce']);
+    expect(ids(['explore', '--variants', ' iommu-lazy '])).to.deep.equal(['iommu-lazy']);
+    const big = { id: 'big', forceBounce: false, description: 'declared', machine: { memoryMiB: 2048 } };
+    expect(exploredVariants('big,direct', 'linux', [big]).map((v) => v.id)).to.deep.equal(['big', 'direct']);
+    expect(exploredVariants('verifier,iommu,bounce', '/images/win11.qcow2', [big]).map((v) => v.id)).to.deep.equal(['verifier', 'iommu', 'bounce']);
+  });
+
+  for (const [what, list, image, message] of [
+    ['an unknown id', 'vtd', 'linux', /--variants: "vtd" is not a guest variant.*the variants for the reference guest are: direct, bounce, iommu/],
+    ['an empty name', 'bounce,', 'linux', /--variants "bounce," has an empty name/],
+    ['a Windows variant on the reference guest', 'verifier', 'linux', /"verifier" is a Windows golden image's/],
+    ['a reference-guest machine on a golden image', 'high-memory', '/images/win11.qcow2', /"high-memory" is a machine of the reference guest's/],
+    ['a declared variant on a golden image', 'big', '/images/win11.qcow2', /"big" is a machine of the reference guest's/],
+  ] as const) {
+    it(`--variants with ${what} is a one-line UsageError with the variants to choose from`, () => {
+      const big = { id: 'big', forceBounce: false, description: 'declared', machine: { memoryMiB: 2048 } };
+      let said = '';
+      try {
+        exploredVariants(list, image, [big]);
+      } catch (e) {
+        expect(e).to.be.instanceOf(UsageError);
+        said = `${(e as UsageError).message} (${(e as UsageError).hint})`;
+      }
+      expect(said).to.match(message);
+    });
+  }
+
+  it('--variants is an option of explore, not of run; a repro of a declared variant needs the declaration', () => {
+    expect(() => parseCommandLine(['run', '--variants', 'bounce'])).to.throw(UsageError, /--variants is not an option of dmahil run/);
+    const f = path.join(dir, 'declared-repro.json');
+    writeRepro(f, { ...GOOD_REPRO, variant: 'big' });
+    expect(() => readRepro(f)).to.throw(UsageError, /guest variant "big" is not one of/).with.property('hint').that.matches(/declared under "variants" in dmahil.config.json/);
+    expect(reproEntry(f, ['big']).entry.variant).to.equal('big');
   });
 
   it('budgets and seeds: what is accepted, and one clear line for what is not', () => {

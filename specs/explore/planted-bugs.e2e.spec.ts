@@ -13,6 +13,7 @@ import { repeatedEntries, reproEntry } from '../../harness/cli/selection.js';
 import { runSuite } from '../../harness/dma/run-suite.js';
 import { outcome } from '../../harness/dma/verdict.js';
 import { readRepro } from '../../harness/explore/repro.js';
+import { exploredVariants } from '../../harness/explore/variants.js';
 import { findKernelVersion } from '../../images/linux/build.js';
 import { buildPlantedDriver, plantedParams, type PlantedBug } from '../../guest-driver/linux/planted.js';
 import { BOOT_TIMEOUT_MS, cliPath, repoRoot } from '../e2e/support.js';
@@ -39,27 +40,28 @@ describe('explore: finds, confirms and shrinks every planted bug (real guests, t
     module = await buildPlantedDriver({ kernelVersion: await findKernelVersion(), repoRoot });
   });
 
-  const explorePlanted = async (bug: PlantedBug): Promise<ExploreCommandResult> => {
+  const explorePlanted = async (bug: PlantedBug, variants = exploredVariants(undefined, 'linux'), name: string = bug): Promise<ExploreCommandResult> => {
     // The terminal report, as a user would see it, kept beside the artifacts.
     fs.mkdirSync(artifactsOf('.'), { recursive: true });
-    const out = fs.createWriteStream(path.join(artifactsOf('.'), `${bug}.txt`));
-    fs.rmSync(path.join(artifactsOf('.'), `${bug}.progress.log`), { force: true });
+    const out = fs.createWriteStream(path.join(artifactsOf('.'), `${name}.txt`));
+    fs.rmSync(path.join(artifactsOf('.'), `${name}.progress.log`), { force: true });
     try {
       return await exploreCommand({
         command: 'explore',
         image: 'linux',
         json: false,
         accel: 'auto',
-        artifacts: artifactsOf(bug),
+        artifacts: artifactsOf(name),
         bootTimeoutMs: 180_000,
         jobs: 1,
         budgetMs: BUDGET_MS,
         seed: SEED,
         seedGiven: true,
+        variants,
         driverOverride: { module, moduleParams: plantedParams(bug) },
         out,
         // Kept beside the report: why a restore or a snapshot failed is said only here.
-        onProgress: (m) => fs.appendFileSync(path.join(artifactsOf('.'), `${bug}.progress.log`), m + '\n'),
+        onProgress: (m) => fs.appendFileSync(path.join(artifactsOf('.'), `${name}.progress.log`), m + '\n'),
       });
     } finally {
       out.end();
@@ -87,13 +89,37 @@ describe('explore: finds, confirms and shrinks every planted bug (real guests, t
       expect(repro.scenario).to.deep.equal(f!.minimal.scenario);
       expect(repro).to.deep.include({ variant: 'bounce', image: 'linux' });
       expect(repro.versions.driver).to.equal('edudma 0.1.0-planted');
-      expect(repro.explore).to.deep.equal({ seed: SEED, index: f!.index + 1, shrinkSteps: f!.steps.length });
+      expect(repro.explore).to.deep.equal({ seed: SEED, index: f!.index + 1, shrinkSteps: f!.steps.length, variants: ['direct', 'bounce'] });
       const results = JSON.parse(fs.readFileSync(path.join(r.artifacts, 'results.json'), 'utf8')) as { ok: boolean; scenarios: Array<{ name: string; rerun: string }> };
       expect(results.ok).to.equal(false);
       expect(results.scenarios[0]!.rerun).to.equal(`dmahil run --repro ${r.reproFile}`);
-      expect(fs.readFileSync(path.join(r.artifacts, 'junit.xml'), 'utf8')).to.match(/<testcase [^>]*name="minimal: from-device/);
+      const junit = fs.readFileSync(path.join(r.artifacts, 'junit.xml'), 'utf8');
+      expect(junit).to.match(/<testcase [^>]*name="minimal: from-device/);
+      // Minimal first in every report: before the case as found.
+      const html = fs.readFileSync(path.join(r.artifacts, 'report.html'), 'utf8');
+      for (const [what, text] of [['junit.xml', junit], ['report.html', html]] as const) {
+        expect(text.indexOf('minimal: from-device'), what).to.be.within(0, text.indexOf('found: ') - 1);
+      }
     });
   }
+
+  it('--variants high-memory: first-page found where only the edu\'s 32-bit mask bounces (no swiotlb=force), shrunk to from-device streaming 4097 B at offset 0', async () => {
+    const r = await explorePlanted('first-page', exploredVariants('high-memory', 'linux'), 'first-page-high-memory');
+    const f = r.result.failure;
+    expect(f, `nothing found in ${r.result.runs} scenarios`).to.not.equal(undefined);
+    expect(f!.findMs).to.be.below(BUDGET_MS);
+    expect(f!.minimalConfirmation.pristine, f!.minimalConfirmation.notPristine).to.equal(true);
+    expect({ variant: f!.minimal.variant, ...f!.minimal.scenario }).to.deep.include({ variant: 'high-memory', direction: 'from-device', method: 'streaming', fault: 'none', size: 4097, offset: 0 });
+    const v = f!.minimalConfirmation.verdict;
+    expect(v.findings.map((x) => x.kind)).to.include('stale-client-buffer');
+    // The guest's own word is not the evidence, but it must agree: the destination lies above 4 GiB and bounced.
+    const dst = v.result!.buffers.find((b) => b.role === 'destination' && b.kind === 'client')!;
+    expect(dst.bounced, JSON.stringify(dst)).to.equal(true);
+    expect(dst.pages.every((p) => p >= 2 ** 32), JSON.stringify(dst.pages)).to.equal(true);
+    expect(readRepro(r.reproFile!)).to.deep.include({ variant: 'high-memory' });
+    const results = JSON.parse(fs.readFileSync(path.join(r.artifacts, 'results.json'), 'utf8')) as { explore: { variants: string[] } };
+    expect(results.explore.variants).to.deep.equal(['high-memory']);
+  });
 
   it('the repro files replay alone, as dmahil run --repro does: last-chunk on a pristine guest; race with --repeat 20 --until-fail --boot', async () => {
     // The race loses one eligible run in 5 on a guest: every pristine restore is the same guest, so its
