@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { NT_MODEL_EXE } from '../../harness/guest/nt-model/session.js';
 import type { WinePrefix } from '../windows-package/support.js';
-import { buildModel, modelPrefix, mutateDriver, repoRoot } from './support.js';
+import { buildModel, buildMutant, modelPrefix, repoRoot } from './support.js';
 
 const CHECKS = ['held-run-blocks-map-registers', 'cancel-while-mapping', 'remove-with-queued-dpc', 'stale-timer-dpc', 'finish-vs-release', 'cancel-vs-completion'];
 
@@ -61,10 +61,9 @@ describe('windows driver in the NT DMA model: the review\'s races and waits', fu
       if (root) await fs.rm(root, { recursive: true, force: true });
     });
     it('remove-with-queued-dpc catches it as a DPC left queued on a deleted device', async () => {
-      const m = await mutateDriver('no-dpc-flush', 'pnp.c', (t) => t.replace(/\tKeFlushQueuedDpcs\(\);\n/, ''));
-      root = path.dirname(m.out);
-      await buildModel({ MODEL_DRV_SRC: m.src, MODEL_OUT: m.out });
-      const r = await modelCheck(prefix, path.join(m.out, 'edudma-model.exe'), 'remove-with-queued-dpc');
+      const m = await buildMutant('no-dpc-flush', 'pnp.c', (t) => t.replace(/\tKeFlushQueuedDpcs\(\);\n/, ''));
+      root = m.root;
+      const r = await modelCheck(prefix, m.exe, 'remove-with-queued-dpc');
       expect(r.line.ok, r.line.detail).to.equal(false);
       expect(r.line.detail).to.match(/MODEL BUGCHECK rule=dpc-after-delete ddi=IoDeleteDevice/);
       expect(r.code).to.equal(3);

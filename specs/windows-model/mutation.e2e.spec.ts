@@ -3,16 +3,13 @@
 // bounce every page, while the unchanged driver passes the same scenarios (catalog.e2e.spec.ts).
 import { expect } from 'chai';
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { CATALOG } from '../../harness/dma/catalog.js';
 import { runScenario } from '../../harness/dma/run-scenario.js';
 import { outcome } from '../../harness/dma/verdict.js';
 import type { NtModelSession } from '../../harness/guest/nt-model/session.js';
 import { NT_MODEL_WORLDS } from '../../harness/guest/nt-model/worlds.js';
 import type { WinePrefix } from '../windows-package/support.js';
-import { buildModel, modelCase, modelPrefix, mutateDriver, startModel } from './support.js';
-
-const FLUSH_CALL = /ok = EDU_OPS\(dev\)->FlushAdapterBuffers\([^;]*\);/;
+import { buildMutant, modelCase, modelPrefix, startModel, withoutFlushAdapterBuffers } from './support.js';
 
 describe('windows driver in the NT DMA model: a mutant without FlushAdapterBuffers fails', function () {
   this.timeout(300_000);
@@ -21,10 +18,7 @@ describe('windows driver in the NT DMA model: a mutant without FlushAdapterBuffe
   let root: string;
 
   before(async () => {
-    const m = await mutateDriver('no-flush', 'run.c', (t) => t.replace(FLUSH_CALL, 'ok = TRUE; (void)dev; /* mutant: FlushAdapterBuffers removed */'));
-    root = path.dirname(m.out);
-    await buildModel({ MODEL_DRV_SRC: m.src, MODEL_OUT: m.out });
-    exe = path.join(m.out, 'edudma-model.exe');
+    ({ exe, root } = await buildMutant('no-flush', 'run.c', withoutFlushAdapterBuffers));
     prefix = modelPrefix();
   });
   after(async () => {

@@ -70,3 +70,14 @@ export async function mutateDriver(name: string, file: string, edit: (text: stri
   await fs.writeFile(target, after);
   return { src: path.join(dir, 'guest-driver/windows/src'), out: path.join(dir, 'out') };
 }
+
+/** A mutant of the driver built into the model: its program, and the folder to remove afterwards. */
+export async function buildMutant(name: string, file: string, edit: (text: string) => string): Promise<{ exe: string; root: string }> {
+  const m = await mutateDriver(name, file, edit);
+  await buildModel({ MODEL_DRV_SRC: m.src, MODEL_OUT: m.out });
+  return { exe: path.join(m.out, 'edudma-model.exe'), root: path.dirname(m.out) };
+}
+
+/** The streaming path without its FlushAdapterBuffers: the missing flush x86 hides until map registers. */
+export const withoutFlushAdapterBuffers = (t: string): string =>
+  t.replace(/ok = EDU_OPS\(dev\)->FlushAdapterBuffers\([^;]*\);/, 'ok = TRUE; (void)dev; /* mutant: FlushAdapterBuffers removed */');

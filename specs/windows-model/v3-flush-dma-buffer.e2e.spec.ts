@@ -6,13 +6,12 @@
 // mutants that drop one of the driver's checks are caught, so the spec can fail.
 import { expect } from 'chai';
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { CATALOG } from '../../harness/dma/catalog.js';
 import { runScenario, type ScenarioCase } from '../../harness/dma/run-scenario.js';
 import type { NtModelSession } from '../../harness/guest/nt-model/session.js';
 import { NT_MODEL_WORLDS } from '../../harness/guest/nt-model/worlds.js';
 import type { WinePrefix } from '../windows-package/support.js';
-import { buildModel, modelCase, modelPrefix, mutateDriver, startModel } from './support.js';
+import { buildModel, buildMutant, modelCase, modelPrefix, startModel } from './support.js';
 
 const world = NT_MODEL_WORLDS.direct;
 const RUNS = ['round-trip 4096 B', 'scatter-gather round-trip 12 KiB'];
@@ -111,12 +110,11 @@ describe('windows driver in the NT DMA model: a v3 adapter without a usable Flus
         if (root) await fs.rm(root, { recursive: true, force: true });
       });
       it(`DMAHIL_MODEL_V3_FLUSH=${m.flush}: the round trip is stopped by a bug check, not passed`, async () => {
-        const mutant = await mutateDriver(m.name, m.file, m.edit);
-        root = path.dirname(mutant.out);
-        await buildModel({ MODEL_DRV_SRC: mutant.src, MODEL_OUT: mutant.out });
+        const mutant = await buildMutant(m.name, m.file, m.edit);
+        root = mutant.root;
         let session: NtModelSession | undefined;
         try {
-          session = await startModel(world, `v3-flush-mutant-${m.name}`, prefix, { exe: path.join(mutant.out, 'edudma-model.exe'), env: { DMAHIL_MODEL_V3_FLUSH: m.flush } });
+          session = await startModel(world, `v3-flush-mutant-${m.name}`, prefix, { exe: mutant.exe, env: { DMAHIL_MODEL_V3_FLUSH: m.flush } });
           const v = await runScenario(session, entry('round-trip 4096 B'));
           expect(v.status, v.summary).to.not.equal('pass');
           const rules = session.bugchecks.map((b) => b.rule);
