@@ -40,3 +40,6 @@ export class DriverLoadError extends DmahilError {}
 
 /** What a guest reported does not hold up; nothing was read on its word. */
 export class GuestContractError extends DmahilError {}
+
+/** The guest stopped itself: a kernel panic or a bug check (the NT model's Driver Verifier-like rules). */
+export class GuestPanicError extends DmahilError {}

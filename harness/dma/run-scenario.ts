@@ -15,7 +15,7 @@ import { pattern } from '../contract/pattern.js';
 import { EDU_DMA_BITS, eduOpsPerLeg, type Scenario } from '../contract/scenario.js';
 import type { RunResult } from '../contract/result.js';
 import { checkReportConsistency } from '../contract/report-consistency.js';
-import { DmahilError } from '../errors.js';
+import { DmahilError, GuestPanicError } from '../errors.js';
 import type { DebugTarget, GuestSession, HeldRun } from '../guest/session.js';
 import { captureScreen, dumpGuestMemory, serialTail, vmStatus, watchMachine, type DumpFormat, type MachineTrouble } from '../machine/evidence.js';
 import { parseDeviceModelLine, type DeviceModelMessage } from '../machine/device-messages.js';
@@ -276,8 +276,11 @@ async function diagnose(
     const files = status === undefined ? '' : (await dump()) + (await screen());
     return { status: 'error', trouble: 'hang', summary: `the scenario did not finish within ${Math.round(deadlineMs / 1000)} s; ${state}${files}`, artifacts };
   }
+  // The guest said what stopped it: a bug check it raised (the NT model's rules).
+  const error = (outcome as { error: unknown }).error;
+  if (error instanceof GuestPanicError) return { status: 'error', trouble: 'guest-panic', summary: error.message, artifacts };
   // The command failed and neither QEMU nor the kernel explains it: the connection broke under it.
-  const why = describeError((outcome as { error: unknown }).error);
+  const why = describeError(error);
   const alive = machine ? await vmStatus(machine) : undefined;
   const connectionLost = /connection|closed|dropped|ECONNRESET|not connected/i.test(why);
   if (!connectionLost) return { status: 'error', summary: why, artifacts };

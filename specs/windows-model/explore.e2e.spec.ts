@@ -4,7 +4,6 @@
 // which starts from nothing, so a confirmation runs on a pristine guest. A mutant without the streaming
 // FlushAdapterBuffers is found, confirmed and shrunk; the unchanged driver explores clean.
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { expect } from 'chai';
 import type { GuestVariant } from '../../harness/dma/catalog.js';
 import type { SessionSource } from '../../harness/dma/session-source.js';
@@ -17,9 +16,7 @@ import type { NtModelSession } from '../../harness/guest/nt-model/session.js';
 import { NT_MODEL_WORLDS } from '../../harness/guest/nt-model/worlds.js';
 import type { GuestSession } from '../../harness/guest/session.js';
 import type { WinePrefix } from '../windows-package/support.js';
-import { buildModel, modelPrefix, mutateDriver, startModel } from './support.js';
-
-const FLUSH_CALL = /ok = EDU_OPS\(dev\)->FlushAdapterBuffers\([^;]*\);/;
+import { buildModel, buildMutant, modelPrefix, startModel, withoutFlushAdapterBuffers } from './support.js';
 
 /** A fresh model process per guest asked for: every guest is pristine. */
 class ModelSource implements SessionSource {
@@ -65,10 +62,7 @@ describe('explore on the Windows driver in the NT DMA model (same session interf
 
   before(async () => {
     await buildModel();
-    const m = await mutateDriver('explore-no-flush', 'run.c', (t) => t.replace(FLUSH_CALL, 'ok = TRUE; (void)dev; /* mutant: FlushAdapterBuffers removed */'));
-    mutantRoot = path.dirname(m.out);
-    await buildModel({ MODEL_DRV_SRC: m.src, MODEL_OUT: m.out });
-    mutantExe = path.join(m.out, 'edudma-model.exe');
+    ({ exe: mutantExe, root: mutantRoot } = await buildMutant('explore-no-flush', 'run.c', withoutFlushAdapterBuffers));
     prefix = modelPrefix();
   });
   after(async () => {
@@ -96,7 +90,10 @@ describe('explore on the Windows driver in the NT DMA model (same session interf
     // in any world, so the smallest case needs no bouncing.
     expect({ variant: f!.minimal.variant, ...f!.minimal.scenario }).to.deep.include({ variant: 'direct', direction: 'from-device', method: 'streaming', fault: 'none', size: 1, offset: 0 });
     const v = f!.minimalConfirmation.verdict;
-    expect(v.summary).to.match(/MODEL BUGCHECK rule=free-map-registers-still-mapped ddi=FreeMapRegisters .*FlushAdapterBuffers first/);
+    expect(v.summary).to.match(/^the model bug-checked: MODEL BUGCHECK rule=free-map-registers-still-mapped ddi=FreeMapRegisters .*FlushAdapterBuffers first/);
+    // A bug check is the guest's panic: "the same failure" while shrinking is that, not any error.
+    expect(v.trouble).to.equal('guest-panic');
+    expect(f!.confirmation.verdict.trouble).to.equal('guest-panic');
   });
 
   it('the unchanged driver: 150 explored scenarios on both worlds, no failure', async () => {

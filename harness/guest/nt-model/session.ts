@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ArmedReport, InfoResult } from '../../contract/result.js';
 import type { Scenario } from '../../contract/scenario.js';
-import { DmahilError, EnvironmentError } from '../../errors.js';
+import { DmahilError, EnvironmentError, GuestPanicError } from '../../errors.js';
 import { findExecutable, requireSetpriv } from '../../machine/launch-checks.js';
 import { parseDeviceModelLine } from '../../machine/device-messages.js';
 import { SharedFileMemory, type RamLayout } from '../../memory/index.js';
@@ -27,6 +27,8 @@ const COMMAND_TIMEOUT_MS = 30_000;
  * runner 5 s was not enough, and the late clamp lines of one run were blamed on the next.
  */
 const STDERR_CATCH_UP_MS = 30_000;
+/** How long a failed run waits for the bug-check line that explains it (stderr may trail the exit). */
+const BUGCHECK_LINE_WAIT_MS = 1_000;
 const GO_DONE = /^MODEL: go done handle=(\d+)$/;
 const RUN_TIMEOUT_MS = 60_000;
 
@@ -171,7 +173,17 @@ export class NtModelSession implements GuestSession {
    */
   async run(scenario: Scenario, onArmed?: (armed: ArmedReport) => Promise<void>): Promise<HeldRun> {
     this.runFrom = this.events.length;
-    const held = await this.dmactl.run(scenario, onArmed);
+    const checked = this.bugchecks.length;
+    let held: HeldRun;
+    try {
+      held = await this.dmactl.run(scenario, onArmed);
+    } catch (e) {
+      // A bug check ends the model: say so as a panic (trouble), not as a lost command, once its line is in.
+      for (let waited = 0; this.bugchecks.length === checked && waited < BUGCHECK_LINE_WAIT_MS; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      const bug = this.bugchecks[checked];
+      if (bug) throw new GuestPanicError(`the model bug-checked: ${bug.line.trim()}`, { cause: e });
+      throw e;
+    }
     const handle = held.armed?.handle;
     // Without the marker the run's device messages may still be in the pipe: judging it now could miss a
     // clamp (a false pass), and the late lines would land on the next run.
