@@ -53,6 +53,11 @@ function hostKeyMatches(expected: string | undefined): ((key: Buffer) => boolean
   return (key: Buffer) => key.toString('base64') === blob;
 }
 
+/** The wait after a failed login: 50 ms doubling to 2 s, with jitter so that parallel logins spread out. */
+export function loginBackoffMs(attempt: number): number {
+  return Math.round(Math.min(2000, 50 * 2 ** attempt) * (0.75 + Math.random() / 2));
+}
+
 export class SshChannel {
   private closed = false;
   /** close() was called: the connection is not to be made again. */
@@ -141,6 +146,7 @@ export class SshChannel {
   static async login(target: SshTarget, opts: ReadyOptions): Promise<SshChannel> {
     const deadline = Date.now() + opts.timeoutMs;
     let lastWhy = 'no login attempt';
+    let attempts = 0;
     while (Date.now() < deadline) {
       const dead = opts.deadReason?.();
       if (dead) throw new GuestNotReadyError(`the guest cannot answer: ${dead} (while logging in at ${target.host}:${target.port})`, { logFile: opts.logFile });
@@ -149,10 +155,12 @@ export class SshChannel {
       } catch (e) {
         lastWhy = (e as Error).message;
       }
-      await sleep(50);
+      // Back off: dropbear hangs up at once on every new connection while 5 logins from one address are
+      // unfinished (MAX_UNAUTH_PER_IP; the host is one address behind slirp), and those need time to end.
+      await sleep(Math.min(deadline - Date.now(), loginBackoffMs(attempts++)));
     }
-    throw new GuestNotReadyError(`no SSH login at ${target.host}:${target.port} within ${Math.round(opts.timeoutMs / 1000)} s: ${lastWhy}`, {
-      hint: 'the restored guest does not answer; read its serial console',
+    throw new GuestNotReadyError(`no SSH login at ${target.host}:${target.port} within ${Math.round(opts.timeoutMs / 1000)} s (${attempts} tries): ${lastWhy}`, {
+      hint: 'the guest does not answer, or its dropbear hangs up on new connections while 5 logins from the host are unfinished (MAX_UNAUTH_PER_IP): read its serial console',
       logFile: opts.logFile,
     });
   }
