@@ -14,7 +14,7 @@ import { isProcessAlive } from '../../harness/machine/index.js';
 import { openGuestMemory } from '../../harness/memory/index.js';
 import { makeScenario } from '../../harness/contract/scenario.js';
 import { CHEAP_WAITS } from '../../harness/snapshot/index.js';
-import { BOOT_TIMEOUT_MS, openGuestShell, repoRoot, scenarioTimeoutMs, startReferenceGuest } from './support.js';
+import { BOOT_TIMEOUT_MS, repoRoot, scenarioTimeoutMs, startReferenceGuest } from './support.js';
 import { startWindowsGuest, type WindowsSession } from '../../harness/guest/windows/profile.js';
 import path from 'node:path';
 import os from 'node:os';
@@ -69,22 +69,21 @@ for (const variant of Object.values(VARIANTS).filter((v) => !windowsOnly(v))) {
       // Debian 12's dropbear (2022.83) closes a channel opened while another child of the connection exits,
       // and then drops its request or ends the connection (see SshChannel.openChannel). Commands at once on
       // one connection make that race common (six at once failed 2 runs of 3 before the harness logged in
-      // again after such a drop); each must still run, once the harness asks again.
+      // again after such a drop); each must still run, once the harness asks again. They run on the
+      // session's own connection, beside its dmactl serve channel, as the harness's commands do.
       it('many commands at once on one SSH connection all run', async function () {
         this.timeout(180_000);
         const WORKERS = [0, 1, 2, 3, 4, 5];
-        const ssh = await openGuestShell(session);
-        try {
-          const worker = async (w: number): Promise<string[]> => {
-            const out: string[] = [];
-            for (let i = 0; i < 12; i++) out.push((await ssh.exec(`echo ${w}.${i}`, { timeoutMs: 30_000 })).stdout.trim());
-            return out;
-          };
-          const got = (await Promise.all(WORKERS.map(worker))).flat();
-          expect(got).to.deep.equal(WORKERS.flatMap((w) => Array.from({ length: 12 }, (_, i) => `${w}.${i}`)));
-        } finally {
-          ssh.close();
-        }
+        const worker = async (w: number): Promise<string[]> => {
+          const out: string[] = [];
+          for (let i = 0; i < 12; i++) out.push((await session.sh(`echo ${w}.${i}`, 30_000)).trim());
+          return out;
+        };
+        const got = (await Promise.all(WORKERS.map(worker))).flat();
+        expect(got).to.deep.equal(WORKERS.flatMap((w) => Array.from({ length: 12 }, (_, i) => `${w}.${i}`)));
+        // The session is still whole: a scenario verifies on it after the storm.
+        const v = await runScenario(session, { name: 'round-trip 4096 B after the commands', scenario: makeScenario({ size: 4096, seed: 7 }), variant: 'direct' });
+        expect(outcome(v), v.summary).to.equal('ok');
       });
     }
 

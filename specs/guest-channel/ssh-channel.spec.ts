@@ -167,9 +167,14 @@ describe('guest-channel: SshChannel against a real sshd on 127.0.0.1', function 
   describe('a dropped connection', () => {
     it('fails the running command with GuestConnectionError, marks the channel closed; the next command logs in again', async function () {
       this.timeout(90_000);
-      const running = channel.exec('sleep 20', { timeoutMs: 25_000 });
+      // The sshd runs on this host: the marker says the command runs (killed before that, it would be asked
+      // again on a new login, which is the next part of this test, not this one).
+      const marker = path.join(os.tmpdir(), `dmahil-running-${process.pid}-${crypto.randomUUID()}`);
+      const running = channel.exec(`touch ${marker}; sleep 20`, { timeoutMs: 25_000 });
       running.catch(() => undefined);
-      await sleep(300);
+      for (let i = 0; i < 200 && !fs.existsSync(marker); i++) await sleep(50);
+      expect(fs.existsSync(marker), 'the command started within 10 s').to.equal(true);
+      fs.rmSync(marker, { force: true });
       const sessions = sshd.sessionPids();
       expect(sessions.length, 'one sshd session process per connection').to.be.greaterThan(0);
       for (const pid of sessions) {
@@ -186,7 +191,7 @@ describe('guest-channel: SshChannel against a real sshd on 127.0.0.1', function 
         err = e;
       }
       expect(err).to.be.instanceOf(GuestConnectionError);
-      expect((err as Error).message).to.match(/SSH connection dropped while "sleep 20" ran/);
+      expect((err as Error).message).to.match(/SSH connection dropped while "touch [^"]*; sleep 20" ran/);
       for (let i = 0; i < 50 && channel.isOpen; i++) await sleep(50);
       expect(channel.isOpen).to.equal(false);
       // A command that had not started when the connection went is started on a new login.
