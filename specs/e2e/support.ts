@@ -34,8 +34,9 @@ export function scenarioTimeoutMs(s: Scenario): number {
 export function openGuestShell(s: LinuxSession): Promise<SshChannel> {
   const t = s.debugTarget().ssh;
   const privateKey = t.privateKey ?? fs.readFileSync(t.privateKeyFile, 'utf8');
-  // login, not connect: it tries again when dropbear hangs up mid-login (its auth timer under a loaded TCG guest).
-  return SshChannel.login({ host: t.host, port: t.port, username: t.user, privateKey, hostPublicKey: t.hostPublicKey }, { timeoutMs: 30_000 });
+  // login, not connect: it tries again when dropbear hangs up mid-login (its auth timer under a loaded TCG guest),
+  // or on every new connection for a while (bookworm CI: 30 s and more, with 5 logins unfinished in the guest?).
+  return SshChannel.login({ host: t.host, port: t.port, username: t.user, privateKey, hostPublicKey: t.hostPublicKey }, { timeoutMs: 90_000 });
 }
 
 /** One command in a session's guest, over a connection of its own (the session's channels stay untouched). */

@@ -13,8 +13,8 @@ const { Client } = ssh2;
 /** ssh2's words for a channel request the server refused or dropped: the command never started. */
 const NOT_STARTED = /^Unable to (exec|start subsystem)\b/;
 const OPEN_ATTEMPTS = 6;
-/** How long a login again after a dropped connection may take (a login under TCG takes ~1 s). */
-const RELOGIN_TIMEOUT_MS = 20_000;
+/** How long a login again after a dropped connection may take (~1 s under TCG; dropbear may refuse new ones for a while). */
+const RELOGIN_TIMEOUT_MS = 60_000;
 
 export interface SshTarget {
   host: string;
