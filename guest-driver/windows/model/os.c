@@ -145,7 +145,7 @@ void os_stderr(const char *s)
 void os_exit(int code)
 {
 	fflush(stdout);
-	fflush(stderr);
+	os_stderr(OS_EXIT_MARK);
 	ExitProcess((UINT)code);
 }
 

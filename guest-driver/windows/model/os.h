@@ -42,6 +42,8 @@ uintptr_t os_image_end(void);
 const char *os_getenv(const char *name);
 void os_stderr(const char *s);   /* written and flushed at once */
 __attribute__((noreturn)) void os_exit(int code);
+/* The model's last stderr line (harness/guest/nt-model/model-process.ts waits for it). */
+#define OS_EXIT_MARK "MODEL: exiting\n"
 uint32_t os_ntstatus_to_win32(int32_t status);
 void os_win32_message(uint32_t code, char *buf, size_t len);
 /* Append to a host file (the model's log); silently nothing if path is NULL. */

@@ -75,6 +75,7 @@ export class NtModelSession implements GuestSession {
   private readonly dmactl: DmactlServer;
   private process?: ModelProcess;
   private broken = false;
+  private exit?: { code: number | null; signal?: string };
 
   private constructor(
     readonly exe: string,
@@ -157,6 +158,11 @@ export class NtModelSession implements GuestSession {
     return Promise.all(this.bugchecks.map(async (b) => `${b.line}${await callSite(this.exe, NT_MODEL_IMAGE_BASE, b.caller).then((w) => (w ? ` [at ${w}]` : ''))}`));
   }
 
+  /** How the model process ended, once close() settled (undefined if it never started). */
+  get exitStatus(): { code: number | null; signal?: string } | undefined {
+    return this.exit;
+  }
+
   /** Everything the model printed on stderr so far. */
   get stderr(): readonly string[] {
     return this.stderrLog;
@@ -212,21 +218,21 @@ export class NtModelSession implements GuestSession {
   }
 
   isHealthy(): boolean {
-    return !this.broken && (this.process === undefined || this.process.running);
+    return !this.broken && (this.process === undefined || (this.process.running && !this.process.closing));
   }
 
   async collectLogs(): Promise<void> {
     await fs.writeFile(path.join(this.artifactsDir, 'model-stderr.txt'), this.stderrLog.join('\n') + '\n');
   }
 
-  /** Ends the model: dmactl sees end of input, the model closes its handle, removes the device and unloads the driver. */
+  /**
+   * Ends the model: dmactl sees end of input, the model closes its handle, removes the device, unloads the
+   * driver and checks that nothing leaked (as after every command's handle). Settles once all it printed
+   * is read: a bug check at unload is in `bugchecks` by then.
+   */
   async close(): Promise<void> {
     await this.dmactl.close();
-    const p = this.process;
-    if (p?.running) await new Promise<void>((resolve) => {
-      const t = setTimeout(() => (p.close(), resolve()), 10_000);
-      p.once('close', () => (clearTimeout(t), resolve()));
-    });
+    this.exit = await this.process?.ended;
     await this.memory.close();
     await fs.rm(this.memory.file, { force: true });
   }
