@@ -1,12 +1,15 @@
 // Shared by the NT DMA model specs: build the model (or a mutant of the driver in it), a Wine prefix,
 // sessions per world, and what each catalog entry must give in each world.
 import { execa } from 'execa';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { CatalogEntry } from '../../harness/dma/catalog.js';
 import type { ScenarioCase } from '../../harness/dma/run-scenario.js';
 import { NtModelSession } from '../../harness/guest/nt-model/session.js';
+import { requireSetpriv } from '../../harness/machine/launch-checks.js';
 import type { NtModelWorld } from '../../harness/guest/nt-model/worlds.js';
 import { repoRoot } from '../e2e/support.js';
 import { createWinePrefix, type WinePrefix } from '../windows-package/support.js';
@@ -19,6 +22,9 @@ export async function buildModel(vars: Record<string, string> = {}): Promise<voi
 }
 
 let shared: WinePrefix | undefined;
+let server: ChildProcess | undefined;
+let serverEnded: string | undefined;
+const WINESERVER_LOG = path.join(repoRoot, 'reports', 'nt-model', 'wineserver.log');
 
 /**
  * One Wine prefix for every model spec of this process (wineboot takes ~15 s), removed when it exits.
@@ -28,12 +34,36 @@ export function modelPrefix(): WinePrefix {
   if (!shared) {
     const p = createWinePrefix();
     shared = p;
-    process.once('exit', () => p.dispose());
+    keepWineserver(p);
+    process.once('exit', () => {
+      server?.removeAllListeners('exit');
+      p.dispose();
+    });
   }
   return shared;
 }
 
+/**
+ * A wineserver that stays up for the whole run. One that a model process starts ends as soon as its last
+ * process does (Debian's wrapper even says -p0): the specs kill a model and start the next within
+ * milliseconds, and a new process that connected before the server saw the old one die had its connection
+ * reset when the server quit ("wine client error:0: recvmsg: Connection reset by peer", CI 2026-12-04).
+ * Started before any client of the new prefix, so no client can start another; setpriv ties it to this
+ * process, its log is kept with the model's artifacts.
+ */
+function keepWineserver(p: WinePrefix): void {
+  mkdirSync(path.dirname(WINESERVER_LOG), { recursive: true });
+  const log = openSync(WINESERVER_LOG, 'a');
+  server = spawn(requireSetpriv(), ['--pdeathsig', 'SIGKILL', '--', 'wineserver', '-f', '-p'], { env: p.env, stdio: ['ignore', log, log] });
+  closeSync(log);
+  server.unref();
+  server.once('exit', (code, signal) => {
+    serverEnded = `the specs' wineserver ended (${signal ?? `exit ${code}`}); its log: ${WINESERVER_LOG}`;
+  });
+}
+
 export async function startModel(world: NtModelWorld, name: string, prefix: WinePrefix, extra: Partial<Parameters<typeof NtModelSession.start>[0]> = {}): Promise<NtModelSession> {
+  if (prefix === shared && serverEnded) throw new Error(serverEnded);
   return NtModelSession.start({
     repoRoot,
     artifactsDir: path.join(repoRoot, 'reports', 'nt-model', name),
