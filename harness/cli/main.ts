@@ -2,7 +2,7 @@
 // dmahil command line: parse, run, print the verdict, exit 0 only when every scenario verified.
 import fsSync from 'node:fs';
 import path from 'node:path';
-import { VARIANTS, type CatalogEntry } from '../dma/catalog.js';
+import { knownVariants, type CatalogEntry } from '../dma/catalog.js';
 import { parseShard, runSuite, shardEntries, type SuiteVerdict } from '../dma/run-suite.js';
 import { DmahilError, UsageError } from '../errors.js';
 import { REFERENCE_AUTO_ACCEL } from '../guest/linux/profile.js';
@@ -66,7 +66,7 @@ async function run(opts: RunOptions): Promise<number> {
     driver: driver ? driverJson(driver) : null,
     guestKernel: reference ? { version: reference.kernelVersion, root: opts.kernel?.root ?? '/' } : null,
     ...(opts.variants ? { variants: opts.variants.map((v) => ({ id: v.id, description: v.description, machine: v.machine ?? {} })) } : {}),
-    guests: [...Object.values(VARIANTS), ...(opts.variants ?? [])].filter((v) => entries.some((e) => e.variant === v.id)).map((v) => ({ id: v.id, description: v.description, forceBounce: v.forceBounce, machine: v.machine ?? null })),
+    guests: knownVariants(opts.variants).filter((v) => entries.some((e) => e.variant === v.id)).map((v) => ({ id: v.id, description: v.description, forceBounce: v.forceBounce, machine: v.machine ?? null })),
   };
   fsSync.mkdirSync(artifacts, { recursive: true });
   const repeating = opts.repeat > 1 ? ` × ${opts.repeat}${opts.untilFail ? ', until the first failure' : ''}` : '';
@@ -108,7 +108,7 @@ async function run(opts: RunOptions): Promise<number> {
     jobs: opts.jobs,
     notApplicable: (c: CatalogEntry) =>
       notOnImage(c, opts.image) ??
-      (reference ? notOnGuestKernel(c, reference.kernelVersion, reference.virtioIommu, [...Object.values(VARIANTS), ...(opts.variants ?? [])]) : undefined) ??
+      (reference ? notOnGuestKernel(c, reference.kernelVersion, reference.virtioIommu, knownVariants(opts.variants)) : undefined) ??
       (edu ? notApplicable(c, edu) : undefined),
     // --until-fail: nothing new starts after the first scenario that did not verify.
     ...(opts.untilFail ? { stop: () => failedOnce } : {}),

@@ -1,6 +1,6 @@
 // What `dmahil run` runs besides a catalog selection: the scenario of a repro file (--repro), the
 // scenarios of a user's file (--scenarios), and a selection repeated (--repeat N, --until-fail).
-import { selectCatalog, VARIANTS, type CatalogEntry, type GuestVariant } from '../dma/catalog.js';
+import { knownVariants, selectCatalog, VARIANTS, type CatalogEntry, type GuestVariant } from '../dma/catalog.js';
 import { UsageError } from '../errors.js';
 import { readRepro, type Repro } from '../explore/repro.js';
 import { rerunCommand } from '../report/verdict-table.js';
@@ -20,7 +20,7 @@ export function runSelection(opts: { repro?: string; scenarios?: string; all: bo
     return { selected: [repro.entry], repro };
   }
   if (opts.scenarios) {
-    const all = readScenariosFile(opts.scenarios, undefined, [...Object.keys(VARIANTS), ...(opts.variants ?? []).map((v) => v.id)]);
+    const all = readScenariosFile(opts.scenarios, undefined, knownVariants(opts.variants).map((v) => v.id));
     const selected = opts.grep ? all.filter((e) => opts.grep!.test(e.name)) : all;
     if (selected.length === 0) throw new UsageError(`no scenario of ${opts.scenarios} matches --grep ${opts.grep}`, { hint: `its scenarios are: ${all.map((e) => JSON.stringify(e.name)).join(', ')}` });
     // A declared variant sets the reference guest's machine; a golden image brings its own.

@@ -62,6 +62,11 @@ export const VARIANTS: Record<BuiltinVariantId, GuestVariant> = {
   },
 };
 
+/** The built-in variants, then those declared under "variants" in dmahil.config.json. */
+export function knownVariants(declared: readonly GuestVariant[] = []): GuestVariant[] {
+  return [...Object.values(VARIANTS), ...declared];
+}
+
 /** Variants that set the reference guest's machine: a golden image (Windows) brings its own. */
 export function referenceOnly(variant: GuestVariant): boolean {
   return variant.machine !== undefined && variant.windows === undefined;

@@ -4,7 +4,7 @@
 // With `jobs` > 1 and a source whose guests are independent (`concurrent`, e.g. SnapshotSessionSource),
 // up to `jobs` scenarios run at once; verdicts come back in catalog order either way.
 import { DmahilError, UsageError } from '../errors.js';
-import { VARIANTS, type CatalogEntry, type GuestVariant } from './catalog.js';
+import { knownVariants, type CatalogEntry, type GuestVariant } from './catalog.js';
 import { runScenario, type ScenarioCase } from './run-scenario.js';
 import type { SessionSource } from './session-source.js';
 import type { Verdict } from './verdict.js';
@@ -45,7 +45,7 @@ export async function runSuite(entries: CatalogEntry[], opts: SuiteOptions): Pro
   const jobs = isConcurrentSource(opts.source) ? Math.max(1, Math.floor(opts.jobs ?? 1)) : 1;
   if ((opts.jobs ?? 1) > 1 && jobs === 1) opts.onProgress?.('this guest source reuses one guest per variant: running one scenario at a time');
   const order = new Map(entries.map((e, i) => [e, i]));
-  const variants = [...Object.values(VARIANTS), ...(opts.variants ?? [])];
+  const variants = knownVariants(opts.variants);
   const unknown = entries.find((e) => !variants.some((v) => v.id === e.variant));
   if (unknown) throw new UsageError(`"${unknown.name}" runs on guest variant "${unknown.variant}", which is not one of ${variants.map((v) => v.id).join(', ')}`, { hint: 'declare it under "variants" in dmahil.config.json, or use direct or bounce' });
   const cannotStart = new Map<GuestVariant['id'], string>();

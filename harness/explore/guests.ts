@@ -3,7 +3,7 @@
 // gets a guest of its own from the source, which for the reference guest is a pristine restore. A
 // variant's live guest is let go first, so a source that has one guest per variant never waits on itself.
 import { DEFAULT_SCENARIO } from '../contract/scenario.js';
-import { VARIANTS, type GuestVariant } from '../dma/catalog.js';
+import { knownVariants, type GuestVariant } from '../dma/catalog.js';
 import { runScenario } from '../dma/run-scenario.js';
 import { isConcurrentSource, type SuiteVerdict } from '../dma/run-suite.js';
 import type { SessionSource } from '../dma/session-source.js';
@@ -38,7 +38,7 @@ export class ExploreGuests {
   ) {}
 
   private variant(id: VariantId): GuestVariant {
-    const v = (VARIANTS as Record<string, GuestVariant>)[id] ?? this.declared.find((d) => d.id === id);
+    const v = knownVariants(this.declared).find((k) => k.id === id);
     if (!v) throw new Error(`no guest variant "${id}" among the built-in and declared ones`);
     return v;
   }

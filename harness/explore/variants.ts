@@ -1,11 +1,11 @@
 // Which guest variants `dmahil explore --variants` searches: the built-in ones a guest of this image has,
 // and the reference-guest variants declared in dmahil.config.json. Default: direct and bounce.
-import { EXPLORED_VARIANTS, referenceOnly, VARIANTS, windowsOnly, type GuestVariant } from '../dma/catalog.js';
+import { EXPLORED_VARIANTS, knownVariants, referenceOnly, VARIANTS, windowsOnly, type GuestVariant } from '../dma/catalog.js';
 import { UsageError } from '../errors.js';
 
 /** The variants named by --variants (comma-separated ids), in that order; the default when undefined. */
 export function exploredVariants(list: string | undefined, image: string, declared: readonly GuestVariant[] = []): GuestVariant[] {
-  const known = [...Object.values(VARIANTS), ...declared];
+  const known = knownVariants(declared);
   const usable = known.filter((v) => (image === 'linux' ? !windowsOnly(v) : !referenceOnly(v) && !declared.includes(v)));
   const hint = `the variants for ${image === 'linux' ? 'the reference guest' : image} are: ${usable.map((v) => v.id).join(', ')}`;
   if (list === undefined) return EXPLORED_VARIANTS.map((id) => VARIANTS[id]);
