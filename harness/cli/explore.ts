@@ -8,9 +8,10 @@ import { variantNotOnGuestKernel } from '../dma/applicability.js';
 import type { SuiteVerdict } from '../dma/run-suite.js';
 import { UsageError } from '../errors.js';
 import { describeConfirmation, type Confirmation } from '../explore/confirm.js';
-import { explore, exploredSequence, type ExploreResult } from '../explore/explore.js';
+import { explore, exploredSequence, type ExploreProgress, type ExploreResult } from '../explore/explore.js';
 import { caseLabel, caseName, type ExploreCase, type VariantId } from '../explore/generate.js';
 import { ExploreGuests } from '../explore/guests.js';
+import { interruptedLines, interruptedVerdicts } from '../explore/interrupted.js';
 import { writeRepro, type Repro } from '../explore/repro.js';
 import type { LinuxGuestOptions } from '../guest/linux/profile.js';
 import { htmlReport } from '../report/html.js';
@@ -74,6 +75,26 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   const limits = [opts.budgetMs !== undefined ? `budget ${seconds(opts.budgetMs)}` : '', opts.runs !== undefined ? `at most ${opts.runs} scenarios` : ''].filter(Boolean).join(', ');
   progress(`exploring with seed ${opts.seed}${opts.seedGiven ? '' : ` (random; --seed ${opts.seed} explores the same way)`}, ${limits}; artifacts in ${artifacts}`);
 
+  const host = { qemu: qemuText, qemuBinary: qemu.binary, edu: null, accel: opts.accel, driver: driver ? driverJson(driver) : null, guestKernel: reference ? { version: reference.kernelVersion, root: opts.kernel?.root ?? '/' } : null };
+  // Interrupted (Ctrl-C, SIGTERM): the machine registry kills every QEMU; what was seen so far is written.
+  const live: ExploreProgress = { runs: 0, failures: [], steps: [] };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    const why = `${signal} after ${live.runs} scenarios`;
+    try {
+      const verdicts = interruptedVerdicts(live, opts.seed);
+      const lines = interruptedLines(live, opts.seed, ver, signal);
+      const report = { ...resultsJson(verdicts, { version: ver, artifacts, host }), ok: false, interrupted: why, explore: { seed: opts.seed, variants, runs: live.runs, stoppedBy: 'interrupted', unconfirmed: [], failure: null } };
+      writeReports(artifacts, verdicts, report, lines, why);
+      progress(lines.join('\n'));
+      progress(`interrupted (${why}); results so far in ${artifacts}`);
+    } catch (e) {
+      progress(`interrupted (${why}); ${(e as Error).message}`);
+    }
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
   let result: ExploreResult;
   try {
     result = await explore({
@@ -85,8 +106,11 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
       grep: opts.grep,
       jobs: opts.jobs,
       onProgress: progress,
+      live,
     });
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await guests.close();
   }
 
@@ -121,7 +145,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   }
   const ok = !f && result.unconfirmed.length === 0;
   const report = {
-    ...resultsJson(verdicts, { version: ver, artifacts, host: { qemu: qemuText, qemuBinary: qemu.binary, edu: null, accel: opts.accel, driver: driver ? driverJson(driver) : null, guestKernel: reference ? { version: reference.kernelVersion, root: opts.kernel?.root ?? '/' } : null } }),
+    ...resultsJson(verdicts, { version: ver, artifacts, host }),
     ok,
     explore: exploreJson(result, reproFile, variants),
   };
@@ -132,13 +156,19 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
     const t = tally(verdicts);
     out.write(`\n${ok ? 'PASS' : 'FAIL'}: ${result.runs} scenarios explored, ${t.notOk} failing${f ? `; minimal: ${label(f.minimal)}` : ''} — artifacts in ${artifacts}\n`);
   }
-  writeFilesSync(artifacts, [
-    ['results.json', () => JSON.stringify(report, null, 2) + '\n'],
-    ['junit.xml', () => junitReport(verdicts, { suite: 'dmahil explore' })],
-    ['report.html', () => htmlReport(verdicts, { version: ver, artifacts, title: 'dmahil explore', preamble: lines })],
-  ]);
+  writeReports(artifacts, verdicts, report, lines);
   progress(`HTML report: ${path.join(artifacts, 'report.html')}`);
   return { code: ok ? 0 : 1, result, artifacts, reproFile, verdicts };
+}
+
+/** results.json, junit.xml and report.html, also from the signal handler (synchronous). */
+function writeReports(artifacts: string, verdicts: SuiteVerdict[], report: { version: string }, lines: string[], interrupted?: string): void {
+  const ver = report.version;
+  writeFilesSync(artifacts, [
+    ['results.json', () => JSON.stringify(report, null, 2) + '\n'],
+    ['junit.xml', () => junitReport(verdicts, { suite: 'dmahil explore', ...(interrupted ? { interrupted } : {}) })],
+    ['report.html', () => htmlReport(verdicts, { version: ver, artifacts, title: 'dmahil explore', preamble: lines, ...(interrupted ? { interrupted } : {}) })],
+  ]);
 }
 
 function confirmationJson(c: Confirmation) {

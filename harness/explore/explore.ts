@@ -23,6 +23,19 @@ export interface ExploreOptions {
   repeats?: number;
   onProgress?: (message: string) => void;
   progressEveryMs?: number;
+  /** Kept current while it runs, for a report of an interrupted exploration (Ctrl-C). */
+  live?: ExploreProgress;
+}
+
+/** What an exploration has seen so far. */
+export interface ExploreProgress {
+  runs: number;
+  /** performance.now() when exploring began (the guests' first boot is not counted). */
+  startedAt?: number;
+  /** Failures seen on a live guest, in the order they were seen. */
+  failures: Array<{ index: number; case: ExploreCase; verdict: SuiteVerdict }>;
+  /** The shrink's steps so far, each a smaller case that failed the same way on the live guest. */
+  steps: ShrinkStep[];
 }
 
 export interface ExploreFailure {
@@ -72,6 +85,8 @@ export async function explore(opts: ExploreOptions): Promise<ExploreResult> {
   await opts.guests.warm(opts.variants);
 
   const started = performance.now();
+  const live = opts.live ?? { runs: 0, failures: [], steps: [] };
+  live.startedAt = started;
   const elapsed = (): number => performance.now() - started;
   let next = 0;
   let runs = 0;
@@ -95,10 +110,11 @@ export async function explore(opts: ExploreOptions): Promise<ExploreResult> {
           const index = next++;
           const c = sequence.at(index);
           const verdict = await opts.guests.run(c);
-          runs++;
+          live.runs = ++runs;
           if (outcome(verdict) === 'not-ok') {
             liveFailures++;
             failed.push({ index, case: c, verdict });
+            live.failures.push({ index, case: c, verdict });
           }
         }
       };
@@ -152,7 +168,10 @@ async function shrinkConfirmed(
     signature,
     tries,
     run: (c) => opts.guests.run(c),
-    onStep: (s, n) => progress(`shrink step ${n}: ${s.case.variant} ${caseName(s.case)}`),
+    onStep: (s, n) => {
+      opts.live?.steps.push(s);
+      progress(`shrink step ${n}: ${s.case.variant} ${caseName(s.case)}`);
+    },
   });
   // The smallest case must fail on a fresh guest too; if it does not, the last step that does is the answer.
   const candidates = [...shrunk.steps].reverse();

@@ -1,6 +1,6 @@
 // dmahil explore and dmahil run --repro / --repeat / --until-fail as a user types them (child processes,
 // the shipped driver on the reference guest): every bad input is one line and exit 2 before any guest
-// boots; a repro file replays alone. (A whole explore run on the command line, with its reports, is in
+// boots; a repro file replays alone; Ctrl-C leaves reports and no QEMU. (A whole explore run on the command line, with its reports, is in
 // planted-bugs.e2e.spec.ts: the shipped driver's 60 s.)
 import fs from 'node:fs';
 import os from 'node:os';
@@ -54,4 +54,40 @@ describe('e2e: dmahil explore and run --repro/--repeat/--until-fail on the comma
     expect(r.stderr).to.match(/note: the repro was found with QEMU 7\.2\.22, replayed with \d/);
     expect(fs.existsSync(path.join(dir, 'replay', 'direct'))).to.equal(false);
   });
+
+  it('Ctrl-C while its guests boot: exit 130, the reports say it was interrupted, no QEMU of the run is left', async () => {
+    const artifacts = path.join(dir, 'interrupted');
+    const p = execa('node', [cliPath, 'explore', '--budget', '10m', '--seed', '3', '--artifacts', artifacts], { reject: false });
+    let stderr = '';
+    p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    for (const deadline = Date.now() + 120_000; qemusOf(artifacts).length === 0; ) {
+      if (Date.now() > deadline || p.exitCode !== null) throw new Error(`no QEMU of the run started: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    p.kill('SIGINT');
+    const r = await p;
+    expect(r.exitCode, r.stderr).to.equal(130);
+    expect(r.stderr).to.match(/explored 0 scenarios before exploring began with seed 3: interrupted \(SIGINT\)/);
+    expect(r.stderr).to.contain(`interrupted (SIGINT after 0 scenarios); results so far in ${artifacts}`);
+    const results = JSON.parse(fs.readFileSync(path.join(artifacts, 'results.json'), 'utf8')) as { ok: boolean; interrupted: string; explore: { stoppedBy: string; runs: number } };
+    expect(results).to.deep.include({ ok: false, interrupted: 'SIGINT after 0 scenarios' });
+    expect(results.explore).to.deep.include({ stoppedBy: 'interrupted', runs: 0 });
+    expect(fs.readFileSync(path.join(artifacts, 'junit.xml'), 'utf8')).to.match(/<property name="interrupted" value="SIGINT after 0 scenarios"\/>/);
+    expect(fs.readFileSync(path.join(artifacts, 'report.html'), 'utf8')).to.contain('interrupted: SIGINT after 0 scenarios');
+    expect(qemusOf(artifacts)).to.deep.equal([]);
+  });
 });
+
+/** QEMU processes whose command line names a path under dir (their serial log is in the run's artifacts). */
+function qemusOf(dir: string): number[] {
+  const pids: number[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.includes('qemu-system') && cmd.includes(dir)) pids.push(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
