@@ -25,7 +25,7 @@ describe('guest-channel: a request the server dropped unanswered (dropbear 2022)
 
   it('exec: a server that keeps dropping gets a clear error after a bounded number of tries', async () => {
     const err = await server!.channel.exec('drop 99 then exit 0', { timeoutMs: 5000 }).then(() => undefined, (e: unknown) => e as Error);
-    expect(err?.message).to.equal('could not start "drop 99 then exit 0" in the guest: Unable to exec (asked 6 times)');
+    expect(err?.message).to.equal('could not start "drop 99 then exit 0" in the guest: Unable to exec (asked 8 times)');
   });
 
   it('exec: a server that ended the connection with the request unanswered (dropbear 2022) gets it on a new login', async () => {
@@ -33,6 +33,11 @@ describe('guest-channel: a request the server dropped unanswered (dropbear 2022)
     expect(r.code).to.equal(7);
     expect(server!.channel.isOpen).to.equal(true);
     expect((await server!.channel.exec('exit 0', { timeoutMs: 5000 })).code).to.equal(0);
+  });
+
+  it('exec: requests refused, then the connection ended: the refusals do not spend the logins (CI: 4 refused, then no login)', async () => {
+    const r = await server!.channel.exec('drop 4, die 1 then exit 4', { timeoutMs: 5000 });
+    expect(r.code).to.equal(4);
   });
 
   it('exec: a server that ends every connection gets a clear error after a bounded number of logins', async () => {

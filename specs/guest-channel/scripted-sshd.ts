@@ -4,6 +4,7 @@
 //    (the channel is closed, the request never answered, nothing runs); later ones exit with N at once.
 //  - exec "die K then exit N": the first K requests with this text end the whole connection unanswered, as
 //    dropbear 2022 does when it ran the request on a channel it had closed (its assertion exit).
+//  - exec "drop K, die M then exit N": K dropped, then M that end the connection, then exit N.
 //  - any other exec is answered 100 ms late, all at once: success, the exit status ("exit N" gives N,
 //    "killed" a SIGTERM), EOF and close.
 //  - SFTP: the first subsystem request of each connection is dropped the same way; later ones get a
@@ -51,14 +52,14 @@ const server = new ssh2.Server({ hostKeys: [ssh2.utils.generateKeyPairSync('ed25
   client.on('session', (acceptSession) => {
     const session = acceptSession();
     session.on('exec', (acceptExec, _reject, info) => {
-      const scripted = /^(drop|die) (\d+) then exit (\d+)$/.exec(info.command);
-      if (scripted) {
+      const scripted = /^(?:drop (\d+))?(?:, )?(?:die (\d+))? then exit (\d+)$/.exec(info.command);
+      if (scripted && (scripted[1] || scripted[2])) {
         const seen = drops.get(info.command) ?? 0;
         drops.set(info.command, seen + 1);
-        if (seen < Number(scripted[2])) {
-          if (scripted[1] === 'drop') drop(client, session);
-          else client.end();
-        } else {
+        const dropped = Number(scripted[1] ?? 0);
+        if (seen < dropped) drop(client, session);
+        else if (seen < dropped + Number(scripted[2] ?? 0)) client.end();
+        else {
           const stream = acceptExec();
           stream.exit(Number(scripted[3]));
           stream.end();

@@ -12,7 +12,10 @@ const { Client } = ssh2;
 
 /** ssh2's words for a channel request the server refused or dropped: the command never started. */
 const NOT_STARTED = /^Unable to (exec|start subsystem)\b/;
-const OPEN_ATTEMPTS = 6;
+/** Requests refused on a live connection before giving up ... */
+const OPEN_ATTEMPTS = 8;
+/** ... and logins again after the server ended the connection: two budgets, so refusals do not spend the logins. */
+const RELOGINS = 4;
 /** How long a login again after a dropped connection may take (~1 s under TCG; dropbear may refuse new ones for a while). */
 const RELOGIN_TIMEOUT_MS = 60_000;
 
@@ -224,14 +227,16 @@ export class SshChannel {
    */
   private async openChannel<T>(what: string, open: (cb: (err: Error | undefined, value: T) => void) => void): Promise<T> {
     let logins = 0;
+    let refused = 0;
     for (let attempt = 1; ; attempt++) {
-      if (this.closed) await this.loginAgain(what, attempt === OPEN_ATTEMPTS, logins++);
+      if (this.closed) await this.loginAgain(what, logins++);
       try {
         return await new Promise<T>((resolve, reject) => open((err, value) => (err ? reject(err) : resolve(value))));
       } catch (e) {
         const err = e as Error;
         const dropped = this.closed && !this.ended;
-        if ((!NOT_STARTED.test(err.message) && !dropped) || attempt === OPEN_ATTEMPTS || this.ended) {
+        if (!dropped) refused++;
+        if ((!NOT_STARTED.test(err.message) && !dropped) || refused === OPEN_ATTEMPTS || this.ended) {
           const tries = attempt > 1 ? ` (asked ${attempt} times)` : '';
           const hint = NOT_STARTED.test(err.message) || dropped
             ? "the guest's SSH server refused or dropped the request every time: read the serial console for an out-of-memory or a dead sshd"
@@ -244,10 +249,10 @@ export class SshChannel {
   }
 
   /** The server dropped the connection before a request ran: log in again (once for all who wait). */
-  private async loginAgain(what: string, last: boolean, logins: number): Promise<void> {
+  private async loginAgain(what: string, logins: number): Promise<void> {
     const lost = `${what}: the SSH connection to the guest is closed${this.lastError ? `: ${this.lastError.message}` : ''}`;
     if (this.ended) throw new GuestConnectionError(lost);
-    if (last) {
+    if (logins === RELOGINS) {
       throw new GuestConnectionError(`${lost} (logged in ${logins} times again)`, {
         hint: "the guest's SSH server ended the connection at every request: read the serial console for an out-of-memory or a dead sshd",
       });
