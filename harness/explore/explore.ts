@@ -89,12 +89,10 @@ export async function explore(opts: ExploreOptions): Promise<ExploreResult> {
   live.startedAt = started;
   const elapsed = (): number => performance.now() - started;
   let next = 0;
-  let runs = 0;
-  let liveFailures = 0;
   let ticker: NodeJS.Timeout | undefined;
   const tick = (): void => {
     const s = elapsed() / 1000;
-    progress(`explore: ${runs} runs, ${liveFailures} failures, ${(runs / Math.max(s, 0.001)).toFixed(1)} scenarios/s, ${s.toFixed(0)} s${opts.budgetMs ? ` of ${(opts.budgetMs / 1000).toFixed(0)} s` : ''}`);
+    progress(`explore: ${live.runs} runs, ${live.failures.length} failures, ${(live.runs / Math.max(s, 0.001)).toFixed(1)} scenarios/s, ${s.toFixed(0)} s${opts.budgetMs ? ` of ${(opts.budgetMs / 1000).toFixed(0)} s` : ''}`);
   };
 
   let stoppedBy: ExploreResult['stoppedBy'] = 'budget';
@@ -110,9 +108,8 @@ export async function explore(opts: ExploreOptions): Promise<ExploreResult> {
           const index = next++;
           const c = sequence.at(index);
           const verdict = await opts.guests.run(c);
-          live.runs = ++runs;
+          live.runs++;
           if (outcome(verdict) === 'not-ok') {
-            liveFailures++;
             failed.push({ index, case: c, verdict });
             live.failures.push({ index, case: c, verdict });
           }
@@ -140,14 +137,14 @@ export async function explore(opts: ExploreOptions): Promise<ExploreResult> {
       if (confirmed) {
         stoppedBy = 'failure';
         const exploreMs = confirmed.findMs;
-        return { seed: opts.seed, runs, exploreMs, scenariosPerS: runs / (exploreMs / 1000), stoppedBy, unconfirmed, failure: confirmed };
+        return { seed: opts.seed, runs: live.runs, exploreMs, scenariosPerS: live.runs / (exploreMs / 1000), stoppedBy, unconfirmed, failure: confirmed };
       }
     }
   } finally {
     clearInterval(ticker);
   }
   const exploreMs = elapsed();
-  return { seed: opts.seed, runs, exploreMs, scenariosPerS: runs / (exploreMs / 1000), stoppedBy, unconfirmed };
+  return { seed: opts.seed, runs: live.runs, exploreMs, scenariosPerS: live.runs / (exploreMs / 1000), stoppedBy, unconfirmed };
 }
 
 async function shrinkConfirmed(

@@ -3,9 +3,7 @@
 // again, so the hunt is not lost with the terminal.
 import type { SuiteVerdict } from '../dma/run-suite.js';
 import type { ExploreProgress } from './explore.js';
-import { caseName, type ExploreCase } from './generate.js';
-
-const label = (c: ExploreCase): string => `${c.variant} ${caseName(c)}`;
+import { caseLabel, caseName } from './generate.js';
 
 /** The reports' verdicts: the smallest case so far first, then the failures as seen. */
 export function interruptedVerdicts(live: ExploreProgress, seed: number): SuiteVerdict[] {
@@ -22,9 +20,9 @@ export function interruptedLines(live: ExploreProgress, seed: number, ver: strin
   const s = live.startedAt === undefined ? 'before exploring began' : `in ${((nowMs - live.startedAt) / 1000).toFixed(1)} s`;
   const lines = [`dmahil ${ver} explored ${live.runs} scenarios ${s} with seed ${seed}: interrupted (${why})`];
   if (live.failures.length === 0) lines.push('no scenario failed before the interruption');
-  for (const f of live.failures) lines.push(`failed on a live guest at scenario ${f.index + 1}: ${label(f.case)} (not confirmed on a fresh guest)`);
+  for (const f of live.failures) lines.push(`failed on a live guest at scenario ${f.index + 1}: ${caseLabel(f.case)} (not confirmed on a fresh guest)`);
   const last = live.steps.at(-1);
-  if (last) lines.push(`shrinking was interrupted after ${live.steps.length} steps; smallest so far: ${label(last.case)}`);
+  if (last) lines.push(`shrinking was interrupted after ${live.steps.length} steps; smallest so far: ${caseLabel(last.case)}`);
   lines.push(`dmahil explore --seed ${seed} explores the same way again`);
   return lines;
 }
