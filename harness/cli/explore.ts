@@ -23,6 +23,7 @@ import type { ExploreCliOptions } from './args.js';
 import { checkArtifactsRoom, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
 import { describeDriver, driverJson, driverSource } from './driver-option.js';
 import { describeGuestKernel } from './kernel-option.js';
+import { reportOnInterrupt } from './interrupt.js';
 import { stderrProgress } from './progress.js';
 import { writeFilesSync } from './report-files.js';
 
@@ -44,7 +45,6 @@ export interface ExploreCommandResult {
 }
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
-const label = (c: ExploreCase): string => `${c.variant} ${caseName(c)}`;
 
 export async function exploreCommand(opts: ExploreCommandOptions): Promise<ExploreCommandResult> {
   if (opts.image !== 'linux') readWindowsImage(opts.image);
@@ -78,22 +78,18 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
   const host = { qemu: qemuText, qemuBinary: qemu.binary, edu: null, accel: opts.accel, driver: driver ? driverJson(driver) : null, guestKernel: reference ? { version: reference.kernelVersion, root: opts.kernel?.root ?? '/' } : null };
   // Interrupted (Ctrl-C, SIGTERM): the machine registry kills every QEMU; what was seen so far is written.
   const live: ExploreProgress = { runs: 0, failures: [], steps: [] };
-  const onSignal = (signal: NodeJS.Signals): void => {
-    const why = `${signal} after ${live.runs} scenarios`;
-    try {
+  const stopReporting = reportOnInterrupt({
+    artifacts,
+    progress,
+    count: () => `${live.runs} scenarios`,
+    write: (why, signal) => {
       const verdicts = interruptedVerdicts(live, opts.seed);
       const lines = interruptedLines(live, opts.seed, ver, signal);
       const report = { ...resultsJson(verdicts, { version: ver, artifacts, host }), ok: false, interrupted: why, explore: { seed: opts.seed, variants, runs: live.runs, stoppedBy: 'interrupted', unconfirmed: [], failure: null } };
       writeReports(artifacts, verdicts, report, lines, why);
       progress(lines.join('\n'));
-      progress(`interrupted (${why}); results so far in ${artifacts}`);
-    } catch (e) {
-      progress(`interrupted (${why}); ${(e as Error).message}`);
-    }
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+    },
+  });
 
   let result: ExploreResult;
   try {
@@ -109,8 +105,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
       live,
     });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopReporting();
     await guests.close();
   }
 
@@ -154,7 +149,7 @@ export async function exploreCommand(opts: ExploreCommandOptions): Promise<Explo
     out.write('\n' + lines.join('\n') + '\n');
     if (verdicts.length > 0) out.write('\n' + verdictTable(verdicts) + '\n');
     const t = tally(verdicts);
-    out.write(`\n${ok ? 'PASS' : 'FAIL'}: ${result.runs} scenarios explored, ${t.notOk} failing${f ? `; minimal: ${label(f.minimal)}` : ''} — artifacts in ${artifacts}\n`);
+    out.write(`\n${ok ? 'PASS' : 'FAIL'}: ${result.runs} scenarios explored, ${t.notOk} failing${f ? `; minimal: ${caseLabel(f.minimal)}` : ''} — artifacts in ${artifacts}\n`);
   }
   writeReports(artifacts, verdicts, report, lines);
   progress(`HTML report: ${path.join(artifacts, 'report.html')}`);
@@ -179,16 +174,16 @@ function confirmationJson(c: Confirmation) {
 function summaryLines(r: ExploreResult, ver: string, reproFile: string | undefined): string[] {
   const stopped = r.stoppedBy === 'failure' ? 'stopped at the first confirmed failure' : r.stoppedBy === 'runs' ? 'stopped at --runs' : 'the budget is spent';
   const lines = [`dmahil ${ver} explored ${r.runs} scenarios in ${seconds(r.exploreMs)} (${r.scenariosPerS.toFixed(1)} scenarios/s) with seed ${r.seed}: ${stopped}`];
-  for (const u of r.unconfirmed) lines.push(`failed once, not reproduced: ${label(u.case)} (${describeConfirmation(u.confirmation)})`);
+  for (const u of r.unconfirmed) lines.push(`failed once, not reproduced: ${caseLabel(u.case)} (${describeConfirmation(u.confirmation)})`);
   const f = r.failure;
   if (!f) {
     if (r.unconfirmed.length === 0) lines.push('no scenario failed');
     return lines;
   }
-  lines.push(`found at scenario ${f.index + 1} after ${seconds(f.findMs)}: ${label(f.original)} (${describeConfirmation(f.confirmation)})`);
+  lines.push(`found at scenario ${f.index + 1} after ${seconds(f.findMs)}: ${caseLabel(f.original)} (${describeConfirmation(f.confirmation)})`);
   lines.push(`shrunk in ${f.steps.length} steps (${f.shrinkCandidates} candidates tried on the guest, ${seconds(f.shrinkMs)} with the confirmations):`);
-  f.steps.forEach((s, i) => lines.push(`  ${String(i + 1).padStart(3)}. ${label(s.case)}`));
-  lines.push(`minimal: ${label(f.minimal)} (${describeConfirmation(f.minimalConfirmation)})`);
+  f.steps.forEach((s, i) => lines.push(`  ${String(i + 1).padStart(3)}. ${caseLabel(s.case)}`));
+  lines.push(`minimal: ${caseLabel(f.minimal)} (${describeConfirmation(f.minimalConfirmation)})`);
   lines.push(`  ${f.minimalConfirmation.verdict.summary}`);
   if (reproFile) lines.push(`repro file: ${reproFile} (dmahil run --repro ${reproFile} replays it alone on a pristine guest)`);
   return lines;

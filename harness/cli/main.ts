@@ -20,6 +20,7 @@ import { doctor } from './doctor.js';
 import { tally, verdictTable } from '../report/verdict-table.js';
 import { parseCommandLine, USAGE, type RunOptions, type ShellOptions } from './args.js';
 import { stderrProgress } from './progress.js';
+import { reportOnInterrupt } from './interrupt.js';
 import { describeEdu, probeEduBehaviour } from '../machine/edu-behaviour.js';
 import { needsEduBehaviour, notApplicable, notOnGuestKernel, notOnImage } from '../dma/applicability.js';
 import { checkArtifactsRoom, checkQemuOption, guestSource, preflight, repoRoot, timestamp, version } from './guests.js';
@@ -75,18 +76,7 @@ async function run(opts: RunOptions): Promise<number> {
   // Interrupted (Ctrl-C, SIGTERM): the machine registry kills every QEMU; the results so far are written.
   const seen: SuiteVerdict[] = [];
   let failedOnce = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    const why = `${signal} after ${seen.length} of ${entries.length} scenarios`;
-    try {
-      writeReportsSync(artifacts, seen, ver, why);
-      progress(`interrupted (${why}); results so far in ${artifacts}`);
-    } catch (e) {
-      progress(`interrupted (${why}); ${e instanceof DmahilError ? e.describe() : (e as Error).message}`);
-    }
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stopReporting = reportOnInterrupt({ artifacts, progress, count: () => `${seen.length} of ${entries.length} scenarios`, write: (why) => writeReportsSync(artifacts, seen, ver, why) });
   const kept: Array<{ session: GuestSession; verdict: SuiteVerdict }> = [];
   const keep = (session: GuestSession, v: Verdict): boolean => {
     if (!opts.keep || kept.length > 0 || outcome(v) !== 'not-ok' || !session.debugTarget?.().machine.isRunning()) return false;
@@ -131,8 +121,7 @@ async function run(opts: RunOptions): Promise<number> {
   }
   process.stderr.write(`HTML report: ${path.join(artifacts, 'report.html')}\n`);
   // The run is over and reported: from here Ctrl-C / SIGTERM only end the kept guest.
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  stopReporting();
   for (const k of kept) await holdForDebugging(k.session, k.verdict, artifacts);
   return t.notOk === 0 && t.ok > 0 ? 0 : 1;
 }
